@@ -1,0 +1,56 @@
+"""Roles and permissions, enforced in the core: every state-changing function calls :func:`require`.
+
+Deny by default: an action missing from :data:`ACTIONS` is refused for everyone, and a test fails
+when a state-changing action has no rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dashboard.errors import PermissionDenied
+
+ROLES: tuple[str, ...] = ("data_scientist", "annotator", "manager", "admin")
+
+# action -> roles allowed to perform it
+ACTIONS: dict[str, frozenset[str]] = {
+    "ingest": frozenset({"data_scientist", "admin"}),
+    "queue.send": frozenset({"data_scientist", "annotator", "admin"}),
+    "labels.sync": frozenset({"data_scientist", "annotator", "admin"}),
+    "retrain.start": frozenset({"data_scientist", "admin"}),
+    "retrain.cancel": frozenset({"data_scientist", "admin"}),
+    "promotion.request": frozenset({"data_scientist", "admin"}),
+    "model.promote": frozenset({"manager"}),
+    "model.rollback": frozenset({"manager"}),
+    "policy.override": frozenset({"manager"}),
+    "policy.change": frozenset({"manager", "admin"}),
+    "card.edit": frozenset({"data_scientist", "manager", "admin"}),
+    "report.export": frozenset({"data_scientist", "manager", "admin"}),
+    "artifact.store": frozenset({"data_scientist", "admin"}),
+    "users.manage": frozenset({"admin"}),
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who performs an action: a signed-in user, or a named system actor (CLI, cron) with a role."""
+
+    name: str
+    role: str
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise PermissionDenied(f"unknown role '{self.role}' for {self.name}; roles are {', '.join(ROLES)}")
+
+
+def allowed(actor: Actor, action: str) -> bool:
+    return actor.role in ACTIONS.get(action, frozenset())
+
+
+def require(actor: Actor, action: str) -> None:
+    """Raise :class:`PermissionDenied` unless ``actor`` may perform ``action``."""
+    if action not in ACTIONS:
+        raise PermissionDenied(f"'{action}' is not a known action; refused for everyone")
+    if not allowed(actor, action):
+        roles = ", ".join(sorted(ACTIONS[action]))
+        raise PermissionDenied(f"{actor.name} ({actor.role}) may not {action}; it needs one of: {roles}")

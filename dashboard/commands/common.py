@@ -1,0 +1,83 @@
+"""Helpers shared by the ``vigil`` sub-commands: context loading, error mapping, JSON output."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import click
+
+from connectors.windows import Window, WindowError, parse_window
+from dashboard.context import Context, load_context
+from dashboard.errors import USER_ERRORS
+
+
+def get_context(ctx: click.Context) -> Context:
+    """The Context for this invocation, loaded once from ``--config``/``VIGIL_CONFIG``."""
+    root = ctx.find_root()
+    root.ensure_object(dict)
+    if "context" not in root.obj:
+        root.obj["context"] = load_context(root.obj.get("config_path"))
+    ctx_obj: Context = root.obj["context"]
+    return ctx_obj
+
+
+def window_option(text: str | None, default: str | None = None) -> Window | None:
+    """Parse a FROM..TO option, turning a bad value into a usage error that names the format."""
+    value = text or default
+    if value is None:
+        return None
+    try:
+        return parse_window(value)
+    except WindowError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Make analytics results JSON-safe: NaN/inf become null, dates ISO strings, frames records."""
+    import pandas as pd
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, datetime | date):
+        return obj.isoformat()
+    if isinstance(obj, pd.DataFrame):
+        return [to_jsonable(r) for r in obj.to_dict(orient="records")]
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return to_jsonable(obj.item())
+    if hasattr(obj, "__dataclass_fields__"):
+        return to_jsonable({k: getattr(obj, k) for k in obj.__dataclass_fields__})
+    if isinstance(obj, pd.Timestamp):
+        return obj.isoformat()
+    return obj
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(to_jsonable(obj), indent=2, sort_keys=False))
+
+
+def run_cli(group: click.Group, argv: Sequence[str] | None) -> int:
+    """Run the group; user-caused errors print one message and exit 2."""
+    try:
+        group.main(args=list(argv) if argv is not None else None, prog_name="vigil", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except USER_ERRORS as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return 2
+    except SystemExit as exc:
+        return int(exc.code or 0) if isinstance(exc.code, int) else 1
+    return 0

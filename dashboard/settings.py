@@ -1,0 +1,483 @@
+"""Typed settings: one object read once from ``vigil.toml`` plus ``VIGIL_*`` environment variables.
+
+Why one object: every part of Vigil (app, CLI, background jobs) must agree on where the log store,
+the MLflow registry and the per-model configuration are. A bad file produces a single
+:class:`ConfigError` listing every problem with its key, so a user fixes them all in one go.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from connectors.schema import LogSchema
+
+FeatureType = Literal["numerical", "categorical"]
+FEATURE_TYPES: tuple[str, ...] = ("numerical", "categorical")
+COMPARATORS: tuple[str, ...] = ("<", "<=", ">", ">=", "==", "!=", "within", "outside")
+SEVERITIES: tuple[str, ...] = ("blocking", "warning")
+DEFAULT_CONFIG_NAME = "vigil.toml"
+DEFAULT_DATA_DIR = ".vigil"
+MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem; ``problems`` holds one ``key: message`` line per problem."""
+
+    def __init__(self, problems: list[str], source: str = "configuration") -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source} has {len(problems)} problem(s):\n{lines}")
+
+
+@dataclass(frozen=True)
+class ProtectedAttribute:
+    """A protected attribute: categorical with privileged values, or numeric bucketed by ``bins``.
+
+    For a numeric attribute, ``bins`` are edges ``[e0, e1, ..., ek]`` giving buckets
+    ``[e0, e1), [e1, e2), ...``; ``labels`` name the buckets and ``privileged`` lists bucket labels.
+    """
+
+    name: str
+    privileged: tuple[str, ...]
+    bins: tuple[float, ...] = ()
+    labels: tuple[str, ...] = ()
+
+    @property
+    def is_binned(self) -> bool:
+        return bool(self.bins)
+
+    def bucket_labels(self) -> tuple[str, ...]:
+        """Labels of the numeric buckets (generated as ``lo-hi`` when none are configured)."""
+        if self.labels:
+            return self.labels
+        return tuple(f"{_fmt(lo)}-{_fmt(hi)}" for lo, hi in zip(self.bins, self.bins[1:], strict=False))
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """Where the reference data comes from: the champion's training data, or a time window."""
+
+    source: Literal["training", "window"] = "training"
+    window: str | None = None  # "FROM..TO" when source == "window"
+    artifact_path: str = "training_data/train.parquet"
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """One policy as declared in the config: ``metric comparator threshold`` with a severity."""
+
+    name: str
+    metric: str
+    comparator: str
+    threshold: float | tuple[float, float]
+    severity: Literal["blocking", "warning"] = "blocking"
+    window: str | None = None  # e.g. "7d", "24h" or "FROM..TO"; None means the policy's default
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Default thresholds used by the analytics pages when no explicit policy overrides them."""
+
+    drift_share: float = 0.5
+    disparate_impact_low: float = 0.8
+    disparate_impact_high: float = 1.25
+    parity_difference: float = 0.1  # |SPD|, |EOD|, |AOD|
+    latency_p95_ms: float = 200.0
+    error_rate: float = 0.01
+    min_accuracy: float = 0.7
+    min_group_size: int = 30
+
+
+@dataclass(frozen=True)
+class DriftOverride:
+    """Per-column drift method and/or threshold override."""
+
+    method: str | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything Vigil needs to know about one model. ``name`` is the MLflow registered model name."""
+
+    name: str
+    features: Mapping[str, FeatureType]
+    classes: tuple[str, ...]
+    favourable: str
+    protected: tuple[ProtectedAttribute, ...] = ()
+    reference: ReferenceSpec = field(default_factory=ReferenceSpec)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    policies: tuple[PolicySpec, ...] = ()
+    drift_overrides: Mapping[str, DriftOverride] = field(default_factory=dict)
+    training_command: str | None = None
+    description: str = ""
+    extra_columns: Literal["reject", "ignore"] = "reject"
+
+    @property
+    def table_suffix(self) -> str:
+        """A SQL-safe identifier derived from the model name (names are validated on load)."""
+        return re.sub(r"[^A-Za-z0-9_]", "_", self.name).lower()
+
+    def probability_column(self, cls: str) -> str:
+        return f"proba_{re.sub(r'[^A-Za-z0-9_]', '_', cls)}"
+
+    @property
+    def probability_columns(self) -> tuple[str, ...]:
+        return tuple(self.probability_column(c) for c in self.classes)
+
+    @property
+    def protected_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.protected)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide settings. Paths are absolute once loaded."""
+
+    data_dir: Path
+    duckdb_path: Path
+    mlflow_tracking_uri: str
+    mlflow_ui_url: str | None
+    mlflow_timeout_s: float
+    label_studio_url: str | None
+    label_studio_token: str | None
+    users_file: Path
+    jobs_dir: Path
+    models: Mapping[str, ModelConfig]
+    config_path: Path | None = None
+    lock_timeout_s: float = 60.0
+
+    def model(self, name: str) -> ModelConfig:
+        """The configuration of ``name``, or a :class:`ConfigError` listing the configured models."""
+        try:
+            return self.models[name]
+        except KeyError:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise ConfigError(
+                [f"models.{name}: no such model is configured (configured: {known}); add a [models.\"{name}\"] table"],
+                source=str(self.config_path or "configuration"),
+            ) from None
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+ENV_KEYS: dict[str, str] = {
+    "VIGIL_CONFIG": "path of the vigil.toml file (default ./vigil.toml)",
+    "VIGIL_DATA_DIR": "folder for embedded state (default .vigil/)",
+    "VIGIL_DUCKDB_PATH": "DuckDB log store file (default <data_dir>/vigil.duckdb)",
+    "VIGIL_MLFLOW_URI": "MLflow tracking URI (default sqlite:///<data_dir>/mlflow.db)",
+    "VIGIL_MLFLOW_UI_URL": "URL of the MLflow UI for links (default none)",
+    "VIGIL_MLFLOW_TIMEOUT": "seconds to wait for an MLflow server (default 10)",
+    "VIGIL_LABEL_STUDIO_URL": "Label Studio base URL",
+    "VIGIL_LABEL_STUDIO_TOKEN": "Label Studio API token (never displayed)",
+    "VIGIL_USERS_FILE": "users file for built-in sign-in (default <data_dir>/users.toml)",
+    "VIGIL_LOCK_TIMEOUT": "seconds to wait for the DuckDB file lock (default 60)",
+}
+
+
+def load_settings(config_path: str | os.PathLike[str] | None = None,
+                  env: Mapping[str, str] | None = None) -> Settings:
+    """Read the config file (if any) and the environment; raise :class:`ConfigError` listing all problems."""
+    env = os.environ if env is None else env
+    path_text = str(config_path) if config_path is not None else env.get("VIGIL_CONFIG")
+    explicit = path_text is not None
+    path = Path(path_text or DEFAULT_CONFIG_NAME).expanduser()
+    raw: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"{path}: not valid TOML ({exc})"], source=str(path)) from None
+    elif explicit:
+        raise ConfigError([f"VIGIL_CONFIG: {path} does not exist; create it or unset VIGIL_CONFIG"],
+                          source=str(path))
+    base = path.parent.resolve() if path.is_file() else Path.cwd()
+    return settings_from_mapping(raw, env=env, base_dir=base, config_path=path if path.is_file() else None)
+
+
+def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None = None,
+                          base_dir: Path | None = None, config_path: Path | None = None) -> Settings:
+    """Build :class:`Settings` from parsed TOML; all problems are collected before raising."""
+    env = {} if env is None else env
+    base_dir = base_dir or Path.cwd()
+    problems: list[str] = []
+    vig = raw.get("vigil", {})
+    if not isinstance(vig, Mapping):
+        problems.append("vigil: must be a table")
+        vig = {}
+    unknown_top = set(raw) - {"vigil", "models"}
+    problems += [f"{k}: unknown top-level key (expected [vigil] and [models.<name>])" for k in sorted(unknown_top)]
+
+    def pick(key: str, env_key: str, default: Any) -> Any:
+        return env.get(env_key) or vig.get(key) or default
+
+    def resolve(p: Any) -> Path:
+        q = Path(str(p)).expanduser()
+        return q if q.is_absolute() else (base_dir / q).resolve()
+
+    data_dir = resolve(pick("data_dir", "VIGIL_DATA_DIR", DEFAULT_DATA_DIR))
+    duckdb_path = resolve(pick("duckdb_path", "VIGIL_DUCKDB_PATH", data_dir / "vigil.duckdb"))
+    mlflow_uri = str(pick("mlflow_tracking_uri", "VIGIL_MLFLOW_URI", f"sqlite:///{data_dir / 'mlflow.db'}"))
+    if not re.match(r"^(sqlite|https?|file|postgresql|mysql|databricks)(\+\w+)?:", mlflow_uri) \
+            and not mlflow_uri.startswith("/"):
+        problems.append(f"vigil.mlflow_tracking_uri: '{mlflow_uri}' is not a URI MLflow accepts "
+                        "(use sqlite:///path, http://host:port or file:///path)")
+    ui_url = pick("mlflow_ui_url", "VIGIL_MLFLOW_UI_URL", None)
+    if ui_url is None and mlflow_uri.startswith("http"):
+        ui_url = mlflow_uri
+    timeout = _number(pick("mlflow_timeout_s", "VIGIL_MLFLOW_TIMEOUT", 10), "vigil.mlflow_timeout_s", problems)
+    lock_timeout = _number(pick("lock_timeout_s", "VIGIL_LOCK_TIMEOUT", 60), "vigil.lock_timeout_s", problems)
+    ls_url = pick("label_studio_url", "VIGIL_LABEL_STUDIO_URL", None)
+    if "label_studio_token" in vig:
+        problems.append("vigil.label_studio_token: secrets do not belong in vigil.toml; set "
+                        "VIGIL_LABEL_STUDIO_TOKEN or .streamlit/secrets.toml instead")
+    ls_token = env.get("VIGIL_LABEL_STUDIO_TOKEN") or None
+    users_file = resolve(pick("users_file", "VIGIL_USERS_FILE", data_dir / "users.toml"))
+    jobs_dir = resolve(vig.get("jobs_dir", data_dir / "jobs"))
+
+    models: dict[str, ModelConfig] = {}
+    raw_models = raw.get("models", {})
+    if not isinstance(raw_models, Mapping):
+        problems.append("models: must be a table of [models.<name>] tables")
+        raw_models = {}
+    for name, spec in raw_models.items():
+        cfg = _parse_model(str(name), spec, problems)
+        if cfg is not None:
+            models[str(name)] = cfg
+    suffixes: dict[str, str] = {}
+    for name, cfg in models.items():
+        other = suffixes.setdefault(cfg.table_suffix, name)
+        if other != name:
+            problems.append(f"models.{name}: name collides with models.{other} once made SQL-safe; rename one")
+
+    if problems:
+        raise ConfigError(problems, source=str(config_path or "configuration"))
+    return Settings(
+        data_dir=data_dir, duckdb_path=duckdb_path, mlflow_tracking_uri=mlflow_uri,
+        mlflow_ui_url=str(ui_url) if ui_url else None, mlflow_timeout_s=float(timeout or 10),
+        label_studio_url=str(ls_url).rstrip("/") if ls_url else None, label_studio_token=ls_token,
+        users_file=users_file, jobs_dir=jobs_dir, models=models, config_path=config_path,
+        lock_timeout_s=float(lock_timeout or 60),
+    )
+
+
+def _number(value: Any, key: str, problems: list[str]) -> float | None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        problems.append(f"{key}: '{value}' is not a number")
+        return None
+    if not math.isfinite(x) or x <= 0:
+        problems.append(f"{key}: must be a positive number, got {value}")
+        return None
+    return x
+
+
+def _parse_model(name: str, spec: Any, problems: list[str]) -> ModelConfig | None:
+    key = f"models.{name}"
+    if not isinstance(spec, Mapping):
+        problems.append(f"{key}: must be a table")
+        return None
+    start = len(problems)
+    if not MODEL_NAME_PATTERN.match(name):
+        problems.append(f"{key}: model names start with a letter and use letters, digits, '-' or '_' (max 63)")
+    known = {"features", "classes", "favourable", "protected", "reference", "thresholds", "policies",
+             "drift", "training_command", "description", "extra_columns"}
+    problems += [f"{key}.{k}: unknown key (known: {', '.join(sorted(known))})" for k in sorted(set(spec) - known)]
+
+    features: dict[str, FeatureType] = {}
+    raw_features = spec.get("features")
+    if not isinstance(raw_features, Mapping) or not raw_features:
+        problems.append(f"{key}.features: required table of column = \"numerical\"|\"categorical\"")
+    else:
+        for col, typ in raw_features.items():
+            if not _is_identifier(col):
+                problems.append(f"{key}.features.{col}: column names must be identifiers (letters, digits, _)")
+            if typ not in FEATURE_TYPES:
+                problems.append(f"{key}.features.{col}: type '{typ}' is not one of {', '.join(FEATURE_TYPES)}")
+            else:
+                features[col] = typ
+
+    classes = tuple(str(c) for c in spec.get("classes", []) or [])
+    if len(classes) < 2:
+        problems.append(f"{key}.classes: list at least two class labels, e.g. classes = [\"bad\", \"good\"]")
+    if len(set(classes)) != len(classes):
+        problems.append(f"{key}.classes: class labels must be unique")
+    favourable = str(spec.get("favourable", ""))
+    if not favourable:
+        problems.append(f"{key}.favourable: required: the class that benefits the subject, e.g. \"good\"")
+    elif classes and favourable not in classes:
+        problems.append(f"{key}.favourable: '{favourable}' is not one of classes {list(classes)}")
+
+    protected: list[ProtectedAttribute] = []
+    raw_protected = spec.get("protected", [])
+    if not isinstance(raw_protected, list):
+        problems.append(f"{key}.protected: must be an array of tables ([[models.{name}.protected]])")
+        raw_protected = []
+    for i, p in enumerate(raw_protected):
+        attr = _parse_protected(f"{key}.protected[{i}]", p, problems)
+        if attr is not None:
+            protected.append(attr)
+    names = [p.name for p in protected]
+    if len(set(names)) != len(names):
+        problems.append(f"{key}.protected: an attribute is listed twice")
+
+    reference = _parse_reference(f"{key}.reference", spec.get("reference", {}), problems)
+    thresholds = _parse_thresholds(f"{key}.thresholds", spec.get("thresholds", {}), problems)
+    policies = tuple(pol for i, raw_pol in enumerate(spec.get("policies", []) or [])
+                     if (pol := _parse_policy(f"{key}.policies[{i}]", raw_pol, problems)) is not None)
+    overrides: dict[str, DriftOverride] = {}
+    for col, ov in (spec.get("drift", {}) or {}).items():
+        if not isinstance(ov, Mapping):
+            problems.append(f"{key}.drift.{col}: must be a table with method and/or threshold")
+            continue
+        if features and col not in features and col not in ("prediction", "label"):
+            problems.append(f"{key}.drift.{col}: not a feature of the model")
+        thr = ov.get("threshold")
+        if thr is not None and not isinstance(thr, int | float):
+            problems.append(f"{key}.drift.{col}.threshold: must be a number")
+            thr = None
+        overrides[col] = DriftOverride(method=ov.get("method"), threshold=None if thr is None else float(thr))
+    extra = spec.get("extra_columns", "reject")
+    if extra not in ("reject", "ignore"):
+        problems.append(f"{key}.extra_columns: must be \"reject\" or \"ignore\"")
+    cmd = spec.get("training_command")
+    if cmd is not None and not isinstance(cmd, str):
+        problems.append(f"{key}.training_command: must be a string")
+
+    if len(problems) > start:
+        return None
+    return ModelConfig(
+        name=name, features=features, classes=classes, favourable=favourable, protected=tuple(protected),
+        reference=reference, thresholds=thresholds, policies=policies, drift_overrides=overrides,
+        training_command=cmd, description=str(spec.get("description", "")), extra_columns=extra,
+    )
+
+
+def _is_identifier(col: Any) -> bool:
+    return isinstance(col, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", col) is not None
+
+
+def _parse_protected(key: str, p: Any, problems: list[str]) -> ProtectedAttribute | None:
+    if not isinstance(p, Mapping):
+        problems.append(f"{key}: must be a table with name and privileged")
+        return None
+    start = len(problems)
+    attr_name = p.get("name")
+    if not _is_identifier(attr_name):
+        problems.append(f"{key}.name: required column name (letters, digits, _)")
+    privileged = p.get("privileged")
+    if not isinstance(privileged, list) or not privileged:
+        problems.append(f"{key}.privileged: required non-empty list of privileged values")
+        privileged = []
+    bins = p.get("bins", [])
+    labels = p.get("labels", [])
+    if bins:
+        if not all(isinstance(b, int | float) for b in bins) or len(bins) < 3 \
+                or any(b2 <= b1 for b1, b2 in zip(bins, bins[1:], strict=False)):
+            problems.append(f"{key}.bins: need at least three strictly increasing numbers (edges)")
+            bins = []
+        elif labels and len(labels) != len(bins) - 1:
+            problems.append(f"{key}.labels: {len(bins) - 1} bins need {len(bins) - 1} labels, got {len(labels)}")
+    elif labels:
+        problems.append(f"{key}.labels: labels only apply with bins")
+    if len(problems) > start:
+        return None
+    attr = ProtectedAttribute(name=str(attr_name), privileged=tuple(str(v) for v in privileged),
+                              bins=tuple(float(b) for b in bins), labels=tuple(str(label) for label in labels))
+    if attr.is_binned:
+        missing = [v for v in attr.privileged if v not in attr.bucket_labels()]
+        if missing:
+            problems.append(f"{key}.privileged: {missing} are not bucket labels {list(attr.bucket_labels())}")
+            return None
+    return attr
+
+
+def _parse_reference(key: str, r: Any, problems: list[str]) -> ReferenceSpec:
+    if not isinstance(r, Mapping):
+        problems.append(f"{key}: must be a table")
+        return ReferenceSpec()
+    source = r.get("source", "training")
+    window = r.get("window")
+    if source not in ("training", "window"):
+        problems.append(f"{key}.source: must be \"training\" or \"window\"")
+        source = "training"
+    if source == "window":
+        if not isinstance(window, str) or ".." not in window:
+            problems.append(f"{key}.window: required as \"FROM..TO\" (ISO dates) when source = \"window\"")
+    return ReferenceSpec(source=source, window=window,
+                         artifact_path=str(r.get("artifact_path", ReferenceSpec.artifact_path)))
+
+
+def _parse_thresholds(key: str, t: Any, problems: list[str]) -> Thresholds:
+    if not isinstance(t, Mapping):
+        problems.append(f"{key}: must be a table")
+        return Thresholds()
+    defaults = Thresholds()
+    values: dict[str, Any] = {}
+    for k, v in t.items():
+        if not hasattr(defaults, k):
+            problems.append(f"{key}.{k}: unknown threshold (known: {', '.join(Thresholds.__dataclass_fields__)})")
+        elif not isinstance(v, int | float) or isinstance(v, bool):
+            problems.append(f"{key}.{k}: must be a number")
+        else:
+            values[k] = int(v) if k == "min_group_size" else float(v)
+    th = Thresholds(**values)
+    if th.disparate_impact_low >= th.disparate_impact_high:
+        problems.append(f"{key}: disparate_impact_low must be below disparate_impact_high")
+    return th
+
+
+def _parse_policy(key: str, p: Any, problems: list[str]) -> PolicySpec | None:
+    if not isinstance(p, Mapping):
+        problems.append(f"{key}: must be a table with metric, comparator, threshold")
+        return None
+    start = len(problems)
+    metric = p.get("metric")
+    if not isinstance(metric, str) or not metric:
+        problems.append(f"{key}.metric: required")
+    comparator = p.get("comparator")
+    if comparator not in COMPARATORS:
+        problems.append(f"{key}.comparator: must be one of {', '.join(COMPARATORS)}")
+    threshold = p.get("threshold")
+    thr: float | tuple[float, float] = 0.0
+    if comparator in ("within", "outside"):
+        if not (isinstance(threshold, list) and len(threshold) == 2
+                and all(isinstance(x, int | float) for x in threshold)):
+            problems.append(f"{key}.threshold: '{comparator}' needs [low, high]")
+        else:
+            thr = (float(threshold[0]), float(threshold[1]))
+    elif not isinstance(threshold, int | float) or isinstance(threshold, bool):
+        problems.append(f"{key}.threshold: must be a number")
+    else:
+        thr = float(threshold)
+    severity = p.get("severity", "blocking")
+    if severity not in SEVERITIES:
+        problems.append(f"{key}.severity: must be \"blocking\" or \"warning\"")
+    if len(problems) > start:
+        return None
+    params = {k: v for k, v in p.items() if k not in {"name", "metric", "comparator", "threshold", "severity", "window"}}
+    return PolicySpec(name=str(p.get("name") or metric), metric=str(metric), comparator=str(comparator),
+                      threshold=thr, severity=severity, window=p.get("window"), params=params)
+
+
+def log_schema(cfg: ModelConfig) -> LogSchema:
+    """The log-store view of a model: features first, then protected attributes that are not features."""
+    columns: dict[str, str] = dict(cfg.features)
+    for attr in cfg.protected:
+        if attr.name not in columns:
+            columns[attr.name] = "numerical" if attr.is_binned else "categorical"
+    return LogSchema(model=cfg.name, features=tuple(cfg.features), columns=columns, classes=cfg.classes,
+                     extra_columns=cfg.extra_columns)

@@ -1,0 +1,49 @@
+"""The page registry: every page, its title, and the roles that may see it.
+
+``st.navigation`` receives only the pages of the signed-in role, so a page left out cannot be reached
+even by URL. Permission checks on actions live in the core as well (``dashboard.access``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pages
+
+PAGES_DIR = Path(pages.__file__).parent
+ALL_ROLES = ("data_scientist", "annotator", "manager", "admin")
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    file: str
+    title: str
+    icon: str
+    roles: tuple[str, ...] = ALL_ROLES
+    default: bool = False
+
+    @property
+    def path(self) -> Path:
+        return PAGES_DIR / self.file
+
+    @property
+    def url_path(self) -> str:
+        return self.file.removesuffix(".py").split("_", 1)[-1]
+
+
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("1_overview.py", "Overview", ":material/dashboard:", default=True),
+    PageSpec("2_drift.py", "Drift", ":material/ssid_chart:", ("data_scientist", "manager", "admin")),
+    PageSpec("3_fairness.py", "Fairness", ":material/balance:", ("data_scientist", "manager", "admin")),
+    PageSpec("4_operations.py", "Operations", ":material/speed:", ("data_scientist", "manager", "admin")),
+    PageSpec("5_annotation.py", "Annotation queue", ":material/label:", ("data_scientist", "annotator", "admin")),
+    PageSpec("6_retraining.py", "Retraining", ":material/model_training:", ("data_scientist", "admin")),
+    PageSpec("7_models.py", "Models", ":material/inventory_2:", ("data_scientist", "manager", "admin")),
+    PageSpec("8_compliance.py", "Compliance", ":material/verified_user:", ("data_scientist", "manager", "admin")),
+)
+
+
+def pages_for(role: str) -> list[PageSpec]:
+    """The pages ``role`` may see (deny by default: an unknown role sees none)."""
+    return [p for p in PAGES if role in p.roles]

@@ -1,0 +1,51 @@
+"""Per-process resources and per-session choices for the pages (the only Streamlit-aware glue)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from dashboard.context import Context, load_context
+from dashboard.errors import USER_ERRORS
+
+T = TypeVar("T")
+
+
+@st.cache_resource(show_spinner=False)
+def context() -> Context:
+    """One Context per server process (thread-safe: the log store opens a connection per call)."""
+    return load_context()
+
+
+def guarded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """Call ``fn``; show a user-caused error with st.error (never a traceback) and return None."""
+    try:
+        return fn(*args, **kwargs)
+    except USER_ERRORS as exc:
+        st.error(str(exc))
+        return None
+
+
+def selected_model() -> str | None:
+    """The model chosen in the sidebar (shared by every page of the session)."""
+    try:
+        models = sorted(context().settings.models)
+    except USER_ERRORS as exc:
+        st.error(str(exc))
+        return None
+    if not models:
+        st.info("No model is configured yet. Add a [models.<name>] table to vigil.toml (see the README), "
+                "or run `vigil demo` for the demo workspace.")
+        return None
+    current = st.session_state.get("model")
+    index = models.index(current) if current in models else 0
+    choice = st.sidebar.selectbox("Model", models, index=index, key="model_select")
+    st.session_state["model"] = choice
+    return str(choice)
+
+
+def data_version(model: str) -> str:
+    """The log store's data version of ``model``: part of every cache key so new data shows at once."""
+    return context().store.data_version(model)

@@ -1,0 +1,7 @@
+"""Fairness page (not built yet)."""
+
+import streamlit as st
+
+st.title("Fairness")
+st.info("This page is not built yet in this release. "
+        "No numbers are shown until they are real.")

@@ -1,0 +1,7 @@
+"""Annotation queue page (not built yet)."""
+
+import streamlit as st
+
+st.title("Annotation queue")
+st.info("This page is not built yet in this release. "
+        "No numbers are shown until they are real.")
