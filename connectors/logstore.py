@@ -552,9 +552,10 @@ def _validate_predictions(con: duckdb.DuckDBPyConnection, have: dict[str, str], 
     checks.append((f"ts IS NOT NULL AND ({ts}) IS NULL", "timestamp cannot be parsed",
                    "write ISO-8601, e.g. 2026-01-31T12:00:00Z", "ts"))
     if have["ts"] in ("VARCHAR", "JSON"):
-        aware = con.execute(f"SELECT count(*) FILTER (WHERE regexp_matches(ts::VARCHAR, '{_TZ_SUFFIX}')), "
-                            "count(ts), min(__row) FILTER (WHERE NOT regexp_matches(ts::VARCHAR, "
-                            f"'{_TZ_SUFFIX}')) FROM __src").fetchone()
+        parsed = f"({ts}) IS NOT NULL"
+        aware = con.execute(f"SELECT count(*) FILTER (WHERE {parsed} AND regexp_matches(ts::VARCHAR, '{_TZ_SUFFIX}')), "
+                            f"count(*) FILTER (WHERE {parsed}), min(__row) FILTER (WHERE {parsed} AND NOT "
+                            f"regexp_matches(ts::VARCHAR, '{_TZ_SUFFIX}')) FROM __src").fetchone()
         assert aware is not None
         if 0 < aware[0] < aware[1]:
             return [Problem(name, "timestamps mix time-zone-aware and naive values, so their instants are "

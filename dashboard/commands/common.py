@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import math
+import os
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import click
 
 from connectors.windows import Window, WindowError, parse_window
+from dashboard.access import Actor
 from dashboard.context import Context, load_context
 from dashboard.errors import USER_ERRORS
 
@@ -81,3 +84,13 @@ def run_cli(group: click.Group, argv: Sequence[str] | None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int) else 1
     return 0
+
+
+def cli_actor() -> Actor:
+    """Who runs this command: VIGIL_ACTOR (default: the OS user) with VIGIL_ROLE (default admin).
+
+    The CLI runs with the file-system rights of its user, so its role is declared, not authenticated;
+    the app's sign-in is what enforces roles for people.
+    """
+    name = os.environ.get("VIGIL_ACTOR") or getpass.getuser()
+    return Actor(name=name, role=os.environ.get("VIGIL_ROLE", "admin"))

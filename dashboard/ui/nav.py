@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import pages
-
-PAGES_DIR = Path(pages.__file__).parent
+# pages/ sits beside dashboard/ both in the repository and once installed (same distribution).
+PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
 ALL_ROLES = ("data_scientist", "annotator", "manager", "admin")
 
 

@@ -1,0 +1,363 @@
+"""MLflow registry and runs as plain data: registered models, versions, aliases, runs, datasets, artifacts.
+
+Pages and the core never see MLflow objects, only the dataclasses and DataFrames below, so a change of
+MLflow's client API touches this module only. Every failure becomes a :class:`RegistryError` whose
+message names the fix. A tracking server that is down or a wrong URI fails fast: HTTP URIs are probed
+with ``GET <uri>/health`` under the configured timeout before the client is used, and MLflow's own HTTP
+retries are bounded (``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` / ``MLFLOW_HTTP_REQUEST_TIMEOUT``, unless the
+user set them) so a server that dies mid-session cannot hang a page for minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlparse
+
+import pandas as pd
+import requests
+
+from connectors.errors import ConnectorError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+T = TypeVar("T")
+
+SETTING_HINT = "set VIGIL_MLFLOW_URI or vigil.mlflow_tracking_uri in vigil.toml"
+TRAINING_DATA_PATH = "training_data/train.parquet"
+CODE_VERSION_TAGS: tuple[str, ...] = ("mlflow.source.git.commit", "code_version")
+_HEALTH_TTL_S = 5.0
+
+
+class RegistryError(ConnectorError):
+    """MLflow could not be reached or refused a request; the message names the fix."""
+
+
+class RegistryNotFound(RegistryError):
+    """A registered model, version, alias, run or artifact does not exist."""
+
+
+@dataclass(frozen=True)
+class RegisteredModelInfo:
+    name: str
+    description: str
+    aliases: dict[str, str]  # alias -> version
+    tags: dict[str, str]
+    latest_version: str | None
+    created: datetime | None
+    updated: datetime | None
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    model: str
+    version: str
+    run_id: str | None
+    status: str
+    created: datetime | None
+    tags: dict[str, str]
+    description: str
+    aliases: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    experiment_id: str
+    run_name: str | None
+    status: str
+    start: datetime | None
+    end: datetime | None
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    artifact_uri: str
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str
+    profile: str
+    context: str | None  # "training", "evaluation", ... (the mlflow.data.context input tag)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """version -> run -> training data -> code: what produced a model version."""
+
+    model: str
+    version: str
+    run_id: str | None
+    run_name: str | None
+    datasets: tuple[DatasetInfo, ...]
+    code_version: str | None
+    code_version_tag: str | None
+    source_name: str | None
+    aliases: tuple[str, ...] = ()
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def training_digest(self) -> str | None:
+        """Digest of the training input (the first dataset logged with context "training", else the first)."""
+        training = [d for d in self.datasets if d.context in (None, "training")] or list(self.datasets)
+        return training[0].digest if training else None
+
+
+def _ts(ms: int | None) -> datetime | None:
+    """MLflow's epoch milliseconds -> naive UTC datetime (the storage convention)."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None)
+
+
+def _quote_filter(value: str) -> str:
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+class Registry:
+    """A thin, failure-translating wrapper around ``mlflow.MlflowClient`` for one tracking URI."""
+
+    def __init__(self, tracking_uri: str, timeout_s: float = 10.0) -> None:
+        self.tracking_uri = tracking_uri
+        self.timeout_s = float(timeout_s)
+        self._client: MlflowClient | None = None
+        self._healthy_until = 0.0
+        scheme = urlparse(tracking_uri).scheme
+        self.is_http = scheme in ("http", "https")
+        if self.is_http:
+            # Bounded retries: MLflow's default (7 retries with backoff) would hang a page for minutes.
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, int(round(self.timeout_s)))))
+
+    # ------------------------------------------------------------------ plumbing
+
+    def check(self) -> None:
+        """Fail fast with a :class:`RegistryError` when the tracking store cannot be reached."""
+        if self.is_http:
+            if time.monotonic() < self._healthy_until:
+                return
+            url = self.tracking_uri.rstrip("/") + "/health"
+            try:
+                resp = requests.get(url, timeout=self.timeout_s)
+            except requests.RequestException as exc:
+                raise RegistryError(
+                    f"MLflow at {self.tracking_uri} did not answer within {self.timeout_s:g} s "
+                    f"({type(exc).__name__}); start it (make demo, or `mlflow server --host 127.0.0.1 "
+                    f"--port {urlparse(self.tracking_uri).port or 5000}`) or {SETTING_HINT}") from None
+            if resp.status_code != 200:
+                raise RegistryError(
+                    f"{url} answered HTTP {resp.status_code}, so {self.tracking_uri} is not an MLflow tracking "
+                    f"server; {SETTING_HINT}")
+            self._healthy_until = time.monotonic() + _HEALTH_TTL_S
+        elif self.tracking_uri.startswith("sqlite:"):
+            path = self.tracking_uri.split(":///", 1)[-1] if ":///" in self.tracking_uri else ""
+            if path and path != ":memory:" and not Path(path).parent.is_dir():
+                raise RegistryError(f"the MLflow store {self.tracking_uri} is in a folder that does not exist; "
+                                    f"run `vigil demo` or {SETTING_HINT}")
+        elif self.tracking_uri.startswith(("file:", "/")):
+            raise RegistryError(f"{self.tracking_uri}: Vigil needs a model registry, which MLflow's file store "
+                                f"lacks; use sqlite:///path/mlflow.db or an http:// server ({SETTING_HINT})")
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self.check()
+            with self._translate("connect"):
+                self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        return self._client
+
+    @contextmanager
+    def _translate(self, what: str) -> Iterator[None]:
+        """Turn MLflow / network failures into :class:`RegistryError` with the fix named."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            yield
+        except RegistryError:
+            raise
+        except MlflowException as exc:
+            code = getattr(exc, "error_code", "")
+            text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in text.lower():
+                raise RegistryNotFound(f"{what}: {text}") from None
+            if "max retries" in text.lower() or "connection" in text.lower() or "timed out" in text.lower():
+                self._healthy_until = 0.0
+                raise RegistryError(f"{what}: MLflow at {self.tracking_uri} stopped answering ({text}); "
+                                    f"restart it or {SETTING_HINT}") from None
+            raise RegistryError(f"{what}: MLflow refused the request ({text})") from None
+        except requests.RequestException as exc:
+            self._healthy_until = 0.0
+            raise RegistryError(f"{what}: MLflow at {self.tracking_uri} did not answer ({type(exc).__name__}); "
+                                f"restart it or {SETTING_HINT}") from None
+        except OSError as exc:
+            raise RegistryError(f"{what}: {exc}; check the MLflow store ({SETTING_HINT})") from None
+        except Exception as exc:  # sqlalchemy errors for a broken sqlite store, etc.
+            if type(exc).__module__.startswith("sqlalchemy"):
+                raise RegistryError(f"{what}: the MLflow store {self.tracking_uri} cannot be opened "
+                                    f"({str(exc).splitlines()[0][:200]}); {SETTING_HINT}") from None
+            raise
+
+    def _call(self, what: str, fn: Callable[[MlflowClient], T]) -> T:
+        client = self.client
+        if self.is_http:
+            self.check()
+        with self._translate(what):
+            return fn(client)
+
+    # ------------------------------------------------------------------ registered models and versions
+
+    def list_models(self) -> list[RegisteredModelInfo]:
+        """Every registered model, sorted by name."""
+        models = self._call("list registered models", lambda c: list(c.search_registered_models(max_results=1000)))
+        out = []
+        for m in models:
+            versions = [int(v.version) for v in (m.latest_versions or [])]
+            out.append(RegisteredModelInfo(
+                name=m.name, description=m.description or "", aliases={k: str(v) for k, v in (m.aliases or {}).items()},
+                tags=dict(m.tags or {}), latest_version=str(max(versions)) if versions else None,
+                created=_ts(m.creation_timestamp), updated=_ts(m.last_updated_timestamp)))
+        return sorted(out, key=lambda m: m.name)
+
+    def versions(self, model: str) -> list[VersionInfo]:
+        """All versions of ``model``, newest first."""
+        found = self._call(f"versions of '{model}'", lambda c: list(
+            c.search_model_versions(f"name = {_quote_filter(model)}", max_results=10000)))
+        if not found:
+            self._call(f"registered model '{model}'", lambda c: c.get_registered_model(model))
+        return sorted((self._version(v) for v in found), key=lambda v: int(v.version), reverse=True)
+
+    def versions_df(self, model: str) -> pd.DataFrame:
+        rows = [{"version": v.version, "aliases": ", ".join(v.aliases), "status": v.status, "created": v.created,
+                 "run_id": v.run_id, "description": v.description,
+                 "tags": ", ".join(f"{k}={val}" for k, val in sorted(v.tags.items()))} for v in self.versions(model)]
+        return pd.DataFrame(rows, columns=["version", "aliases", "status", "created", "run_id", "description", "tags"])
+
+    def version(self, model: str, version: str) -> VersionInfo:
+        return self._version(self._call(f"version {version} of '{model}'",
+                                        lambda c: c.get_model_version(model, str(version))))
+
+    def version_by_alias(self, model: str, alias: str) -> VersionInfo:
+        return self._version(self._call(f"alias '{alias}' of '{model}'",
+                                        lambda c: c.get_model_version_by_alias(model, alias)))
+
+    def resolve(self, model: str, alias_or_version: str) -> VersionInfo:
+        """A version given either its number or an alias."""
+        text = str(alias_or_version)
+        return self.version(model, text) if text.isdigit() else self.version_by_alias(model, text)
+
+    @staticmethod
+    def _version(v: Any) -> VersionInfo:
+        return VersionInfo(model=v.name, version=str(v.version), run_id=v.run_id or None, status=str(v.status),
+                           created=_ts(v.creation_timestamp), tags=dict(v.tags or {}),
+                           description=v.description or "", aliases=tuple(sorted(v.aliases or ())),
+                           source=str(v.source or ""))
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        self._call(f"set alias '{alias}' of '{model}'",
+                   lambda c: c.set_registered_model_alias(model, alias, str(version)))
+
+    def delete_alias(self, model: str, alias: str) -> None:
+        self._call(f"delete alias '{alias}' of '{model}'", lambda c: c.delete_registered_model_alias(model, alias))
+
+    def set_version_tag(self, model: str, version: str, key: str, value: str) -> None:
+        self._call(f"tag version {version} of '{model}'",
+                   lambda c: c.set_model_version_tag(model, str(version), key, str(value)))
+
+    def update_version_description(self, model: str, version: str, description: str) -> None:
+        self._call(f"describe version {version} of '{model}'",
+                   lambda c: c.update_model_version(model, str(version), description=description))
+
+    # ------------------------------------------------------------------ runs
+
+    def run(self, run_id: str) -> RunInfo:
+        r = self._call(f"run {run_id}", lambda c: c.get_run(run_id))
+        return RunInfo(run_id=r.info.run_id, experiment_id=r.info.experiment_id, run_name=r.info.run_name,
+                       status=r.info.status, start=_ts(r.info.start_time), end=_ts(r.info.end_time),
+                       params=dict(r.data.params), metrics={k: float(v) for k, v in r.data.metrics.items()},
+                       tags=dict(r.data.tags), artifact_uri=r.info.artifact_uri)
+
+    def run_datasets(self, run_id: str) -> list[DatasetInfo]:
+        """The input datasets logged with the run (``mlflow.log_input``): name, digest, source, schema."""
+        r = self._call(f"run {run_id}", lambda c: c.get_run(run_id))
+        out = []
+        for di in (r.inputs.dataset_inputs if r.inputs else []) or []:
+            d = di.dataset
+            tags = {t.key: t.value for t in (di.tags or [])}
+            out.append(DatasetInfo(name=d.name, digest=d.digest, source_type=d.source_type, source=d.source,
+                                   schema=d.schema or "", profile=d.profile or "",
+                                   context=tags.get("mlflow.data.context")))
+        return out
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
+        items = self._call(f"artifacts of run {run_id}", lambda c: c.list_artifacts(run_id, path))
+        return [i.path for i in items]
+
+    def download_artifact(self, run_id: str, path: str, dst_dir: str | Path | None = None) -> Path:
+        """Download one artifact (file or folder) of a run; return its local path."""
+        dst = Path(dst_dir) if dst_dir is not None else Path(tempfile.mkdtemp(prefix="vigil-artifact-"))
+        dst.mkdir(parents=True, exist_ok=True)
+        local = self._call(f"artifact '{path}' of run {run_id}",
+                           lambda c: c.download_artifacts(run_id, path, str(dst)))
+        p = Path(local)
+        if not p.exists():
+            raise RegistryNotFound(f"artifact '{path}' of run {run_id} was not found; log it with the run")
+        return p
+
+    def load_training_data(self, model: str, alias_or_version: str = "champion",
+                           path: str = TRAINING_DATA_PATH) -> pd.DataFrame:
+        """The training data logged (as a Parquet artifact) with the run of a version or alias."""
+        v = self.resolve(model, alias_or_version)
+        if not v.run_id:
+            raise RegistryNotFound(f"version {v.version} of '{model}' has no run, so no training data")
+        with tempfile.TemporaryDirectory(prefix="vigil-train-") as tmp:
+            try:
+                local = self.download_artifact(v.run_id, path, tmp)
+            except RegistryNotFound:
+                raise RegistryNotFound(
+                    f"run {v.run_id} of '{model}' version {v.version} has no artifact '{path}'; log the "
+                    "training data with the run (see dashboard/demo/train.py) or set reference.source = "
+                    "\"window\" for the model") from None
+            return pd.read_parquet(local)
+
+    def log_artifact_to_version(self, model: str, version: str, local_path: str | Path,
+                                artifact_path: str | None = None) -> str:
+        """Attach a file (a model card, a report) to the run behind a version; return its artifact path."""
+        v = self.resolve(model, version)
+        if not v.run_id:
+            raise RegistryError(f"version {v.version} of '{model}' has no run to attach artifacts to")
+        run_id = v.run_id
+        self._call(f"log artifact to run {run_id}",
+                   lambda c: c.log_artifact(run_id, str(local_path), artifact_path))
+        name = Path(local_path).name
+        return f"{artifact_path.rstrip('/')}/{name}" if artifact_path else name
+
+    # ------------------------------------------------------------------ lineage
+
+    def lineage(self, model: str, version: str) -> Lineage:
+        """version -> run -> training data (digest, source) -> code version, as far as it was logged."""
+        v = self.resolve(model, version)
+        if not v.run_id:
+            return Lineage(model=model, version=v.version, run_id=None, run_name=None, datasets=(),
+                           code_version=None, code_version_tag=None, source_name=None, aliases=v.aliases)
+        run = self.run(v.run_id)
+        code_tag = next((t for t in CODE_VERSION_TAGS if run.tags.get(t)), None)
+        return Lineage(model=model, version=v.version, run_id=v.run_id, run_name=run.run_name,
+                       datasets=tuple(self.run_datasets(v.run_id)),
+                       code_version=run.tags.get(code_tag) if code_tag else None, code_version_tag=code_tag,
+                       source_name=run.tags.get("mlflow.source.name"), aliases=v.aliases, metrics=run.metrics)

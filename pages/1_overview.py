@@ -1,0 +1,55 @@
+"""Overview: which models need attention now?"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.overview import ModelHealth, model_health
+from dashboard.ui import state
+from dashboard.ui.format import fmt_pct, fmt_time
+
+st.title("Overview")
+st.caption("One card per model: volume, time range, versions and aliases, reliability and the last ingest.")
+
+
+@st.cache_data(ttl=60, show_spinner="Reading the log store and the registry…")
+def _health(name: str, data_version: str) -> ModelHealth:
+    return model_health(state.context(), name)
+
+
+ctx = state.guarded(state.context)
+if ctx is not None:
+    names = sorted(ctx.settings.models)
+    if not names:
+        st.info("No model is configured. Add a [models.<name>] table to vigil.toml, or run `vigil demo`.")
+    for name in names:
+        version = state.guarded(state.data_version, name)
+        if version is None:
+            continue
+        health = state.guarded(_health, name, version)
+        if health is None:
+            continue
+        with st.container(border=True):
+            head, badge = st.columns([4, 1])
+            head.subheader(health.name)
+            if health.description:
+                head.caption(health.description)
+            if health.attention:
+                badge.error("Needs attention", icon=":material/warning:")
+            else:
+                badge.success("Healthy", icon=":material/check_circle:")
+            c1, c2, c3, c4, c5 = st.columns(5)
+            c1.metric("Predictions", f"{health.rows:,}")
+            c2.metric("Error rate", fmt_pct(health.error_rate))
+            c3.metric("Latency p95", "n/a" if health.latency_p95_ms is None else f"{health.latency_p95_ms:.0f} ms")
+            c4.metric("Label coverage", fmt_pct(health.label_coverage))
+            c5.metric("Latest version", health.latest_version or "n/a")
+            st.write(f"**Time range:** {fmt_time(health.first_ts)} → {fmt_time(health.last_ts)} · "
+                     f"**Versions serving:** {', '.join(health.versions_logged) or 'none'} · "
+                     f"**Last ingest:** {fmt_time(health.last_ingest)}")
+            if health.aliases:
+                st.write("**Aliases:** " + ", ".join(f"`{a}` → v{v}" for a, v in sorted(health.aliases.items())))
+            if health.registry_error:
+                st.warning(f"Registry unavailable: {health.registry_error}")
+            for reason in health.attention:
+                st.write(f"- {reason}")
