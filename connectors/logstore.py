@@ -497,22 +497,24 @@ def _column_problems(con: duckdb.DuckDBPyConnection, name: str, have: dict[str, 
 
 def _check(con: duckdb.DuckDBPyConnection, name: str, checks: list[tuple[str, str, str, str | None]]
            ) -> list[Problem]:
-    """Run row-level checks in one scan. Each check: (SQL condition for a bad row, message, fix, column)."""
+    """Run row-level checks: one counting scan for all, then one lookup of the first bad row per failing check.
+
+    Each check is (SQL condition for a bad row, message, fix, column).
+    """
     if not checks:
         return []
-    parts = []
-    for i, (cond, _, _, col) in enumerate(checks):
-        sample = f"CAST({quote(col)} AS VARCHAR)" if col else "NULL"
-        parts.append(f"count(*) FILTER (WHERE {cond}) AS n{i}, min(__row) FILTER (WHERE {cond}) AS r{i}, "
-                     f"arg_min({sample}, __row) FILTER (WHERE {cond}) AS v{i}")
-    row = con.execute(f"SELECT {', '.join(parts)} FROM __src").fetchone()
-    assert row is not None
+    counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {cond})" for cond, *_ in checks)
+                         + " FROM __src").fetchone()
+    assert counts is not None
     problems = []
-    for i, (_, message, fix, col) in enumerate(checks):
-        n, first, value = row[3 * i], row[3 * i + 1], row[3 * i + 2]
-        if n:
-            shown = f" (value '{str(value)[:60]}')" if value is not None else ""
-            problems.append(Problem(name, f"{message}{shown}; {n} row(s) affected", fix, row=int(first), column=col))
+    for n, (cond, message, fix, col) in zip(counts, checks, strict=True):
+        if not n:
+            continue
+        sample = f"CAST({quote(col)} AS VARCHAR)" if col else "NULL"
+        first = con.execute(f"SELECT __row, {sample} FROM __src WHERE {cond} ORDER BY __row LIMIT 1").fetchone()
+        assert first is not None
+        shown = f" (value '{str(first[1])[:60]}')" if first[1] is not None else ""
+        problems.append(Problem(name, f"{message}{shown}; {n} row(s) affected", fix, row=int(first[0]), column=col))
     return problems
 
 
