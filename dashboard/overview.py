@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.errors import ConnectorError
+from connectors.registry import RegistryNotFound
 from dashboard.context import Context
 
 
@@ -39,10 +40,12 @@ def model_health(ctx: Context, name: str) -> ModelHealth:
         versions_logged=s["versions"], error_rate=s["error_rate"], latency_p95_ms=s["latency_p95_ms"],
         label_coverage=s["label_coverage"], last_ingest=s["last_ingest"])
     try:
-        versions = ctx.registry.model_versions(name)
+        versions = ctx.registry.versions(name)
         if versions:
             health.latest_version = max((v.version for v in versions), key=int)
             health.aliases = {a: v.version for v in versions for a in v.aliases}
+    except RegistryNotFound:
+        health.attention.append(f"'{name}' is not a registered model in MLflow")
     except ConnectorError as exc:
         health.registry_error = str(exc)
     th = cfg.thresholds
@@ -52,7 +55,7 @@ def model_health(ctx: Context, name: str) -> ModelHealth:
         health.attention.append(f"error rate {health.error_rate:.2%} above {th.error_rate:.2%}")
     if health.latency_p95_ms is not None and health.latency_p95_ms > th.latency_p95_ms:
         health.attention.append(f"latency p95 {health.latency_p95_ms:.0f} ms above {th.latency_p95_ms:.0f} ms")
-    if "champion" not in health.aliases and health.registry_error is None:
+    if health.latest_version and "champion" not in health.aliases:
         health.attention.append("no champion version in the registry")
     return health
 

@@ -1,0 +1,71 @@
+"""Overview page (AppTest) over a real DuckDB file and a real (sqlite) MLflow store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from dashboard.overview import model_health
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def run_page(monkeypatch, settings) -> AppTest:
+    monkeypatch.setenv("VIGIL_CONFIG", str(REPO / "dashboard/demo/vigil.toml"))
+    monkeypatch.setenv("VIGIL_DATA_DIR", str(settings.data_dir))
+    at = AppTest.from_file(str(REPO / "pages/1_overview.py"), default_timeout=60)
+    return at.run()
+
+
+def test_overview_shows_real_numbers_from_the_store(monkeypatch, settings, store, schema, logs_factory,
+                                                     write_file):
+    df = logs_factory(400)
+    df.loc[:19, "status"] = "error"
+    store.ingest([write_file(df, "logs.parquet")], schema)
+    at = run_page(monkeypatch, settings)
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Predictions"] == "400"
+    assert metrics["Error rate"] == "5.00%"
+    assert at.subheader[0].value == "credit-risk"
+    text = " ".join(md.value for md in at.markdown)
+    assert "is not a registered model in MLflow" in text
+    assert "error rate 5.00% above 2.00%" in text
+
+
+def test_overview_with_no_logs_says_so(monkeypatch, settings):
+    at = run_page(monkeypatch, settings)
+    assert not at.exception
+    assert any("no prediction logs ingested yet" in md.value for md in at.markdown)
+
+
+def test_overview_reports_a_registry_outage_without_failing(monkeypatch, settings, store, schema,
+                                                           logs_factory, write_file):
+    store.ingest([write_file(logs_factory(50), "logs.parquet")], schema)
+    monkeypatch.setenv("VIGIL_MLFLOW_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setenv("VIGIL_MLFLOW_TIMEOUT", "2")
+    at = run_page(monkeypatch, settings)
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Predictions"] == "50"
+    assert any("Registry unavailable" in w.value and "VIGIL_MLFLOW_URI" in w.value for w in at.warning)
+
+
+def test_model_health_flags_latency(ctx, store, schema, logs_factory, write_file):
+    df = logs_factory(100)
+    df["latency_ms"] = 500.0
+    store.ingest([write_file(df, "slow.parquet")], schema)
+    health = model_health(ctx, "credit-risk")
+    assert health.latency_p95_ms == pytest.approx(500.0)
+    assert any("latency p95 500 ms above 200 ms" in r for r in health.attention)
