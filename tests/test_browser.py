@@ -1,0 +1,89 @@
+"""The real app in Debian's Chromium: every page renders without an exception, and the CLI can ingest
+while the app is serving pages (the DuckDB file-sharing scheme)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from dashboard.ui.nav import PAGES
+from tests.conftest import make_logs
+from tests.fixtures.app import AppServer, app_env
+
+pytestmark = pytest.mark.browser
+
+
+def wait_idle(page, timeout_ms: int = 90_000) -> None:
+    """Wait until Streamlit has finished running the page script."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
+    page.wait_for_function(
+        "() => { const s = document.querySelector('[data-testid=\"stApp\"]');"
+        " return s && s.getAttribute('data-test-script-state') !== 'running'"
+        " && !document.querySelector('[data-testid=\"stStatusWidget\"]'); }", timeout=timeout_ms)
+
+
+def assert_no_exception(page, where: str) -> None:
+    exceptions = page.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, f"{where}: {exceptions.first.inner_text()}"
+    assert "Traceback" not in page.content(), f"{where} shows a traceback"
+
+
+def open_page(page, server: AppServer, url_path: str, title: str) -> None:
+    page.goto(f"{server.url}/{url_path}")
+    page.get_by_role("heading", name=title, exact=False).first.wait_for(timeout=90_000)
+    wait_idle(page)
+
+
+def test_every_page_renders_without_an_exception(app_server: AppServer, chromium):
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        for spec in PAGES:
+            open_page(page, app_server, spec.url_path, spec.title)
+            assert_no_exception(page, spec.title)
+    finally:
+        context.close()
+
+
+def overview_predictions(page) -> int:
+    metric = page.locator('[data-testid="stMetric"]', has_text="Predictions").first
+    value = metric.locator('[data-testid="stMetricValue"]').inner_text()
+    return int(re.sub(r"[^0-9]", "", value))
+
+
+def test_cli_ingests_while_the_app_serves_pages(demo_workspace: Path, tmp_path: Path, chromium):
+    workspace = tmp_path / "ws"
+    shutil.copytree(demo_workspace, workspace)
+    server = AppServer(app_env(workspace), tmp_path / "app.log")
+    context = chromium.new_context()
+    page = context.new_page()
+    try:
+        open_page(page, server, "overview", "Overview")
+        before = overview_predictions(page)
+        new_logs = make_logs(3000, seed=11, start="2026-10-20", id_prefix="concurrent-")
+        path = tmp_path / "new.parquet"
+        new_logs.to_parquet(path, index=False)
+        cmd = [str(Path(sys.executable).parent / "vigil"), "ingest", "--model", "credit-risk", str(path)]
+        result: dict[str, subprocess.CompletedProcess[str]] = {}
+        worker = threading.Thread(target=lambda: result.setdefault(
+            "r", subprocess.run(cmd, env=app_env(workspace), capture_output=True, text=True, timeout=300)))
+        worker.start()
+        while worker.is_alive():  # keep the app busy reading the same file meanwhile
+            page.reload()
+            wait_idle(page)
+            assert_no_exception(page, "Overview during ingest")
+        worker.join()
+        assert result["r"].returncode == 0, result["r"].stderr
+        assert "3,000 rows" in result["r"].stdout
+        page.reload()
+        wait_idle(page)
+        assert overview_predictions(page) == before + 3000
+    finally:
+        context.close()
+        server.stop()
