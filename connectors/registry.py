@@ -10,6 +10,7 @@ user set them) so a server that dies mid-session cannot hang a page for minutes.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -123,6 +124,19 @@ def _ts(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None)
 
 
+def _source_uri(source: str) -> str:
+    """MLflow stores a dataset source as JSON (``{"uri": ...}``); show the URI when there is one."""
+    try:
+        parsed = json.loads(source)
+    except (TypeError, ValueError):
+        return str(source)
+    if isinstance(parsed, dict):
+        for key in ("uri", "url", "path", "table_name"):
+            if parsed.get(key):
+                return str(parsed[key])
+    return str(source)
+
+
 def _quote_filter(value: str) -> str:
     return "'" + value.replace("'", "\\'") + "'"
 
@@ -141,7 +155,8 @@ class Registry:
             # Bounded retries: MLflow's default (7 retries with backoff) would hang a page for minutes.
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, int(round(self.timeout_s)))))
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, round(self.timeout_s))))
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in server logs
 
     # ------------------------------------------------------------------ plumbing
 
@@ -299,7 +314,7 @@ class Registry:
         for di in (r.inputs.dataset_inputs if r.inputs else []) or []:
             d = di.dataset
             tags = {t.key: t.value for t in (di.tags or [])}
-            out.append(DatasetInfo(name=d.name, digest=d.digest, source_type=d.source_type, source=d.source,
+            out.append(DatasetInfo(name=d.name, digest=d.digest, source_type=d.source_type, source=_source_uri(d.source),
                                    schema=d.schema or "", profile=d.profile or "",
                                    context=tags.get("mlflow.data.context")))
         return out
