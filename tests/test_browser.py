@@ -45,7 +45,8 @@ def test_every_page_renders_without_an_exception(app_server: AppServer, chromium
     page = context.new_page()
     try:
         for spec in PAGES:
-            open_page(page, app_server, spec.url_path, spec.title)
+            open_page(page, app_server, "" if spec.default else spec.url_path, spec.title)
+            assert page.get_by_text("Page not found").count() == 0, f"{spec.title} is not routed"
             assert_no_exception(page, spec.title)
     finally:
         context.close()
@@ -64,7 +65,7 @@ def test_cli_ingests_while_the_app_serves_pages(demo_workspace: Path, tmp_path: 
     context = chromium.new_context()
     page = context.new_page()
     try:
-        open_page(page, server, "overview", "Overview")
+        open_page(page, server, "", "Overview")
         before = overview_predictions(page)
         new_logs = make_logs(3000, seed=11, start="2026-10-20", id_prefix="concurrent-")
         path = tmp_path / "new.parquet"
