@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median_seconds, peak_rss_mb, write_result  # noqa: E402
+from _common import median_seconds, peak_rss_mb, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "dashboard" / "demo" / "vigil.toml"

@@ -29,7 +29,13 @@ import duckdb
 import pandas as pd
 
 from connectors.errors import ConnectorError
-from connectors.schema import LABEL_OPTIONAL, LABEL_REQUIRED, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, LogSchema, quote
+from connectors.schema import (
+    LABEL_OPTIONAL,
+    LABEL_REQUIRED,
+    REQUIRED_COLUMNS,
+    LogSchema,
+    quote,
+)
 
 SUPPORTED_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "json",
                       ".ndjson": "json", ".json": "json"}

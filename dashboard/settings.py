@@ -7,6 +7,7 @@ the MLflow registry and the per-model configuration are. A bad file produces a s
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -386,7 +387,7 @@ def _parse_protected(key: str, p: Any, problems: list[str]) -> ProtectedAttribut
     labels = p.get("labels", [])
     if bins:
         if not all(isinstance(b, int | float) for b in bins) or len(bins) < 3 \
-                or any(b2 <= b1 for b1, b2 in zip(bins, bins[1:], strict=False)):
+                or any(b2 <= b1 for b1, b2 in itertools.pairwise(bins)):
             problems.append(f"{key}.bins: need at least three strictly increasing numbers (edges)")
             bins = []
         elif labels and len(labels) != len(bins) - 1:
@@ -414,9 +415,8 @@ def _parse_reference(key: str, r: Any, problems: list[str]) -> ReferenceSpec:
     if source not in ("training", "window"):
         problems.append(f"{key}.source: must be \"training\" or \"window\"")
         source = "training"
-    if source == "window":
-        if not isinstance(window, str) or ".." not in window:
-            problems.append(f"{key}.window: required as \"FROM..TO\" (ISO dates) when source = \"window\"")
+    if source == "window" and (not isinstance(window, str) or ".." not in window):
+        problems.append(f"{key}.window: required as \"FROM..TO\" (ISO dates) when source = \"window\"")
     return ReferenceSpec(source=source, window=window,
                          artifact_path=str(r.get("artifact_path", ReferenceSpec.artifact_path)))
 
