@@ -69,7 +69,10 @@ def echo_json(obj: Any) -> None:
 def run_cli(group: click.Group, argv: Sequence[str] | None) -> int:
     """Run the group; user-caused errors print one message and exit 2."""
     try:
-        group.main(args=list(argv) if argv is not None else None, prog_name="vigil", standalone_mode=False)
+        # Without standalone mode, click returns ctx.exit(code) codes instead of raising them.
+        code = group.main(args=list(argv) if argv is not None else None, prog_name="vigil", standalone_mode=False)
+        if isinstance(code, int):
+            return code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code or 0)
     except click.ClickException as exc:
