@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -253,9 +253,14 @@ class Registry:
         """All versions of ``model``, newest first."""
         found = self._call(f"versions of '{model}'", lambda c: list(
             c.search_model_versions(f"name = {_quote_filter(model)}", max_results=10000)))
-        if not found:
-            self._call(f"registered model '{model}'", lambda c: c.get_registered_model(model))
-        return sorted((self._version(v) for v in found), key=lambda v: int(v.version), reverse=True)
+        # Version searches do not carry aliases on every store; the registered model always does.
+        rm = self._call(f"registered model '{model}'", lambda c: c.get_registered_model(model))
+        by_version: dict[str, list[str]] = {}
+        for alias, version in (rm.aliases or {}).items():
+            by_version.setdefault(str(version), []).append(alias)
+        out = [replace(info, aliases=tuple(sorted(set(info.aliases) | set(by_version.get(info.version, [])))))
+               for info in (self._version(v) for v in found)]
+        return sorted(out, key=lambda v: int(v.version), reverse=True)
 
     def versions_df(self, model: str) -> pd.DataFrame:
         rows = [{"version": v.version, "aliases": ", ".join(v.aliases), "status": v.status, "created": v.created,
@@ -282,6 +287,9 @@ class Registry:
                            created=_ts(v.creation_timestamp), tags=dict(v.tags or {}),
                            description=v.description or "", aliases=tuple(sorted(v.aliases or ())),
                            source=str(v.source or ""))
+
+    def update_model_description(self, model: str, description: str) -> None:
+        self._call(f"describe '{model}'", lambda c: c.update_registered_model(model, description=description))
 
     def set_alias(self, model: str, alias: str, version: str) -> None:
         self._call(f"set alias '{alias}' of '{model}'",

@@ -235,6 +235,7 @@ def _train_versions(settings: Any, scenario: DemoScenario, workspace: DemoWorksp
                      description="Challenger trained on a historically biased sample; serves "
                                  f"{scenario.v2_traffic_share:.0%} of traffic from day {scenario.v2_day}.")
     reg = Registry(settings.mlflow_tracking_uri, timeout_s=settings.mlflow_timeout_s)
+    reg.update_model_description(scenario.model, settings.model(scenario.model).description)
     reg.set_alias(scenario.model, "champion", v1.model_version)
     reg.set_alias(scenario.model, "challenger", v2.model_version)
     reg.set_version_tag(scenario.model, v1.model_version, "validation_status", "approved")

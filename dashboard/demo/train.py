@@ -90,7 +90,9 @@ def labelled_production_rows(settings: Settings, model: str, limit: int = 100_00
     if not store.has_model_table(schema):
         return pd.DataFrame(columns=[*FEATURES, "sex", LABEL])
     # Identifiers come from the validated config; values are bound parameters.
-    sql = f"SELECT {cols}, l.label AS {LABEL} FROM {schema.table} t JOIN current_labels l ON l.prediction_id = t.prediction_id AND l.model_name = ? WHERE t.status = 'ok' ORDER BY hash(t.prediction_id) LIMIT ?"  # noqa: S608
+    sql = (f"SELECT {cols}, l.label AS {LABEL} FROM {schema.table} t JOIN current_labels l "
+           "ON l.prediction_id = t.prediction_id AND l.model_name = ? WHERE t.status = 'ok' "
+           "ORDER BY hash(t.prediction_id) LIMIT ?")
     return store.query_df(sql, [model, limit])
 
 
