@@ -14,7 +14,7 @@ from connectors.schema import LogSchema
 from dashboard.context import Context
 from dashboard.settings import Settings, load_settings, log_schema
 
-pytest_plugins: list[str] = ["tests.fixtures.app"]
+pytest_plugins: list[str] = ["tests.fixtures.app", "tests.fixtures.labelstudio", "tests.fixtures.mlflow"]
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "dashboard" / "demo" / "vigil.toml"
