@@ -18,6 +18,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dashboard.commands.ingest",
     "dashboard.commands.demo",
     "dashboard.commands.config",
+    "dashboard.commands.queue",
+    "dashboard.commands.sync_labels",
 )
 
 

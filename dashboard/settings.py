@@ -153,7 +153,7 @@ class Settings:
     mlflow_ui_url: str | None
     mlflow_timeout_s: float
     label_studio_url: str | None
-    label_studio_token: str | None
+    label_studio_token: str | None = field(repr=False)  # a secret: never in repr or logs
     users_file: Path
     jobs_dir: Path
     models: Mapping[str, ModelConfig]
