@@ -189,7 +189,8 @@ def train_model(settings: Settings, model: str = "credit-risk", *, seed: int = 7
                 path = Path(tmp) / "train.parquet"
                 data.to_parquet(path, index=False)
                 mlflow.log_artifact(str(path), "training_data")
-                source = mlflow.get_artifact_uri("training_data/train.parquet")
+                source = _dataset_source(mlflow.get_artifact_uri("training_data/train.parquet"),
+                                         settings.mlflow_tracking_uri)
                 dataset = from_pandas(data, source=source, name=f"{model}-training", targets=LABEL)
                 mlflow.log_input(dataset, context="training")
                 card = Path(tmp) / "model_card.md"
@@ -209,6 +210,18 @@ def train_model(settings: Settings, model: str = "credit-risk", *, seed: int = 7
         if alias:
             client.set_registered_model_alias(model, alias, version)
     return TrainResult(run_id=run_id, model_version=version, metrics=metrics, training_rows=len(data), model=pipe)
+
+
+def _dataset_source(artifact_uri: str, tracking_uri: str) -> Any:
+    """Where the logged training data can be fetched from. Proxied artifacts (``mlflow-artifacts:``) have
+    no dataset-source resolver, so they are recorded as the tracking server's artifact download URL."""
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+
+    prefix = "mlflow-artifacts:"
+    if artifact_uri.startswith(prefix) and tracking_uri.startswith("http"):
+        path = artifact_uri[len(prefix):].lstrip("/")
+        return HTTPDatasetSource(f"{tracking_uri.rstrip('/')}/api/2.0/mlflow-artifacts/artifacts/{path}")
+    return artifact_uri
 
 
 @contextmanager
