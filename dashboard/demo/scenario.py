@@ -211,12 +211,33 @@ def build_workspace(folder: str | Path, *, rows: int = DemoScenario.rows, seed: 
 
 
 def _clean(root: Path) -> None:
+    _forget_mlflow_stores(f"sqlite:///{root / 'mlflow.db'}")
     for name in BUILD_OUTPUTS:
         p = root / name
         if p.is_dir():
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
+
+
+def _forget_mlflow_stores(db_uri: str) -> None:
+    """MLflow caches one store and one SQLAlchemy engine per URI for the life of the process; once the
+    sqlite file is deleted they write into a vanished file. Drop them so a rebuild opens fresh ones
+    (only matters when a long-lived process rebuilds; ``vigil demo`` runs in its own)."""
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
+    from mlflow.tracking._model_registry.registry import ModelRegistryStoreRegistry
+    from mlflow.tracking._tracking_service.registry import TrackingStoreRegistry
+
+    for cls in (TrackingStoreRegistry, ModelRegistryStoreRegistry):
+        cached = getattr(cls, "_get_store_with_resolved_uri", None)
+        if cached is not None and hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+    for store in (TrackingStore, RegistryStore):
+        engines = getattr(store, "_engine_map", {})
+        engine = engines.pop(db_uri, None)
+        if engine is not None:
+            engine.dispose()
 
 
 def _train_versions(settings: Any, scenario: DemoScenario, workspace: DemoWorkspace, say: Progress
