@@ -16,7 +16,9 @@ from click.testing import CliRunner
 
 from connectors.registry import Registry
 from dashboard.cli import cli
-from dashboard.demo.scenario import LOGS_DIR, MARKER, DemoScenario, build_workspace
+from dashboard.demo.population import FEATURES, training_frame
+from dashboard.demo.scenario import LOGS_DIR, MARKER, DemoScenario, build_workspace, day_frames
+from dashboard.demo.train import build_pipeline
 from dashboard.errors import VigilError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,11 +62,7 @@ def test_same_seed_same_data(small_builds: tuple[Path, Path]) -> None:
     pd.testing.assert_frame_equal(q(a, labels), q(b, labels))
 
 
-def test_different_seed_different_data(small_builds: tuple[Path, Path], tmp_path: Path) -> None:
-    from dashboard.demo.scenario import day_frames
-    from dashboard.demo.train import build_pipeline
-    from dashboard.demo.population import FEATURES, training_frame
-
+def test_different_seed_different_data() -> None:
     df = training_frame(1, 2_000)
     pipe = build_pipeline().fit(df[list(FEATURES)], df["label"])
     models, versions = {"1": pipe, "2": pipe}, {"champion": "1", "challenger": "2"}
