@@ -213,7 +213,7 @@ class Registry:
                 raise RegistryNotFound(f"{what}: {text}") from None
             if "max retries" in text.lower() or "connection" in text.lower() or "timed out" in text.lower():
                 self._healthy_until = 0.0
-                raise RegistryError(f"{what}: MLflow at {self.tracking_uri} stopped answering ({text}); "
+                raise RegistryError(f"{what}: MLflow at {self.tracking_uri} did not answer ({text}); "
                                     f"restart it or {SETTING_HINT}") from None
             raise RegistryError(f"{what}: MLflow refused the request ({text})") from None
         except requests.RequestException as exc:
