@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dashboard.commands.config",
     "dashboard.commands.queue",
     "dashboard.commands.sync_labels",
+    "dashboard.commands.audit",
 )
 
 
