@@ -1,0 +1,133 @@
+"""SQL of fairness: per-group (optionally per-time-bucket) weighted confusion counts in ONE GROUP BY.
+
+Every AIF360 group metric for binary classification is a function of, per group: the number of rows and
+of favourable predictions (all rows), and the four confusion counts over labelled rows; the entropy
+indices need the same counts unweighted (AIF360 ignores instance weights there). So the database returns
+a few rows per group, whatever the log size, and the formulas run in Python over those rows.
+
+Numeric protected attributes are bucketed in SQL by the configured edges (``[e0, e1), [e1, e2), ...``);
+values outside the edges and NULLs land in no bucket (group NULL), shown as "(missing)".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from connectors.schema import LogSchema, quote
+
+BUCKETS: dict[str, str] = {"day": "day", "week": "week"}
+
+#: Count columns returned by :func:`confusion_counts` (``w_`` = weighted, others are row counts).
+COUNT_COLUMNS: tuple[str, ...] = (
+    "n", "w_n", "w_pred_pos", "n_pred_pos", "n_labelled", "w_labelled",
+    "w_tp", "w_fp", "w_tn", "w_fn", "tp", "fp", "tn", "fn",
+)
+
+
+def bucket_expr(column: str, bins: Sequence[float], labels: Sequence[str]) -> str:
+    """A CASE expression mapping a numeric column to its bucket label (NULL outside the edges)."""
+    if len(labels) != len(bins) - 1:
+        raise ValueError(f"{len(bins)} bin edges need {len(bins) - 1} labels, got {len(labels)}")
+    col = quote(column)
+    arms = " ".join(
+        f"WHEN {col} >= {float(lo)!r} AND {col} < {float(hi)!r} THEN {_literal(lab)}"
+        for lo, hi, lab in zip(bins, bins[1:], labels, strict=False))
+    return f"CASE {arms} ELSE NULL END"
+
+
+def category_expr(column: str) -> str:
+    """The text value of a categorical attribute (NULL stays NULL)."""
+    return f"CAST({quote(column)} AS VARCHAR)"
+
+
+def _literal(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def log_relation(schema: LogSchema) -> str:
+    """The model's log rows joined with their current label (``label`` NULL when unlabelled).
+
+    Error rows carry no usable prediction and are left out.
+    """
+    return (f"(SELECT t.*, l.label AS label FROM {schema.table} t "
+            f"LEFT JOIN current_labels l ON l.model_name = {_literal(schema.model)} "
+            f"AND l.prediction_id = t.prediction_id "
+            f"WHERE t.status = 'ok' AND t.prediction IS NOT NULL)")
+
+
+def confusion_counts(con: duckdb.DuckDBPyConnection, relation: str, groups: Mapping[str, str],
+                     favourable: str, *, prediction: str = "prediction", label: str = "label",
+                     weight: str | None = None, where: str = "TRUE", params: Sequence[Any] = (),
+                     bucket: str | None = None, ts: str = "ts") -> pd.DataFrame:
+    """Counts per combination of ``groups`` (alias -> SQL expression), and per time bucket if asked.
+
+    ``prediction``/``label`` are columns of ``relation`` holding class labels; a row is positive when
+    the value equals ``favourable``; a NULL label means "not labelled". ``weight`` is an optional SQL
+    expression of instance weights (1 when omitted). Returns one row per group combination with
+    :data:`COUNT_COLUMNS`; ``bucket`` ("day"/"week") adds a ``bucket`` timestamp column.
+    """
+    keys = [f"{expr} AS {quote(alias)}" for alias, expr in groups.items()]
+    names = [quote(a) for a in groups]
+    if bucket is not None:
+        if bucket not in BUCKETS:
+            raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, got {bucket!r}")
+        keys.append(f"date_trunc('{BUCKETS[bucket]}', {quote(ts)}) AS bucket")
+        names.append("bucket")
+    w = f"CAST({weight} AS DOUBLE)" if weight else None
+    inner = ", ".join(keys + [
+        f"({quote(prediction)} = $fav) AS pp",
+        f"({quote(label)} IS NOT NULL) AS lab",
+        f"({quote(label)} = $fav) AS yp",
+    ] + ([f"{w} AS w"] if w else []))
+    raw = [
+        "count(*) AS n",
+        "count(*) FILTER (WHERE pp) AS n_pred_pos",
+        "count(*) FILTER (WHERE lab) AS n_labelled",
+        "count(*) FILTER (WHERE lab AND pp AND yp) AS tp",
+        "count(*) FILTER (WHERE lab AND pp AND NOT yp) AS fp",
+        "count(*) FILTER (WHERE lab AND NOT pp AND NOT yp) AS tn",
+        "count(*) FILTER (WHERE lab AND NOT pp AND yp) AS fn",
+    ]
+    weighted = [
+        "sum(w) AS w_n",
+        "coalesce(sum(w) FILTER (WHERE pp), 0) AS w_pred_pos",
+        "coalesce(sum(w) FILTER (WHERE lab), 0) AS w_labelled",
+        "coalesce(sum(w) FILTER (WHERE lab AND pp AND yp), 0) AS w_tp",
+        "coalesce(sum(w) FILTER (WHERE lab AND pp AND NOT yp), 0) AS w_fp",
+        "coalesce(sum(w) FILTER (WHERE lab AND NOT pp AND NOT yp), 0) AS w_tn",
+        "coalesce(sum(w) FILTER (WHERE lab AND NOT pp AND yp), 0) AS w_fn",
+    ] if w else []
+    group_by = f"GROUP BY {', '.join(names)}" if names else ""
+    sql = (f"SELECT {', '.join(names + raw + weighted)} "
+           f"FROM (SELECT {inner} FROM {relation} WHERE {where}) {group_by}")
+    named = {"fav": favourable}
+    named.update({f"p{i}": v for i, v in enumerate(params)})
+    df = con.execute(sql, named).df()
+    for col in ("n", "n_pred_pos", "n_labelled", "tp", "fp", "tn", "fn"):
+        df[col] = df[col].astype("int64")
+    if not w:  # unweighted: the weighted counts are the row counts
+        for wc, rc in (("w_n", "n"), ("w_pred_pos", "n_pred_pos"), ("w_labelled", "n_labelled"),
+                       ("w_tp", "tp"), ("w_fp", "fp"), ("w_tn", "tn"), ("w_fn", "fn")):
+            df[wc] = df[rc].astype("float64")
+    return df[[*groups, *(["bucket"] if bucket else []), *COUNT_COLUMNS]]
+
+
+def window_filter(start: Any, end: Any, version: str | None) -> tuple[str, list[Any]]:
+    """WHERE clause (named params ``$p0..``) for a half-open time window and an optional version."""
+    where = "ts >= $p0 AND ts < $p1"
+    params: list[Any] = [start, end]
+    if version is not None:
+        where += " AND model_version = $p2"
+        params.append(str(version))
+    return where, params
+
+
+def model_versions(con: duckdb.DuckDBPyConnection, schema: LogSchema) -> list[str]:
+    """Versions present in the model's log, oldest name first."""
+    rows = con.execute(f"SELECT DISTINCT model_version FROM {schema.table} "
+                       "WHERE model_version IS NOT NULL ORDER BY 1").fetchall()
+    return [str(r[0]) for r in rows]
