@@ -110,6 +110,35 @@ class DriftOverride:
 
 
 @dataclass(frozen=True)
+class RetrainSpec:
+    """When ``vigil retrain --if-needed`` retrains, how it runs, and how the candidate gate judges.
+
+    ``None`` for ``accuracy_below`` / ``disparate_impact_outside`` means: use the model's thresholds.
+    """
+
+    drift_share_above: float | None = 0.3
+    accuracy_below: float | None = None
+    disparate_impact_outside: tuple[float, float] | None = None
+    window: str = "7d"
+    min_labels: int = 50
+    runner: Literal["local", "webhook", "github"] = "local"
+    webhook_url: str | None = None
+    webhook_timeout_s: float = 10.0
+    github_repo: str | None = None
+    github_workflow: str | None = None
+    github_ref: str = "main"
+    github_api_url: str = "https://api.github.com"
+    include_labels: bool = True
+    reweighing: bool = False
+    holdout: str | None = None  # Parquet/CSV with the features and a `label` column
+    max_metric_drop: float = 0.01
+    max_latency_ratio: float = 2.0
+
+
+RETRAIN_KEYS: tuple[str, ...] = tuple(RetrainSpec.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Everything Vigil needs to know about one model. ``name`` is the MLflow registered model name."""
 
@@ -125,6 +154,7 @@ class ModelConfig:
     training_command: str | None = None
     description: str = ""
     extra_columns: Literal["reject", "ignore"] = "reject"
+    retrain: RetrainSpec = field(default_factory=RetrainSpec)
 
     @property
     def table_suffix(self) -> str:
@@ -295,7 +325,7 @@ def _parse_model(name: str, spec: Any, problems: list[str]) -> ModelConfig | Non
     if not MODEL_NAME_PATTERN.match(name):
         problems.append(f"{key}: model names start with a letter and use letters, digits, '-' or '_' (max 63)")
     known = {"features", "classes", "favourable", "protected", "reference", "thresholds", "policies",
-             "drift", "training_command", "description", "extra_columns"}
+             "drift", "training_command", "description", "extra_columns", "retrain"}
     problems += [f"{key}.{k}: unknown key (known: {', '.join(sorted(known))})" for k in sorted(set(spec) - known)]
 
     features: dict[str, FeatureType] = {}
@@ -358,12 +388,15 @@ def _parse_model(name: str, spec: Any, problems: list[str]) -> ModelConfig | Non
     if cmd is not None and not isinstance(cmd, str):
         problems.append(f"{key}.training_command: must be a string")
 
+    retrain = _parse_retrain(f"{key}.retrain", spec.get("retrain", {}), problems)
+
     if len(problems) > start:
         return None
     return ModelConfig(
         name=name, features=features, classes=classes, favourable=favourable, protected=tuple(protected),
         reference=reference, thresholds=thresholds, policies=policies, drift_overrides=overrides,
         training_command=cmd, description=str(spec.get("description", "")), extra_columns=extra,
+        retrain=retrain,
     )
 
 
@@ -419,6 +452,49 @@ def _parse_reference(key: str, r: Any, problems: list[str]) -> ReferenceSpec:
         problems.append(f"{key}.window: required as \"FROM..TO\" (ISO dates) when source = \"window\"")
     return ReferenceSpec(source=source, window=window,
                          artifact_path=str(r.get("artifact_path", ReferenceSpec.artifact_path)))
+
+
+def _parse_retrain(key: str, r: Any, problems: list[str]) -> RetrainSpec:
+    """The optional ``[models.<name>.retrain]`` table (retrain rule, runner, gate tolerances)."""
+    if not isinstance(r, Mapping):
+        problems.append(f"{key}: must be a table")
+        return RetrainSpec()
+    values: dict[str, Any] = {}
+    for k, v in r.items():
+        if k not in RETRAIN_KEYS:
+            problems.append(f"{key}.{k}: unknown key (known: {', '.join(RETRAIN_KEYS)})")
+        elif k in ("drift_share_above", "accuracy_below", "max_metric_drop", "max_latency_ratio",
+                   "webhook_timeout_s", "min_labels"):
+            if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
+                problems.append(f"{key}.{k}: must be a non-negative number")
+            else:
+                values[k] = int(v) if k == "min_labels" else float(v)
+        elif k == "disparate_impact_outside":
+            if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int | float) for x in v)
+                    and v[0] < v[1]):
+                problems.append(f"{key}.{k}: must be [low, high] with low < high, e.g. [0.8, 1.25]")
+            else:
+                values[k] = (float(v[0]), float(v[1]))
+        elif k in ("include_labels", "reweighing"):
+            if not isinstance(v, bool):
+                problems.append(f"{key}.{k}: must be true or false")
+            else:
+                values[k] = v
+        elif k == "runner":
+            if v not in ("local", "webhook", "github"):
+                problems.append(f"{key}.runner: must be \"local\", \"webhook\" or \"github\"")
+            else:
+                values[k] = v
+        elif not isinstance(v, str) or not v:
+            problems.append(f"{key}.{k}: must be a non-empty string")
+        else:
+            values[k] = v
+    spec = RetrainSpec(**values)
+    if spec.runner == "webhook" and not spec.webhook_url:
+        problems.append(f"{key}.webhook_url: required when runner = \"webhook\"")
+    if spec.runner == "github" and not (spec.github_repo and spec.github_workflow):
+        problems.append(f"{key}: runner = \"github\" needs github_repo and github_workflow")
+    return spec
 
 
 def _parse_thresholds(key: str, t: Any, problems: list[str]) -> Thresholds:
