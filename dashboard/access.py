@@ -54,3 +54,8 @@ def require(actor: Actor, action: str) -> None:
     if not allowed(actor, action):
         roles = ", ".join(sorted(ACTIONS[action]))
         raise PermissionDenied(f"{actor.name} ({actor.role}) may not {action}; it needs one of: {roles}")
+
+
+def actions_for(role: str) -> list[str]:
+    """The actions ``role`` may perform, sorted (for the UI and the docs)."""
+    return sorted(a for a, roles in ACTIONS.items() if role in roles)

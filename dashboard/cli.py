@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dashboard.commands.queue",
     "dashboard.commands.sync_labels",
     "dashboard.commands.audit",
+    "dashboard.commands.users",
 )
 
 
