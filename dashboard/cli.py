@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dashboard.commands.config",
     "dashboard.commands.queue",
     "dashboard.commands.sync_labels",
+    "dashboard.commands.retrain",
+    "dashboard.commands.fairness",
     "dashboard.commands.audit",
     "dashboard.commands.users",
 )

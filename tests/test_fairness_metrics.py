@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from aif360.datasets import BinaryLabelDataset
-from aif360.metrics import BinaryLabelDatasetMetric, ClassificationMetric
 
 from connectors.queries.fairness import confusion_counts
 from dashboard.fairness_metrics import (
@@ -27,11 +24,11 @@ from dashboard.fairness_metrics import (
     wilson_interval,
 )
 from dashboard.settings import Thresholds
+from tests.fixtures.fairness import aif360_reference
 
 GROUPS = ["a", "b", "c", "d", "zz"]  # "zz" plays a missing value: in neither side
 PRIVILEGED = ["b", "c"]
 UNPRIVILEGED = ["a", "d"]
-CODES = {g: float(i) for i, g in enumerate(GROUPS)}
 TOL = 1e-9
 
 
@@ -68,56 +65,7 @@ def sides(counts: dict[str, Counts]) -> tuple[Counts, Counts, Counts]:
 
 
 def aif360_metrics(df: pd.DataFrame) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """AIF360 on the same rows: prediction-only metrics on all rows, label-based ones on labelled rows."""
-    priv = [{"g": CODES[v]} for v in PRIVILEGED]
-    unpriv = [{"g": CODES[v]} for v in UNPRIVILEGED]
-
-    def datasets(frame: pd.DataFrame, truth: pd.Series) -> tuple[BinaryLabelDataset, BinaryLabelDataset]:
-        base = pd.DataFrame({"g": frame["g"].map(CODES).astype(float),
-                             "y": (truth == "good").astype(float).to_numpy(), "w": frame["w"].astype(float)})
-        ds = BinaryLabelDataset(df=base, label_names=["y"], protected_attribute_names=["g"],
-                                instance_weights_name="w", favorable_label=1.0, unfavorable_label=0.0)
-        pred = ds.copy(deepcopy=True)
-        pred.labels = (frame["pred"] == "good").astype(float).to_numpy().reshape(-1, 1)
-        return ds, pred
-
-    # all rows: the true labels do not enter the prediction-only metrics; use the predictions as filler
-    ds_all, pr_all = datasets(df, df["label"].where(df["label"].notna(), df["pred"]))
-    lab = df[df["label"].notna()].reset_index(drop=True)
-    ds_lab, pr_lab = datasets(lab, lab["label"])
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        cm_all = ClassificationMetric(ds_all, pr_all, unprivileged_groups=unpriv, privileged_groups=priv)
-        cm = ClassificationMetric(ds_lab, pr_lab, unprivileged_groups=unpriv, privileged_groups=priv)
-        bl = BinaryLabelDatasetMetric(ds_lab, unprivileged_groups=unpriv, privileged_groups=priv)
-        metrics = {
-            "disparate_impact": cm_all.disparate_impact(),
-            "statistical_parity_difference": cm_all.statistical_parity_difference(),
-            "equal_opportunity_difference": cm.equal_opportunity_difference(),
-            "average_odds_difference": cm.average_odds_difference(),
-            "average_abs_odds_difference": cm.average_abs_odds_difference(),
-            "false_positive_rate_difference": cm.false_positive_rate_difference(),
-            "false_negative_rate_difference": cm.false_negative_rate_difference(),
-            "error_rate_difference": cm.error_rate_difference(),
-            "base_rate_disparate_impact": bl.disparate_impact(),
-            "base_rate_parity_difference": bl.statistical_parity_difference(),
-            "generalized_entropy_index": cm.generalized_entropy_index(),
-            "theil_index": cm.theil_index(),
-            "between_group_theil_index": cm.between_group_theil_index(),
-        }
-        per_group = {
-            side: {
-                "selection_rate": cm_all.selection_rate(privileged=flag),
-                "base_rate": bl.base_rate(privileged=flag),
-                "tpr": cm.true_positive_rate(privileged=flag),
-                "fpr": cm.false_positive_rate(privileged=flag),
-                "fnr": cm.false_negative_rate(privileged=flag),
-                "precision": cm.precision(privileged=flag),
-                "error_rate": cm.error_rate(privileged=flag),
-            }
-            for side, flag in (("privileged", True), ("unprivileged", False))
-        }
-    return {k: float(v) for k, v in metrics.items()}, per_group
+    return aif360_reference(df, "g", PRIVILEGED, UNPRIVILEGED)
 
 
 def assert_agrees(ours: Any, theirs: float, what: str, allow_convention: bool = False) -> None:
