@@ -105,22 +105,20 @@ def group_counts(y_true: np.ndarray, y_pred: np.ndarray, privileged: np.ndarray)
 
 
 def fairness_from_counts(counts: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
-    """AIF360's ClassificationMetric definitions from group confusion counts (unprivileged minus/over
-    privileged): disparate impact, statistical parity, equal opportunity and average odds differences."""
+    """AIF360's ClassificationMetric values (unprivileged vs privileged) via :mod:`dashboard.fairness_metrics`,
+    the same formulas as the Fairness page; NaN where a metric is undefined."""
+    from dashboard.fairness_metrics import Counts, metric_rates
 
-    def rates(c: Mapping[str, int]) -> tuple[float, float, float]:
+    def as_counts(c: Mapping[str, int]) -> Counts:
         n = c["tp"] + c["fp"] + c["tn"] + c["fn"]
-        sel = (c["tp"] + c["fp"]) / n if n else math.nan
-        tpr = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else math.nan
-        fpr = c["fp"] / (c["fp"] + c["tn"]) if c["fp"] + c["tn"] else math.nan
-        return sel, tpr, fpr
+        return Counts(n=n, w_n=float(n), w_pred_pos=float(c["tp"] + c["fp"]), n_pred_pos=c["tp"] + c["fp"],
+                      n_labelled=n, w_labelled=float(n), w_tp=float(c["tp"]), w_fp=float(c["fp"]),
+                      w_tn=float(c["tn"]), w_fn=float(c["fn"]), tp=c["tp"], fp=c["fp"], tn=c["tn"], fn=c["fn"])
 
-    sel_p, tpr_p, fpr_p = rates(counts["privileged"])
-    sel_u, tpr_u, fpr_u = rates(counts["unprivileged"])
-    return {"disparate_impact": sel_u / sel_p if sel_p else math.nan,
-            "statistical_parity_difference": sel_u - sel_p,
-            "equal_opportunity_difference": tpr_u - tpr_p,
-            "average_odds_difference": 0.5 * ((fpr_u - fpr_p) + (tpr_u - tpr_p))}
+    rates = metric_rates(as_counts(counts["unprivileged"]), as_counts(counts["privileged"]))
+    keys = ("disparate_impact", "statistical_parity_difference", "equal_opportunity_difference",
+            "average_odds_difference")
+    return {k: math.nan if rates[k].value is None else float(rates[k].value) for k in keys}  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------------ scoring

@@ -256,20 +256,10 @@ def recover(ctx: Context) -> list[Job]:
 # ------------------------------------------------------------------------------------------ starting
 
 def _audit(ctx: Context, actor: Actor, action: str, target: str, details: Mapping[str, Any]) -> None:
-    """Record an audit entry when the audit module is present (dashboard.audit.record)."""
-    import importlib.util
-
-    if importlib.util.find_spec("dashboard.audit") is None:
-        return
-    import inspect
-
+    """Append to the hash-chained audit trail."""
     from dashboard import audit
 
-    record: Callable[..., Any] = audit.record
-    available = {"ctx": ctx, "context": ctx, "store": ctx.store, "actor": actor, "action": action,
-                 "target": target, "details": dict(details), "detail": dict(details), "payload": dict(details)}
-    params = inspect.signature(record).parameters
-    record(**{k: v for k, v in available.items() if k in params})
+    audit.record(ctx.store, actor, action, target, dict(details))
 
 
 def _worker_env(settings: Settings) -> dict[str, str]:
