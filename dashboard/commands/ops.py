@@ -1,0 +1,74 @@
+"""``vigil ops``: latency, errors, throughput, the latency SLO and quality of one model over a window."""
+
+from __future__ import annotations
+
+import click
+
+from dashboard.commands.common import echo_json, get_context, window_option
+from dashboard.operations import compute_operations
+from dashboard.quality import compute_quality
+
+
+def _ms(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1f} ms"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2%}"
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+@click.command("ops")
+@click.option("--model", "-m", required=True, help="Model name as configured in vigil.toml.")
+@click.option("--window", "-w", "window_text", required=True,
+              help="FROM..TO (ISO dates, TO inclusive) or a relative window such as 7d / 24h.")
+@click.option("--version", "version", default=None, help="Only this model version.")
+@click.option("--bucket", type=click.Choice(["hour", "day"]), default="hour", show_default=True,
+              help="Time bucket of the SLO and the breach ranges.")
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
+@click.pass_context
+def command(ctx: click.Context, model: str, window_text: str, version: str | None, bucket: str,
+            as_json: bool) -> None:
+    """Operations and quality of MODEL: latency p50/p95/p99, error rate, throughput, SLO breaches,
+    per-version comparison, realised and estimated accuracy."""
+    context = get_context(ctx)
+    window = window_option(window_text)
+    assert window is not None
+    ops = compute_operations(context, model, window, bucket=bucket, version=version)
+    quality = compute_quality(context, model, window, version=version, bucket="day")
+    if as_json:
+        echo_json({"operations": ops.summary(), "breaches": ops.slo.breaches, "versions": ops.versions,
+                   "quality": quality.summary(), "notes": [*ops.notes, *quality.notes]})
+        return
+    s = ops.summary()
+    click.echo(f"{model}{' v' + version if version else ''}  {window.label}  ({ops.requests} predictions)")
+    click.echo(f"  latency  p50 {_ms(s['latency_p50_ms'])}  p95 {_ms(s['latency_p95_ms'])}  "
+               f"p99 {_ms(s['latency_p99_ms'])}  max {_ms(s['latency_max_ms'])}")
+    click.echo(f"  errors   {ops.errors} ({_pct(ops.error_rate)}, threshold {_pct(ops.error_rate_threshold)})")
+    click.echo(f"  volume   {ops.throughput_per_hour:.1f} predictions/hour")
+    slo = ops.slo
+    verdict = "n/a" if slo.met is None else ("met" if slo.met else "breached")
+    click.echo(f"  SLO      p95 <= {slo.threshold_ms:g} ms per {bucket} ({slo.source}): {verdict}, "
+               f"{slo.buckets_in_breach}/{slo.buckets_scored} {bucket}s in breach ({_pct(slo.breach_share)})")
+    for b in slo.breaches.to_dict(orient="records"):
+        click.echo(f"    breach {b['start']:%Y-%m-%d %H:%M}..{b['end']:%Y-%m-%d %H:%M} UTC  "
+                   f"worst p95 {b['worst_p95_ms']:.1f} ms  {b['requests']} requests")
+    if len(ops.versions) > 1 or version is None:
+        click.echo("  versions")
+        for v in ops.versions.to_dict(orient="records"):
+            click.echo(f"    v{v['version']}: {v['n']} predictions, p95 {_ms(v['p95_ms'])}, "
+                       f"errors {_pct(v['error_rate'])}")
+    a = quality.actual
+    click.echo(f"  quality  labelled {quality.n_labelled}/{quality.n_rows} ({_pct(quality.label_coverage)})")
+    if a.accuracy is None:
+        click.echo(f"    realised: n/a: {a.reason}")
+    else:
+        click.echo(f"    realised: accuracy {_num(a.accuracy)}  precision {_num(a.precision)}  "
+                   f"recall {_num(a.recall)}  F1 {_num(a.f1)}  ROC AUC {_num(a.roc_auc)}  ECE {_num(a.ece)}")
+    click.echo(f"    estimated (CBPE): unlabelled {_num(quality.estimated_accuracy)}  "
+               f"all {_num(quality.estimated_accuracy_all)}  gap on labelled {_num(quality.estimation_gap)}")
+    for note in (*ops.notes, *quality.notes):
+        click.echo(f"  note: {note}")

@@ -1,0 +1,240 @@
+"""Operations of a production model: latency, errors and throughput per time bucket and version, and the SLO.
+
+Why this shape: the database returns one row per bucket (or version) with exact latency quantiles
+(:mod:`connectors.queries.operations`); the SLO verdict, breach ranges and gap filling are arithmetic over
+those rows. The page, the CLI and the Prometheus exporter call :func:`compute_operations`.
+
+Definitions (also shown on the page):
+
+* latency statistics use every row with a ``latency_ms`` value (failed requests too); rows without one
+  are counted in ``n`` and reported in the notes;
+* error rate = rows whose ``status`` is not ``'ok'`` / rows;
+* throughput = requests per bucket; the overall ``throughput_per_hour`` divides the requests by the hours
+  from the first to the end of the last bucket that saw traffic (idle buckets in between count as 0);
+* the SLO is ``p95 <= threshold`` per bucket; the threshold is the model's ``latency_p95_ms`` policy when
+  one is declared, else ``thresholds.latency_p95_ms`` (default 200 ms). A bucket breaches when its p95 is
+  above the threshold; consecutive breaching buckets form one breach range ``[start, end)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from connectors.queries import operations as q
+from connectors.windows import Window
+from dashboard.context import Context
+from dashboard.errors import VigilError
+from dashboard.settings import ModelConfig
+
+__all__ = ["BUCKETS", "OpsReport", "SloStatus", "breach_ranges", "compute_operations", "data_span",
+           "fill_buckets", "slo_threshold"]
+
+BUCKETS: dict[str, timedelta] = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+LATENCY_METRICS: tuple[str, ...] = ("latency_p95_ms", "latency_p95")
+
+
+@dataclass(frozen=True)
+class SloStatus:
+    """The latency SLO over the window: threshold, where it came from, and the breaches."""
+
+    threshold_ms: float
+    source: str  # "policy <name>" or "thresholds.latency_p95_ms"
+    buckets_scored: int  # buckets with at least one latency value
+    buckets_in_breach: int
+    breaches: pd.DataFrame  # start, end, buckets, worst_p95_ms, requests
+
+    @property
+    def breach_share(self) -> float | None:
+        return self.buckets_in_breach / self.buckets_scored if self.buckets_scored else None
+
+    @property
+    def met(self) -> bool | None:
+        """True when no bucket breached (None when no bucket had latency values)."""
+        return None if not self.buckets_scored else self.buckets_in_breach == 0
+
+
+@dataclass(frozen=True)
+class OpsReport:
+    """Latency, errors and throughput of one model (optionally one version) over a window."""
+
+    model: str
+    window: Window
+    bucket: str
+    version: str | None
+    requests: int
+    errors: int
+    error_rate: float
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+    latency_mean_ms: float | None
+    latency_max_ms: float | None
+    rows_without_latency: int
+    throughput_per_hour: float
+    error_rate_threshold: float
+    buckets: pd.DataFrame  # bucket, n, n_error, n_latency, p50/p95/p99/mean/max_ms, error_rate, breach
+    versions: pd.DataFrame  # version, n, n_error, error_rate, latency stats, throughput_per_hour, share
+    version_buckets: pd.DataFrame  # bucket, version, latency stats and counts (for per-version charts)
+    slo: SloStatus
+    notes: tuple[str, ...] = field(default=())
+
+    def summary(self) -> dict[str, Any]:
+        """The headline numbers (what the CLI prints and the exporter publishes)."""
+        return {"model": self.model, "window": self.window.label, "version": self.version,
+                "requests": self.requests, "errors": self.errors, "error_rate": self.error_rate,
+                "latency_p50_ms": self.latency_p50_ms, "latency_p95_ms": self.latency_p95_ms,
+                "latency_p99_ms": self.latency_p99_ms, "latency_mean_ms": self.latency_mean_ms,
+                "latency_max_ms": self.latency_max_ms, "throughput_per_hour": self.throughput_per_hour,
+                "slo_threshold_ms": self.slo.threshold_ms, "slo_source": self.slo.source,
+                "slo_met": self.slo.met, "slo_breach_share": self.slo.breach_share,
+                "slo_buckets_in_breach": self.slo.buckets_in_breach}
+
+
+def slo_threshold(cfg: ModelConfig) -> tuple[float, str]:
+    """The p95 latency objective (ms): a declared ``latency_p95_ms`` policy wins over the threshold."""
+    for pol in cfg.policies:
+        if pol.metric in LATENCY_METRICS and pol.comparator in ("<", "<=") \
+                and isinstance(pol.threshold, int | float):
+            return float(pol.threshold), f"policy {pol.name}"
+    return float(cfg.thresholds.latency_p95_ms), "thresholds.latency_p95_ms"
+
+
+def fill_buckets(df: pd.DataFrame, step: timedelta) -> pd.DataFrame:
+    """Add idle buckets (no requests) between the first and last observed bucket, with ``n = 0``."""
+    if df.empty:
+        return df
+    full = pd.date_range(df["bucket"].min(), df["bucket"].max(), freq=pd.Timedelta(step))
+    out = df.set_index("bucket").reindex(full)
+    out.index.name = "bucket"
+    for col in ("n", "n_error", "n_latency"):
+        out[col] = out[col].fillna(0).astype("int64")
+    return out.reset_index()
+
+
+def breach_ranges(buckets: pd.DataFrame, threshold_ms: float, step: timedelta) -> pd.DataFrame:
+    """Consecutive buckets with p95 above ``threshold_ms`` merged into ``[start, end)`` ranges.
+
+    An idle bucket (no latency values) ends a range: nothing is known to breach there.
+    """
+    rows: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for rec in buckets.to_dict(orient="records"):
+        p95: Any = rec["p95_ms"]
+        start = pd.Timestamp(rec["bucket"]).to_pydatetime()
+        breach = p95 is not None and not pd.isna(p95) and float(p95) > threshold_ms
+        if breach and current is not None and current["end"] == start:
+            current["end"] = start + step
+            current["buckets"] += 1
+            current["worst_p95_ms"] = max(current["worst_p95_ms"], float(p95))
+            current["requests"] += int(rec["n"])
+        elif breach:
+            current = {"start": start, "end": start + step, "buckets": 1, "worst_p95_ms": float(p95),
+                       "requests": int(rec["n"])}
+            rows.append(current)
+        else:
+            current = None
+    return pd.DataFrame(rows, columns=["start", "end", "buckets", "worst_p95_ms", "requests"])
+
+
+def data_span(ctx: Context, model: str, version: str | None = None) -> tuple[datetime | None, datetime | None, int]:
+    """First and last prediction time and row count (the page's default window)."""
+    schema = ctx.schema(model)
+    with ctx.store.connect() as con:
+        ctx.store.ensure_model(schema, con)
+        return q.time_range(con, schema, version)
+
+
+def _hours(df: pd.DataFrame, step: timedelta) -> float:
+    """Hours from the first to the end of the last bucket with traffic."""
+    active = df[df["n"] > 0]
+    if active.empty:
+        return 0.0
+    span = active["bucket"].max() - active["bucket"].min() + pd.Timedelta(step)
+    return float(span / pd.Timedelta(hours=1))
+
+
+def _opt(x: Any) -> float | None:
+    return None if x is None or pd.isna(x) else float(x)
+
+
+def _no_rows_message(ctx: Context, model: str, window: Window, version: str | None) -> str:
+    first, last, n = data_span(ctx, model, version)
+    what = f"model {model}" + (f" version {version}" if version else "")
+    if n == 0 and version is not None:
+        schema = ctx.schema(model)
+        with ctx.store.connect() as con:
+            known = q.versions(con, schema, datetime.min, datetime.max)
+        return (f"version '{version}' has no predictions of model {model} in the log store; "
+                f"versions logged: {', '.join(known) or 'none'}")
+    if n == 0:
+        return (f"no predictions of {what} are in the log store; ingest logs with "
+                f"`vigil ingest --model {model} FILES`")
+    return (f"no predictions of {what} in {window.label}; its logs cover "
+            f"{first:%Y-%m-%d %H:%M}..{last:%Y-%m-%d %H:%M} UTC: choose a window inside that range")
+
+
+def compute_operations(ctx: Context, model: str, window: Window, bucket: str = "hour",
+                       version: str | None = None) -> OpsReport:
+    """Latency, error rate, throughput and the latency SLO of ``model`` over ``window``.
+
+    Raises :class:`VigilError` for an unknown bucket or version, or a window without predictions.
+    """
+    if bucket not in BUCKETS:
+        raise VigilError(f"bucket '{bucket}' is not one of {', '.join(BUCKETS)}")
+    cfg = ctx.model(model)
+    schema = ctx.schema(model)
+    step = BUCKETS[bucket]
+    with ctx.store.connect() as con:
+        ctx.store.ensure_model(schema, con)
+        overall = q.latency_stats(con, schema, window.start, window.end, version=version)
+        per_bucket = q.latency_stats(con, schema, window.start, window.end, bucket=bucket, version=version)
+        per_version = q.latency_stats(con, schema, window.start, window.end, by_version=True)
+        per_version_buckets = q.latency_stats(con, schema, window.start, window.end, bucket=bucket,
+                                              by_version=True)
+    tot = overall.iloc[0]
+    requests = int(tot["n"])
+    if requests == 0:
+        raise VigilError(_no_rows_message(ctx, model, window, version))
+
+    notes: list[str] = []
+    missing = requests - int(tot["n_latency"])
+    if missing == requests:
+        notes.append(f"none of the {requests} predictions has a latency_ms value, so there are no latency "
+                     "statistics and no SLO verdict; log latency_ms with each prediction")
+    elif missing:
+        notes.append(f"{missing} of {requests} predictions have no latency_ms value and are left out of the "
+                     "latency statistics")
+
+    buckets = fill_buckets(per_bucket, step)
+    buckets["error_rate"] = buckets["n_error"] / buckets["n"].where(buckets["n"] > 0)
+    threshold, source = slo_threshold(cfg)
+    buckets["breach"] = buckets["p95_ms"].notna() & (buckets["p95_ms"] > threshold)
+    breaches = breach_ranges(buckets, threshold, step)
+    slo = SloStatus(threshold_ms=threshold, source=source, buckets_scored=int(buckets["p95_ms"].notna().sum()),
+                    buckets_in_breach=int(buckets["breach"].sum()), breaches=breaches)
+    hours = _hours(buckets, step)
+
+    per_version["error_rate"] = per_version["n_error"] / per_version["n"]
+    per_version["share"] = per_version["n"] / per_version["n"].sum() if len(per_version) else []
+    if version is not None and version not in set(per_version["version"]):
+        raise VigilError(f"version '{version}' has no predictions in {window.label}; versions there: "
+                         f"{', '.join(per_version['version']) or 'none'}")
+    spans = per_version_buckets.groupby("version")["bucket"].agg(["min", "max"])
+    hours_by_version = {str(v): float((r["max"] - r["min"] + pd.Timedelta(step)) / pd.Timedelta(hours=1))
+                        for v, r in spans.iterrows()}
+    per_version["throughput_per_hour"] = [n / hours_by_version[str(v)] for v, n in
+                                          zip(per_version["version"], per_version["n"], strict=True)]
+
+    return OpsReport(
+        model=model, window=window, bucket=bucket, version=version, requests=requests,
+        errors=int(tot["n_error"]), error_rate=int(tot["n_error"]) / requests,
+        latency_p50_ms=_opt(tot["p50_ms"]), latency_p95_ms=_opt(tot["p95_ms"]), latency_p99_ms=_opt(tot["p99_ms"]),
+        latency_mean_ms=_opt(tot["mean_ms"]), latency_max_ms=_opt(tot["max_ms"]),
+        rows_without_latency=missing, throughput_per_hour=requests / hours if hours else 0.0,
+        error_rate_threshold=float(cfg.thresholds.error_rate), buckets=buckets, versions=per_version,
+        version_buckets=per_version_buckets, slo=slo,
+        notes=tuple(notes))
