@@ -1,0 +1,509 @@
+"""Drift: Evidently-compatible per-column drift for any two windows, and over time, computed in DuckDB.
+
+Evidently 0.7's ``DataDriftPreset`` is the specification: column types come from the model config,
+missing values (NULL, NaN, ±inf) are dropped per column, the default test is picked from the cleaned
+reference size and the distinct values of both sides (:func:`dashboard.drift_stats.default_method`),
+thresholds and their direction are Evidently's, and the dataset drifts when the share of drifted columns
+reaches ``thresholds.drift_share`` (0.5). Row-level work is SQL (:mod:`connectors.queries.drift`); the
+formulas over its aggregates are in :mod:`dashboard.drift_stats`.
+
+Differences from Evidently, on purpose: where Evidently raises for a whole report (a column that is
+empty after cleaning, a feature missing from the reference), Vigil reports that column as not tested
+with the reason and tests the others; the drifted share counts tested columns only. Evidently's
+drifted-column count skips ±inf cleaning for columns without NaN; Vigil follows the per-column results.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from connectors.queries import drift as q
+from connectors.queries import reference as refq
+from connectors.queries.reference import LABEL_COLUMN, PREDICTION_COLUMN, Source
+from connectors.windows import Window, parse_window
+from dashboard import drift_stats as ds
+from dashboard.context import Context
+from dashboard.errors import VigilError
+from dashboard.settings import ModelConfig
+
+_EPOCH = pd.Timestamp("1970-01-01")
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """Drift of one column: Evidently's method, score and verdict, or why it was not tested."""
+
+    column: str
+    column_type: str
+    method: str | None
+    score: float | None
+    threshold: float | None
+    drifted: bool
+    n_reference: int
+    n_current: int
+    note: str = ""
+
+    @property
+    def tested(self) -> bool:
+        return self.score is not None
+
+    @property
+    def method_label(self) -> str:
+        return ds.METHODS[self.method].display if self.method else "not tested"
+
+    @property
+    def severity(self) -> float:
+        """How far past its threshold the score is (1 = at the threshold; larger = worse)."""
+        if self.score is None or self.threshold is None or self.method is None:
+            return -1.0
+        if ds.METHODS[self.method].kind == "p_value":
+            return float(self.threshold / max(self.score, 1e-300))
+        return float(self.score / self.threshold) if self.threshold else math.inf
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Per-column drift between a reference and a current window, and the dataset-level verdict."""
+
+    columns: list[ColumnDrift]
+    share_drifted: float
+    dataset_drift: bool
+    n_reference: int
+    n_current: int
+    reference_label: str
+    current_label: str
+    drift_share_threshold: float = 0.5
+    model: str = ""
+    version: str | None = None
+
+    @property
+    def n_tested(self) -> int:
+        return sum(c.tested for c in self.columns)
+
+    @property
+    def n_drifted(self) -> int:
+        return sum(c.drifted for c in self.columns)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The per-column table sorted by severity (drifted first, then by how far past the threshold)."""
+        rows = [{"column": c.column, "type": c.column_type, "method": c.method_label, "score": c.score,
+                 "threshold": c.threshold, "drifted": c.drifted, "n_reference": c.n_reference,
+                 "n_current": c.n_current, "note": c.note, "severity": c.severity} for c in self.columns]
+        df = pd.DataFrame(rows, columns=["column", "type", "method", "score", "threshold", "drifted",
+                                         "n_reference", "n_current", "note", "severity"])
+        return df.sort_values(["drifted", "severity"], ascending=[False, False], kind="stable").reset_index(drop=True)
+
+
+@dataclass
+class _Plan:
+    """What to compare: sources, column types, and columns that cannot be tested (with the reason)."""
+
+    ref: Source
+    cur: Source
+    types: dict[str, str]
+    missing: dict[str, str] = field(default_factory=dict)
+    n_ref_rows: int = 0
+
+
+# ----------------------------------------------------------------------------- public API
+
+def compute_drift(ctx: Context, model: str, current: Window, reference: Window | str = "training",
+                  version: str | None = None) -> DriftResult:
+    """Drift of ``model``'s features, prediction and (where labelled) label between ``reference``
+    ("training" = the champion's training data, "config" = the model's configured reference, a
+    ``Window`` or "FROM..TO") and the ``current`` window; ``version`` restricts the logs to one model
+    version (and, with a training reference, uses that version's training data)."""
+    cfg = ctx.model(model)
+    ref_label, plan_ref = _reference(ctx, cfg, reference, version)
+    _ensure_reference(ctx, cfg, plan_ref)
+    with ctx.store.connect() as con:
+        plan = _plan(ctx, con, cfg, plan_ref, current, version, bucket=None)
+        n_cur = q.row_count(con, plan.cur)
+        if n_cur == 0:
+            raise VigilError(f"the current window {current.label} has no logged predictions for '{model}'"
+                             + (f" version {version}" if version else "") + "; " + _span_hint(ctx, con, model))
+        per_bucket = _evaluate(con, plan, cfg, bucketed=False)
+    cols = per_bucket.get(_EPOCH, [])
+    if not cols:
+        cols = [_untested(c, t, plan, 0, "no values in the current window") for c, t in plan.types.items()]
+    cols += [ColumnDrift(c, cfg.features.get(c, "categorical"), None, None, None, False, 0, n_cur, note)
+             for c, note in plan.missing.items()]
+    return _result(cfg, cols, plan.n_ref_rows, n_cur, ref_label, current.label, version)
+
+
+def drift_over_time(ctx: Context, model: str, window: Window, bucket: str = "day",
+                    reference: Window | str = "training", version: str | None = None) -> pd.DataFrame:
+    """Per-column drift score for each ``bucket`` ("day" or "hour") of ``window`` against ``reference``.
+
+    One set of queries for all buckets (no query per bucket). Columns: bucket, column, column_type,
+    method, score, threshold, drifted, severity, n_current, share_drifted, dataset_drift (the last two
+    repeat the bucket's dataset-level values; see :func:`share_by_bucket`).
+    """
+    if bucket not in refq.BUCKET_UNITS:
+        raise VigilError(f"bucket must be one of {', '.join(refq.BUCKET_UNITS)}, not '{bucket}'")
+    cfg = ctx.model(model)
+    _, plan_ref = _reference(ctx, cfg, reference, version)
+    _ensure_reference(ctx, cfg, plan_ref)
+    with ctx.store.connect() as con:
+        plan = _plan(ctx, con, cfg, plan_ref, window, version, bucket=bucket)
+        per_bucket = _evaluate(con, plan, cfg, bucketed=True)
+    rows: list[dict[str, Any]] = []
+    share_thr = cfg.thresholds.drift_share
+    for b, cols in sorted(per_bucket.items()):
+        tested = [c for c in cols if c.tested]
+        share = sum(c.drifted for c in tested) / len(tested) if tested else float("nan")
+        for c in cols:
+            rows.append({"bucket": b, "column": c.column, "column_type": c.column_type, "method": c.method,
+                         "score": c.score, "threshold": c.threshold, "drifted": c.drifted,
+                         "severity": c.severity, "n_current": c.n_current, "share_drifted": share,
+                         "dataset_drift": bool(tested) and share >= share_thr})
+    cols_out = ["bucket", "column", "column_type", "method", "score", "threshold", "drifted", "severity",
+                "n_current", "share_drifted", "dataset_drift"]
+    return pd.DataFrame(rows, columns=cols_out)
+
+
+def share_by_bucket(over_time: pd.DataFrame) -> pd.DataFrame:
+    """Share of drifted columns per bucket (and the dataset verdict) from :func:`drift_over_time`."""
+    cols = ["bucket", "share_drifted", "dataset_drift"]
+    if over_time.empty:
+        return pd.DataFrame(columns=cols)
+    return over_time[cols].drop_duplicates("bucket").sort_values("bucket").reset_index(drop=True)
+
+
+def reference_label(ctx: Context, model: str, reference: Window | str, version: str | None = None) -> str:
+    """A readable name of the reference (for captions)."""
+    return _reference(ctx, ctx.model(model), reference, version)[0]
+
+
+# ----------------------------------------------------------------------------- reference and plan
+
+@dataclass(frozen=True)
+class _RefSpec:
+    window: Window | None = None
+    training_version: str | None = None
+    frame_loader: Any = None  # callable returning the training DataFrame (only when not materialised)
+
+
+def _reference(ctx: Context, cfg: ModelConfig, reference: Window | str,
+               version: str | None) -> tuple[str, _RefSpec]:
+    """Resolve the reference to a window or a training-data version (materialised lazily)."""
+    if isinstance(reference, str) and reference == "config":
+        reference = cfg.reference.window or "training" if cfg.reference.source == "window" else "training"
+    if isinstance(reference, Window):
+        return f"window {reference.label}", _RefSpec(window=reference)
+    if reference != "training":
+        w = parse_window(reference)
+        return f"window {w.label}", _RefSpec(window=w)
+    alias = version or "champion"
+    info = ctx.registry.resolve(cfg.name, alias)
+    label = f"training data of version {info.version}" + (" (champion)" if alias == "champion" else "")
+
+    def load() -> pd.DataFrame:
+        return ctx.registry.load_training_data(cfg.name, info.version, cfg.reference.artifact_path)
+
+    return label, _RefSpec(training_version=info.version, frame_loader=load)
+
+
+def _ensure_reference(ctx: Context, cfg: ModelConfig, spec: _RefSpec) -> None:
+    """Copy the training data into DuckDB once per model version (MLflow is read without holding the
+    store's file lock)."""
+    if spec.training_version is None:
+        return
+    with ctx.store.connect() as con:
+        if refq.materialised_columns(con, cfg.name, spec.training_version) is not None:
+            return
+    frame = spec.frame_loader()
+    types = _all_types(ctx, cfg, None, labels=True)
+    with ctx.store.connect() as con:
+        refq.materialise(con, cfg.name, spec.training_version, frame, types)
+
+
+def _all_types(ctx: Context, cfg: ModelConfig, con: duckdb.DuckDBPyConnection | None,
+               labels: bool) -> dict[str, str]:
+    types: dict[str, str] = dict(cfg.features)
+    types[PREDICTION_COLUMN] = "categorical"
+    if labels:
+        types[LABEL_COLUMN] = "categorical"
+    return types
+
+
+def _plan(ctx: Context, con: duckdb.DuckDBPyConnection, cfg: ModelConfig, spec: _RefSpec, current: Window,
+          version: str | None, bucket: str | None) -> _Plan:
+    schema = ctx.schema(cfg.name)
+    have = set(refq.log_columns(con, schema))
+    if not have:
+        raise VigilError(f"no logs of '{cfg.name}' have been ingested yet; run `vigil ingest --model {cfg.name} "
+                         "<files>` (or `vigil demo`) first")
+    labels = refq.has_labels(con, cfg.name)
+    types = _all_types(ctx, cfg, con, labels)
+    missing: dict[str, str] = {}
+    for c in list(types):
+        if c != LABEL_COLUMN and c not in have:
+            missing[c] = "not in the log table"
+    if spec.window is not None:
+        ref_cols = tuple(c for c in types if c not in missing)
+        ref = refq.window_source(schema, spec.window.start, spec.window.end, ref_cols, version,
+                                 label=f"window {spec.window.label}")
+        n_ref = q.row_count(con, ref)
+        if n_ref == 0:
+            raise VigilError(f"the reference window {spec.window.label} has no logged predictions for "
+                             f"'{cfg.name}'; {_span_hint(ctx, con, cfg.name)}")
+        if labels and not _has_values(con, ref, LABEL_COLUMN):
+            labels_missing = "no ground truth in the reference window"
+            missing[LABEL_COLUMN] = labels_missing
+    else:
+        assert spec.training_version is not None
+        stored = refq.materialised_columns(con, cfg.name, spec.training_version)
+        if stored is None:
+            raise VigilError(f"the training data of '{cfg.name}' version {spec.training_version} is not "
+                             "stored in the log store yet; retry")
+        for c in types:
+            if c not in stored and c not in missing:
+                missing[c] = f"not in the training data of version {spec.training_version}"
+        ref_cols = tuple(c for c in types if c not in missing)
+        ref = refq.table_source(cfg.name, spec.training_version, ref_cols,
+                                label=f"training data v{spec.training_version}")
+        n_ref = q.row_count(con, ref)
+        if n_ref == 0:
+            raise VigilError(f"the training data of '{cfg.name}' version {spec.training_version} has no rows")
+    cols = tuple(c for c in types if c not in missing)
+    cur = refq.window_source(schema, current.start, current.end, cols, version, bucket=bucket,
+                             label=f"window {current.label}")
+    return _Plan(ref=ref, cur=cur, types={c: types[c] for c in cols}, missing=missing, n_ref_rows=n_ref)
+
+
+def _has_values(con: duckdb.DuckDBPyConnection, src: Source, column: str) -> bool:
+    row = con.execute(f'SELECT count("{column}") FROM ({src.sql})', list(src.params)).fetchone()
+    return bool(row and row[0])
+
+
+def _span_hint(ctx: Context, con: duckdb.DuckDBPyConnection, model: str) -> str:
+    row = con.execute(f"SELECT min(ts), max(ts), count(*) FROM {ctx.schema(model).table}").fetchone()
+    if not row or not row[2]:
+        return f"no logs of '{model}' have been ingested yet"
+    return f"its logs span {row[0]:%Y-%m-%d %H:%M} to {row[1]:%Y-%m-%d %H:%M} UTC"
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def _untested(column: str, ctype: str, plan: _Plan, n_cur: int, note: str, n_ref: int = 0) -> ColumnDrift:
+    return ColumnDrift(column, ctype, None, None, None, False, n_ref, n_cur, note)
+
+
+def _override(cfg: ModelConfig, column: str, ctype: str) -> tuple[str | None, float | None]:
+    ov = cfg.drift_overrides.get(column)
+    if ov is None:
+        return None, None
+    if ov.method is not None:
+        m = ds.METHODS.get(ov.method)
+        if m is None:
+            raise VigilError(f"models.{cfg.name}.drift.{column}.method: '{ov.method}' is not one of "
+                             f"{', '.join(ds.METHODS)}")
+        if (ctype == "numerical" and not m.numerical) or (ctype == "categorical" and not m.categorical):
+            raise VigilError(f"models.{cfg.name}.drift.{column}.method: '{ov.method}' does not apply to "
+                             f"{ctype} columns")
+    return ov.method, ov.threshold
+
+
+def _evaluate(con: duckdb.DuckDBPyConnection, plan: _Plan, cfg: ModelConfig,
+              bucketed: bool) -> dict[pd.Timestamp, list[ColumnDrift]]:
+    """Per bucket (one bucket when not bucketed), the drift of every planned column."""
+    num = [c for c, t in plan.types.items() if t == "numerical"]
+    cat = [c for c, t in plan.types.items() if t == "categorical"]
+    out: dict[pd.Timestamp, list[ColumnDrift]] = {}
+    buckets = [pd.Timestamp(b) for b in q.bucket_counts(con, plan.cur if bucketed else
+                                                        _bucketless(plan.cur))["bucket"]]
+    for b in buckets:
+        out[b] = []
+    rsum, bsum, rcnt, ccnt = q.numeric_summary(con, plan.ref, plan.cur, num, bucketed)
+    rsum_by: dict[Any, Any] = {r.col: r for r in rsum.itertuples()} if not rsum.empty else {}
+    bsum_by: dict[Any, Any] = {(r.col, pd.Timestamp(r.bucket)): r  # type: ignore[arg-type]
+                               for r in bsum.itertuples()} if not bsum.empty else {}
+    for col in num:
+        method_ov, thr_ov = _override(cfg, col, "numerical")
+        r = rsum_by.get(col)
+        for b in buckets:
+            br = bsum_by.get((col, b))
+            if r is None:
+                out[b].append(_untested(col, "numerical", plan, int(br.n_cur) if br is not None else 0,
+                                        "no values in the reference (all missing)"))
+                continue
+            if br is None:
+                out[b].append(_untested(col, "numerical", plan, 0, "no values in the current window "
+                                        "(all missing)", n_ref=int(r.n_ref)))
+                continue
+            n_ref, n_cur = int(r.n_ref), int(br.n_cur)
+            u = int(r.u_ref) + int(br.new_values)
+            method = method_ov or ds.default_method("numerical", n_ref, u)
+            thr = thr_ov if thr_ov is not None else ds.METHODS[method].threshold
+            if method == "ks":
+                score = ds.ks_pvalue(int(br.ks_num), n_ref, n_cur)
+            elif method == "wasserstein":
+                score = ds.wasserstein_normed(float(br.w1), float(r.std_ref))
+            elif method in ("jensenshannon", "psi") and int(r.u_ref) > 20:
+                score = _histogram_score(con, plan, col, method, r, br, b if bucketed else None)
+            else:
+                if u <= 5:
+                    rc = rcnt[rcnt["col"] == col]
+                    ccn = ccnt[(ccnt["col"] == col) & (pd.to_datetime(ccnt["bucket"]) == b)]
+                else:
+                    rc, ccall = q.numeric_value_counts(con, col)
+                    ccn = ccall[pd.to_datetime(ccall["bucket"]) == b]
+                score = _count_score(method, rc, ccn)
+            out[b].append(ColumnDrift(col, "numerical", method, score, thr,
+                                      ds.METHODS[method].drifted(score, thr), n_ref, n_cur))
+    rc_cat, cc_cat = q.categorical_counts(con, plan.ref, plan.cur, cat, bucketed)
+    if not cc_cat.empty:
+        cc_cat["bucket"] = pd.to_datetime(cc_cat["bucket"])
+    for col in cat:
+        method_ov, thr_ov = _override(cfg, col, "categorical")
+        rc = rc_cat[rc_cat["col"] == col]
+        ccol = cc_cat[cc_cat["col"] == col] if not cc_cat.empty else cc_cat
+        groups: dict[Any, pd.DataFrame] = dict(tuple(ccol.groupby("bucket"))) if not ccol.empty else {}
+        for b in buckets:
+            cc: pd.DataFrame | None = groups.get(b)
+            n_ref = int(rc["c"].sum())
+            if n_ref == 0:
+                out[b].append(_untested(col, "categorical", plan, 0 if cc is None else int(cc["c"].sum()),
+                                        "no values in the reference (all missing)"))
+                continue
+            if cc is None or cc.empty:
+                out[b].append(_untested(col, "categorical", plan, 0, "no values in the current window "
+                                        "(all missing)", n_ref=n_ref))
+                continue
+            u = len(set(rc["v"]) | set(cc["v"]))
+            method = method_ov or ds.default_method("categorical", n_ref, u)
+            thr = thr_ov if thr_ov is not None else ds.METHODS[method].threshold
+            score = _count_score(method, rc, cc)
+            new = sorted(set(cc["v"]) - set(rc["v"]))
+            note = f"only in current: {', '.join(map(str, new[:5]))}{' ...' if len(new) > 5 else ''}" if new else ""
+            out[b].append(ColumnDrift(col, "categorical", method, score, thr,
+                                      ds.METHODS[method].drifted(score, thr), n_ref, int(cc["c"].sum()), note))
+    order = {c: i for i, c in enumerate(plan.types)}
+    return {b: sorted(cols, key=lambda c: order[c.column]) for b, cols in out.items()}
+
+
+def _bucketless(cur: Source) -> Source:
+    return Source(sql=f"SELECT TIMESTAMP '1970-01-01' AS bucket, * FROM ({cur.sql})", params=cur.params,
+                  columns=cur.columns, label=cur.label)
+
+
+def _count_score(method: str, rc: pd.DataFrame, cc: pd.DataFrame) -> float:
+    """A count-based test over the union of values (one bin per value, as Evidently bins them)."""
+    keys = sorted(set(rc["v"]) | set(cc["v"]))
+    rmap: Mapping[Any, int] = dict(zip(rc["v"], rc["c"].astype(int), strict=True))
+    cmap: Mapping[Any, int] = dict(zip(cc["v"], cc["c"].astype(int), strict=True))
+    r = np.array([rmap.get(k, 0) for k in keys], dtype=float)
+    c = np.array([cmap.get(k, 0) for k in keys], dtype=float)
+    if method == "chisquare":
+        return ds.chisquare_pvalue(r, c)
+    if method == "z":
+        return ds.z_pvalue(keys, list(r), keys, list(c))
+    p, qq = ds.shares(r, c)
+    if method == "jensenshannon":
+        return ds.jensenshannon_distance(p, qq)
+    if method == "psi":
+        return ds.psi(p, qq)
+    raise VigilError(f"method '{method}' needs numerical values")
+
+
+def _histogram_score(con: duckdb.DuckDBPyConnection, plan: _Plan, col: str, method: str, r: Any, br: Any,
+                     bucket: pd.Timestamp | None) -> float:
+    """Jensen-Shannon or PSI over Sturges bins of the pooled range (numerical, > 20 reference values)."""
+    lo, hi = min(float(r.vmin_ref), float(br.vmin_cur)), max(float(r.vmax_ref), float(br.vmax_cur))
+    edges = ds.sturges_edges(lo, hi, int(r.n_ref) + int(br.n_cur))
+    href = q.histogram(con, plan.ref, col, edges)
+    cur = plan.cur
+    if bucket is not None:
+        cur = Source(sql=f"SELECT * FROM ({cur.sql}) WHERE bucket = ?", params=(*cur.params, bucket.to_pydatetime()),
+                     columns=cur.columns)
+        hcur = q.histogram(con, cur, col, edges, bucketed=True)
+    else:
+        hcur = q.histogram(con, cur, col, edges)
+    k = len(edges) - 1
+    rv = np.zeros(k)
+    cv = np.zeros(k)
+    rv[href["bin"].astype(int).to_numpy()] = href["c"].to_numpy()
+    cv[hcur["bin"].astype(int).to_numpy()] = hcur["c"].to_numpy()
+    p, qq = ds.shares(rv, cv, float(r.n_ref), float(br.n_cur))
+    return ds.jensenshannon_distance(p, qq) if method == "jensenshannon" else ds.psi(p, qq)
+
+
+def _result(cfg: ModelConfig, cols: list[ColumnDrift], n_ref: int, n_cur: int, ref_label: str,
+            cur_label: str, version: str | None) -> DriftResult:
+    tested = [c for c in cols if c.tested]
+    share = sum(c.drifted for c in tested) / len(tested) if tested else 0.0
+    thr = cfg.thresholds.drift_share
+    return DriftResult(columns=cols, share_drifted=share, dataset_drift=bool(tested) and share >= thr,
+                       n_reference=n_ref, n_current=n_cur, reference_label=ref_label, current_label=cur_label,
+                       drift_share_threshold=thr, model=cfg.name, version=version)
+
+
+# ----------------------------------------------------------------------------- distributions (page)
+
+def distribution(ctx: Context, model: str, column: str, current: Window, reference: Window | str = "training",
+                 version: str | None = None, bins: int = 30) -> pd.DataFrame:
+    """Shares per bin (numerical: equal-width bins over the pooled range) or per category, for both
+    sides, computed in SQL. Columns: side ("reference"/"current"), bin (label), left, right, share."""
+    cfg = ctx.model(model)
+    _, spec = _reference(ctx, cfg, reference, version)
+    _ensure_reference(ctx, cfg, spec)
+    with ctx.store.connect() as con:
+        plan = _plan(ctx, con, cfg, spec, current, version, bucket=None)
+        if column not in plan.types:
+            raise VigilError(f"'{column}' cannot be compared: {plan.missing.get(column, 'not a drift column')}")
+        rows: list[dict[str, Any]] = []
+        if plan.types[column] == "numerical":
+            rng = q.numeric_range(con, [plan.ref, plan.cur], column)
+            if rng is None:
+                return pd.DataFrame(columns=["side", "bin", "left", "right", "share"])
+            lo, hi = rng
+            if lo == hi:
+                lo, hi = lo - 0.5, hi + 0.5
+            edges = np.linspace(lo, hi, bins + 1)
+            for side, src in (("reference", plan.ref), ("current", plan.cur)):
+                h = q.histogram(con, src, column, edges)
+                total = float(h["c"].sum()) or 1.0
+                counts = dict(zip(h["bin"].astype(int), h["c"], strict=True))
+                for i in range(bins):
+                    rows.append({"side": side, "bin": f"{edges[i]:.4g}", "left": float(edges[i]),
+                                 "right": float(edges[i + 1]), "share": counts.get(i, 0) / total})
+        else:
+            rc, cc = q.categorical_counts(con, plan.ref, plan.cur, [column])
+            for side, df in (("reference", rc), ("current", cc)):
+                total = float(df["c"].sum()) or 1.0
+                for v, c in zip(df["v"], df["c"], strict=True):
+                    rows.append({"side": side, "bin": str(v), "left": None, "right": None, "share": c / total})
+    return pd.DataFrame(rows, columns=["side", "bin", "left", "right", "share"])
+
+
+def result_to_dict(result: DriftResult) -> dict[str, Any]:
+    """A JSON-ready view of a result (the CLI's ``--json`` and report metadata)."""
+    return {
+        "model": result.model, "version": result.version,
+        "reference": result.reference_label, "current": result.current_label,
+        "n_reference": result.n_reference, "n_current": result.n_current,
+        "share_drifted": result.share_drifted, "dataset_drift": result.dataset_drift,
+        "drift_share_threshold": result.drift_share_threshold,
+        "columns": [{"column": c.column, "type": c.column_type, "method": c.method, "method_label": c.method_label,
+                     "score": c.score, "threshold": c.threshold, "drifted": c.drifted,
+                     "n_reference": c.n_reference, "n_current": c.n_current, "note": c.note}
+                    for c in sorted(result.columns, key=lambda c: (not c.drifted, -c.severity))],
+    }
+
+
+def window_of(value: Window | str | datetime) -> Window:
+    """Accept a Window or a "FROM..TO" text (helper for callers holding strings)."""
+    if isinstance(value, Window):
+        return value
+    if isinstance(value, str):
+        return parse_window(value)
+    raise VigilError(f"'{value}' is not a window")

@@ -1,0 +1,270 @@
+"""Drift: Vigil's SQL + formulas against Evidently 0.7's DataDriftPreset on generated data.
+
+Each dataset is ingested into a fresh log store (reference = days 1-2, current = days 3-4) and the same
+rows are handed to Evidently as pandas frames with an explicit DataDefinition (column types from the
+config). Verdicts must be identical and scores within 1e-6 relative (1e-9 absolute near zero).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from connectors.windows import parse_window
+from dashboard import drift_stats as ds
+from dashboard.context import Context
+from dashboard.drift import compute_drift, drift_over_time, result_to_dict, share_by_bucket
+from dashboard.errors import VigilError
+from dashboard.settings import settings_from_mapping
+
+REF_WINDOW = parse_window("2026-03-01..2026-03-02")
+CUR_WINDOW = parse_window("2026-03-03..2026-03-04")
+REL_TOL = 1e-6
+
+
+def make_ctx(tmp_path: Path, features: dict[str, str], drift: dict[str, Any] | None = None) -> Context:
+    raw: dict[str, Any] = {"vigil": {"data_dir": str(tmp_path / "data")},
+                           "models": {"m": {"features": features, "classes": ["no", "yes"], "favourable": "yes",
+                                            "extra_columns": "ignore", "drift": drift or {}}}}
+    return Context(settings_from_mapping(raw, env={}, base_dir=tmp_path))
+
+
+def ingest(ctx: Context, tmp_path: Path, ref: pd.DataFrame, cur: pd.DataFrame) -> None:
+    """Reference rows get timestamps on days 1-2, current rows on days 3-4; prediction is random."""
+    frames = []
+    for name, df, start in (("r", ref, "2026-03-01"), ("c", cur, "2026-03-03")):
+        n = len(df)
+        out = df.copy()
+        out.insert(0, "prediction_id", [f"{name}{i}" for i in range(n)])
+        step = pd.Timedelta(days=2) / max(n, 1)
+        out.insert(1, "ts", pd.Timestamp(start) + step * np.arange(n))
+        out["model_version"] = "1"
+        if "prediction" not in out:
+            out["prediction"] = np.where(np.arange(n) % 3 == 0, "yes", "no")
+        frames.append(out)
+    path = tmp_path / "logs.parquet"
+    pd.concat(frames, ignore_index=True).to_parquet(path, index=False)
+    report = ctx.store.ingest([path], ctx.schema("m"))
+    assert not report.rejected, report.problem_lines()
+
+
+def evidently_run(ref: pd.DataFrame, cur: pd.DataFrame, features: dict[str, str],
+                  per_column_method: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Evidently's per-column method, score and verdict (its Value Drift test status)."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    cols = [*features, "prediction"]
+    dd = DataDefinition(numerical_columns=[c for c, t in features.items() if t == "numerical"],
+                        categorical_columns=[c for c, t in features.items() if t == "categorical"] + ["prediction"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        snap = Report([DataDriftPreset(columns=cols, per_column_method=per_column_method)], include_tests=True).run(
+            current_data=Dataset.from_pandas(cur[cols], data_definition=dd),
+            reference_data=Dataset.from_pandas(ref[cols], data_definition=dd))
+    d = snap.dict()
+    out: dict[str, dict[str, Any]] = {}
+    for m in d["metrics"]:
+        cfg = m["config"]
+        if cfg["type"].endswith("ValueDrift"):
+            out[cfg["column"]] = {"method": cfg["method"], "score": float(m["value"]), "threshold": cfg["threshold"]}
+        elif cfg["type"].endswith("DriftedColumnsCount"):
+            out["__share__"] = {"share": float(m["value"]["share"])}
+    for t in d["tests"]:
+        params = t["metric_config"]["params"]
+        if params["type"].endswith("ValueDrift"):
+            out[params["column"]]["drifted"] = str(t["status"]).endswith("FAIL")
+    return out
+
+
+def prediction_col(ref: pd.DataFrame, cur: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ref, cur = ref.copy(), cur.copy()
+    for df in (ref, cur):
+        if "prediction" not in df:
+            df["prediction"] = np.where(np.arange(len(df)) % 3 == 0, "yes", "no")
+    return ref, cur
+
+
+def assert_matches(ctx: Context, ref: pd.DataFrame, cur: pd.DataFrame, features: dict[str, str],
+                   per_column_method: dict[str, str] | None = None) -> dict[str, Any]:
+    ref, cur = prediction_col(ref, cur)
+    result = compute_drift(ctx, "m", CUR_WINDOW, REF_WINDOW)
+    ev = evidently_run(ref, cur, features, per_column_method)
+    mine = {c.column: c for c in result.columns}
+    for col in [*features, "prediction"]:
+        c, e = mine[col], ev[col]
+        assert c.method is not None, (col, c.note)
+        assert ds.METHODS[c.method].display == e["method"] or c.method == e["method"], (col, c.method, e)
+        assert c.threshold == pytest.approx(e["threshold"])
+        assert c.drifted == e["drifted"], (col, c.score, e)
+        assert c.score is not None
+        assert math.isclose(c.score, e["score"], rel_tol=REL_TOL, abs_tol=1e-9), (col, c.score, e["score"])
+    assert result.share_drifted == pytest.approx(ev["__share__"]["share"])
+    assert result.dataset_drift == (ev["__share__"]["share"] >= 0.5)
+    return {c: mine[c] for c in mine}
+
+
+FEATURES_MIXED = {"num": "numerical", "shifted": "numerical", "few": "numerical", "cat": "categorical",
+                  "binary": "categorical", "newcat": "categorical", "const": "numerical"}
+
+
+def mixed_frames(n_ref: int, n_cur: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+
+    def frame(n: int, cur: bool) -> pd.DataFrame:
+        return pd.DataFrame({
+            "num": rng.normal(0, 1, n),
+            "shifted": rng.normal(0.6 if cur else 0.0, 1, n),
+            "few": rng.choice([12.0, 24.0, 36.0, 60.0], n, p=[0.1, 0.2, 0.3, 0.4] if cur else [0.25] * 4),
+            "cat": rng.choice(["a", "b", "c", "d"], n),
+            "binary": rng.choice(["x", "y"], n, p=[0.3, 0.7] if cur else [0.5, 0.5]),
+            "newcat": rng.choice(["p", "q", "r"] if cur else ["p", "q"], n),
+            "const": np.full(n, 7.0),
+        })
+
+    return frame(n_ref, False), frame(n_cur, True)
+
+
+def test_small_reference_matches_evidently(tmp_path: Path) -> None:
+    """n_ref <= 1000: KS (exact), chi-square, Z-test; few-valued numeric -> chi-square; new category -> p=0."""
+    ref, cur = mixed_frames(600, 450, seed=1)
+    ctx = make_ctx(tmp_path, FEATURES_MIXED)
+    ingest(ctx, tmp_path, ref, cur)
+    mine = assert_matches(ctx, ref, cur, FEATURES_MIXED)
+    assert mine["num"].method == "ks" and mine["few"].method == "chisquare"
+    assert mine["binary"].method == "z" and mine["const"].method == "z" and mine["const"].score == 1.0
+    assert mine["newcat"].score == 0.0 and mine["newcat"].drifted and "r" in mine["newcat"].note
+    assert mine["shifted"].drifted and not mine["num"].drifted
+
+
+def test_large_reference_matches_evidently(tmp_path: Path) -> None:
+    """n_ref > 1000: normed Wasserstein (exact, in SQL) and Jensen-Shannon, numeric with few values too."""
+    ref, cur = mixed_frames(2500, 1800, seed=2)
+    ctx = make_ctx(tmp_path, FEATURES_MIXED)
+    ingest(ctx, tmp_path, ref, cur)
+    mine = assert_matches(ctx, ref, cur, FEATURES_MIXED)
+    assert mine["num"].method == "wasserstein" and mine["cat"].method == "jensenshannon"
+    assert mine["few"].method == "jensenshannon" and mine["const"].method == "jensenshannon"
+
+
+def test_overrides_match_evidently(tmp_path: Path) -> None:
+    """Per-column methods from the config: PSI and JS over Sturges bins, KS asymptotic, JS over 13 values."""
+    rng = np.random.default_rng(3)
+    feats = {"a": "numerical", "b": "numerical", "c": "numerical", "d": "categorical", "e": "numerical"}
+    methods = {"a": "psi", "b": "jensenshannon", "c": "ks", "d": "psi", "e": "jensenshannon"}
+    ref = pd.DataFrame({"a": rng.normal(0, 1, 11000), "b": rng.gamma(2, 2, 11000), "c": rng.normal(0, 1, 11000),
+                        "d": rng.choice(list("uvw"), 11000), "e": rng.integers(0, 12, 11000).astype(float)})
+    cur = pd.DataFrame({"a": rng.normal(0.1, 1, 3000), "b": rng.gamma(2.2, 2, 3000), "c": rng.normal(0.05, 1, 3000),
+                        "d": rng.choice(list("uvwx"), 3000), "e": rng.integers(0, 13, 3000).astype(float)})
+    ctx = make_ctx(tmp_path, feats, drift={k: {"method": v} for k, v in methods.items()})
+    ingest(ctx, tmp_path, ref, cur)
+    mine = assert_matches(ctx, ref, cur, feats, per_column_method=methods)
+    assert {c: mine[c].method for c in methods} == methods
+
+
+def test_missing_values_one_row_and_inf(tmp_path: Path) -> None:
+    """NaN and ±inf are dropped per column (as Evidently cleans them); a one-row current window works."""
+    rng = np.random.default_rng(4)
+    feats = {"x": "numerical", "k": "categorical"}
+    ref = pd.DataFrame({"x": rng.normal(0, 1, 300), "k": rng.choice(["a", "b", "c"], 300)})
+    ref.loc[::7, "x"] = np.nan
+    ref.loc[::11, "x"] = np.inf
+    ref.loc[::5, "k"] = None
+    cur = pd.DataFrame({"x": [0.5], "k": ["a"]})
+    ctx = make_ctx(tmp_path, feats)
+    ingest(ctx, tmp_path, ref, cur)
+    mine = assert_matches(ctx, ref, cur, feats)
+    assert mine["x"].n_reference == int(np.isfinite(ref["x"]).sum()) and mine["x"].n_current == 1
+
+
+def test_bad_input_gives_clear_answers(tmp_path: Path) -> None:
+    """Empty window -> message; all-null column -> not tested with the reason; other columns still tested."""
+    rng = np.random.default_rng(5)
+    feats = {"x": "numerical", "allnull": "numerical", "nullcat": "categorical"}
+    ref = pd.DataFrame({"x": rng.normal(0, 1, 200), "allnull": np.nan, "nullcat": None})
+    cur = pd.DataFrame({"x": rng.normal(0, 1, 100), "allnull": np.nan, "nullcat": None})
+    ctx = make_ctx(tmp_path, feats)
+    ingest(ctx, tmp_path, ref, cur)
+    result = compute_drift(ctx, "m", CUR_WINDOW, REF_WINDOW)
+    by = {c.column: c for c in result.columns}
+    assert not by["allnull"].tested and "all missing" in by["allnull"].note
+    assert not by["nullcat"].tested and "all missing" in by["nullcat"].note
+    assert by["x"].tested and result.n_tested == 2  # x and prediction
+    with pytest.raises(VigilError, match="has no logged predictions"):
+        compute_drift(ctx, "m", parse_window("2027-01-01..2027-01-02"), REF_WINDOW)
+    with pytest.raises(VigilError, match="reference window"):
+        compute_drift(ctx, "m", CUR_WINDOW, "2025-01-01..2025-01-02")
+    bad = make_ctx(tmp_path, feats, drift={"x": {"method": "jensenshannonx"}})
+    with pytest.raises(VigilError, match="not one of"):
+        compute_drift(bad, "m", CUR_WINDOW, REF_WINDOW)
+    empty = make_ctx(tmp_path / "other", feats)
+    with pytest.raises(VigilError, match="ingested"):
+        compute_drift(empty, "m", CUR_WINDOW, REF_WINDOW)
+
+
+def test_drift_over_time_equals_per_window_results(tmp_path: Path) -> None:
+    """Each daily bucket's scores equal compute_drift on that day alone (set-based vs one window)."""
+    ref, cur = mixed_frames(1500, 900, seed=6)
+    ctx = make_ctx(tmp_path, FEATURES_MIXED)
+    ingest(ctx, tmp_path, ref, cur)
+    over = drift_over_time(ctx, "m", CUR_WINDOW, bucket="day", reference=REF_WINDOW)
+    assert sorted(over["bucket"].unique()) == [pd.Timestamp("2026-03-03"), pd.Timestamp("2026-03-04")]
+    for day in ("2026-03-03", "2026-03-04"):
+        single = compute_drift(ctx, "m", parse_window(f"{day}..{day}"), REF_WINDOW)
+        rows = over[over["bucket"] == pd.Timestamp(day)].set_index("column")
+        for c in single.columns:
+            assert rows.loc[c.column, "method"] == c.method
+            assert c.score is not None
+            got = float(rows.loc[c.column, "score"])  # type: ignore[arg-type]
+            assert math.isclose(got, c.score, rel_tol=1e-9, abs_tol=1e-12)
+            assert bool(rows.loc[c.column, "drifted"]) == c.drifted
+        shares = share_by_bucket(over).set_index("bucket")
+        assert shares.loc[pd.Timestamp(day), "share_drifted"] == pytest.approx(single.share_drifted)
+    hourly = drift_over_time(ctx, "m", CUR_WINDOW, bucket="hour", reference=REF_WINDOW)
+    assert hourly["bucket"].nunique() == 48
+
+
+def test_result_is_json_ready(tmp_path: Path) -> None:
+    ref, cur = mixed_frames(300, 300, seed=7)
+    ctx = make_ctx(tmp_path, FEATURES_MIXED)
+    ingest(ctx, tmp_path, ref, cur)
+    d = result_to_dict(compute_drift(ctx, "m", CUR_WINDOW, REF_WINDOW))
+    text = json.dumps(d, default=str)
+    assert '"shifted"' in text and d["columns"][0]["drifted"]
+
+
+# ----------------------------------------------------------------------------- pure formulas
+
+@pytest.mark.parametrize("n1,n2", [(1, 1), (5, 7), (100, 100), (300, 9000), (10001, 50), (20000, 20000)])
+def test_ks_pvalue_matches_scipy(n1: int, n2: int) -> None:
+    rng = np.random.default_rng(n1 + n2)
+    a, b = rng.normal(0, 1, n1), rng.normal(0.05, 1, n2)
+    res = stats.ks_2samp(a, b)
+    num = round(float(res.statistic) * n1 * n2)
+    assert math.isclose(ds.ks_pvalue(num, n1, n2), float(res.pvalue), rel_tol=1e-9, abs_tol=1e-15)
+
+
+def test_sturges_edges_match_numpy() -> None:
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 8, 1000, 1024, 4097):
+        x = rng.normal(0, 1, n)
+        assert np.array_equal(ds.sturges_edges(float(x.min()), float(x.max()), n),
+                              np.histogram_bin_edges(x, "sturges"))
+    assert np.array_equal(ds.sturges_edges(3.0, 3.0, 5), np.histogram_bin_edges(np.full(5, 3.0), "sturges"))
+
+
+def test_default_method_rule() -> None:
+    assert ds.default_method("numerical", 1000, 6) == "ks"
+    assert ds.default_method("numerical", 1000, 5) == "chisquare"
+    assert ds.default_method("numerical", 1000, 2) == "z"
+    assert ds.default_method("categorical", 1001, 50) == "jensenshannon"
+    assert ds.default_method("numerical", 1001, 5) == "jensenshannon"
+    assert ds.default_method("numerical", 1001, 6) == "wasserstein"
