@@ -125,6 +125,15 @@ def test_volume_range_and_registry(demo_workspace: Path, demo_scenario: DemoScen
     assert len(train) == s.training_rows and "label" in train.columns
 
 
+def test_demo_sign_in_accounts(demo_workspace: Path) -> None:
+    from dashboard.users import DEMO_USERS, authenticate
+
+    listed = (demo_workspace / "demo-users.txt").read_text()
+    for name, (role, password) in DEMO_USERS.items():
+        assert f"password {password}" in listed
+        assert authenticate(demo_workspace / "users.toml", name, password).role == role
+
+
 def test_version_2_serves_a_share_from_its_day(demo_workspace: Path, demo_scenario: DemoScenario) -> None:
     s = demo_scenario
     early = one(demo_workspace, "SELECT count(*) FROM logs_credit_risk WHERE ts < ? AND model_version <> '1'",

@@ -170,6 +170,7 @@ def build_workspace(folder: str | Path, *, rows: int = DemoScenario.rows, seed: 
     marker = read_marker(root)
     if marker and not force:
         if marker.get("rows") == rows and marker.get("seed") == seed:
+            _demo_users(root)
             say(f"demo workspace already built in {root} (rows={rows:,}, seed={seed}); use --force to rebuild", 1.0)
             return DemoWorkspace(root, scenario, dict(marker.get("versions", {})), built=False)
         raise VigilError(f"{root} holds a demo built with rows={marker.get('rows')}, seed={marker.get('seed')}; "
@@ -204,10 +205,23 @@ def build_workspace(folder: str | Path, *, rows: int = DemoScenario.rows, seed: 
                    store.ingest_labels(label_paths, schema, source=scenario.label_source, progress=ingested)):
         if report.rejected:
             raise VigilError("the demo's own files were rejected:\n" + "\n".join(report.problem_lines()[:10]))
+    _demo_users(root)
     (root / MARKER).write_text(json.dumps({"rows": rows, "seed": seed, "versions": workspace.versions,
                                            "scenario": scenario.facts()}, indent=2), encoding="utf-8")
     say(f"demo workspace ready in {root}", 1.0)
     return workspace
+
+
+def _demo_users(root: Path) -> None:
+    """The demo's sign-in accounts (one per role) and ``demo-users.txt`` listing them for ``make demo``."""
+    from dashboard.settings import load_settings
+    from dashboard.users import DEMO_USERS, ensure_demo_users
+
+    settings = load_settings(root / "vigil.toml", env={})
+    ensure_demo_users(settings.users_file)
+    lines = ["Demo sign-in accounts (demo only: change or remove them with `vigil users` for real use)", ""]
+    lines += [f"{name:<10} role {role:<15} password {password}" for name, (role, password) in DEMO_USERS.items()]
+    (root / "demo-users.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _clean(root: Path) -> None:
