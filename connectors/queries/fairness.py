@@ -77,43 +77,48 @@ def confusion_counts(con: duckdb.DuckDBPyConnection, relation: str, groups: Mapp
             raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, got {bucket!r}")
         keys.append(f"date_trunc('{BUCKETS[bucket]}', {quote(ts)}) AS bucket")
         names.append("bucket")
-    w = f"CAST({weight} AS DOUBLE)" if weight else None
+    # One narrow GROUP BY (groups x predicted-favourable x label state); pivoted to counts below.
     inner = ", ".join(keys + [
         f"({quote(prediction)} = $fav) AS pp",
-        f"({quote(label)} IS NOT NULL) AS lab",
-        f"({quote(label)} = $fav) AS yp",
-    ] + ([f"{w} AS w"] if w else []))
-    raw = [
-        "count(*) AS n",
-        "count(*) FILTER (WHERE pp) AS n_pred_pos",
-        "count(*) FILTER (WHERE lab) AS n_labelled",
-        "count(*) FILTER (WHERE lab AND pp AND yp) AS tp",
-        "count(*) FILTER (WHERE lab AND pp AND NOT yp) AS fp",
-        "count(*) FILTER (WHERE lab AND NOT pp AND NOT yp) AS tn",
-        "count(*) FILTER (WHERE lab AND NOT pp AND yp) AS fn",
-    ]
-    weighted = [
-        "sum(w) AS w_n",
-        "coalesce(sum(w) FILTER (WHERE pp), 0) AS w_pred_pos",
-        "coalesce(sum(w) FILTER (WHERE lab), 0) AS w_labelled",
-        "coalesce(sum(w) FILTER (WHERE lab AND pp AND yp), 0) AS w_tp",
-        "coalesce(sum(w) FILTER (WHERE lab AND pp AND NOT yp), 0) AS w_fp",
-        "coalesce(sum(w) FILTER (WHERE lab AND NOT pp AND NOT yp), 0) AS w_tn",
-        "coalesce(sum(w) FILTER (WHERE lab AND NOT pp AND yp), 0) AS w_fn",
-    ] if w else []
-    group_by = f"GROUP BY {', '.join(names)}" if names else ""
-    sql = (f"SELECT {', '.join(names + raw + weighted)} "
-           f"FROM (SELECT {inner} FROM {relation} WHERE {where}) {group_by}")
+        f"CASE WHEN {quote(label)} IS NULL THEN 0 WHEN {quote(label)} = $fav THEN 2 ELSE 1 END AS ls",
+    ] + ([f"CAST({weight} AS DOUBLE) AS w"] if weight else []))
+    aggs = ["count(*) AS c"] + (["sum(w) AS sw"] if weight else [])
+    sql = (f"SELECT {', '.join([*names, 'pp', 'ls', *aggs])} "
+           f"FROM (SELECT {inner} FROM {relation} WHERE {where}) GROUP BY ALL")
     named = {"fav": favourable}
     named.update({f"p{i}": v for i, v in enumerate(params)})
-    df = con.execute(sql, named).df()
-    for col in ("n", "n_pred_pos", "n_labelled", "tp", "fp", "tn", "fn"):
-        df[col] = df[col].astype("int64")
-    if not w:  # unweighted: the weighted counts are the row counts
-        for wc, rc in (("w_n", "n"), ("w_pred_pos", "n_pred_pos"), ("w_labelled", "n_labelled"),
-                       ("w_tp", "tp"), ("w_fp", "fp"), ("w_tn", "tn"), ("w_fn", "fn")):
-            df[wc] = df[rc].astype("float64")
-    return df[[*groups, *(["bucket"] if bucket else []), *COUNT_COLUMNS]]
+    long = con.execute(sql, named).df()
+    return _pivot(long, [*groups, *(["bucket"] if bucket else [])], weighted=weight is not None)
+
+
+def _pivot(long: pd.DataFrame, keys: list[str], weighted: bool) -> pd.DataFrame:
+    """(keys, pp, ls, c[, sw]) rows -> one row per key combination with :data:`COUNT_COLUMNS`."""
+    c = long["c"].astype("int64")
+    w = long["sw"].astype("float64") if weighted else c.astype("float64")
+    pp = long["pp"].astype(bool)
+    ls = long["ls"].astype("int64")
+    lab = ls > 0
+    yp = ls == 2
+    parts = {
+        "n": c, "w_n": w,
+        "n_pred_pos": c.where(pp, 0), "w_pred_pos": w.where(pp, 0.0),
+        "n_labelled": c.where(lab, 0), "w_labelled": w.where(lab, 0.0),
+        "tp": c.where(lab & pp & yp, 0), "w_tp": w.where(lab & pp & yp, 0.0),
+        "fp": c.where(lab & pp & ~yp, 0), "w_fp": w.where(lab & pp & ~yp, 0.0),
+        "tn": c.where(lab & ~pp & ~yp, 0), "w_tn": w.where(lab & ~pp & ~yp, 0.0),
+        "fn": c.where(lab & ~pp & yp, 0), "w_fn": w.where(lab & ~pp & yp, 0.0),
+    }
+    frame = pd.DataFrame(parts)
+    if keys:
+        # NULL group values (missing attribute) must stay a group of their own
+        key_frame = long[keys].astype(object).where(long[keys].notna(), None)
+        frame = pd.concat([key_frame, frame], axis=1)
+        out = frame.groupby(keys, dropna=False, sort=True)[list(COUNT_COLUMNS)].sum().reset_index()
+    else:
+        out = frame[list(COUNT_COLUMNS)].sum().to_frame().T
+    for col in COUNT_COLUMNS:
+        out[col] = out[col].astype("float64" if col.startswith("w_") else "int64")
+    return out[[*keys, *COUNT_COLUMNS]]
 
 
 def window_filter(start: Any, end: Any, version: str | None) -> tuple[str, list[Any]]:
