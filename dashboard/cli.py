@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dashboard.commands.audit",
     "dashboard.commands.users",
     "dashboard.commands.ops",
+    "dashboard.commands.metrics",
 )
 
 
