@@ -356,6 +356,16 @@ def _mark_sent(context: Context, model: str, claim: str, task_ids: dict[str, int
     _retry_conflicts(write)
 
 
+def _note_pending(context: Context, model: str, error: str) -> None:
+    """Record why waiting rows could not be sent (shown on the page next to "Send waiting")."""
+    def write() -> None:
+        with context.store.connect() as con:
+            con.execute("UPDATE annotation_queue SET last_error = ?, updated_at = ? WHERE model_name = ? AND "
+                        "state = 'pending'", [error[:500], utcnow(), model]).fetchall()
+
+    _retry_conflicts(write)
+
+
 def _release(context: Context, model: str, claim: str, error: str) -> None:
     def write() -> None:
         with context.store.connect() as con:
@@ -434,7 +444,11 @@ def send(context: Context, actor: Actor, model: str, client: LabelStudioClient, 
     """
     require(actor, "queue.send")
     report = SendReport(model)
-    project_id = ensure_project(context, model, client)
+    try:
+        project_id = ensure_project(context, model, client)
+    except LabelStudioError as exc:
+        _note_pending(context, model, str(exc))
+        raise
     report.project_id, report.project_url = project_id, client.project_url(project_id)
     _release_stale(context, model)
     claim = _claim_id()
@@ -686,3 +700,12 @@ def project_link(context: Context, model: str) -> str | None:
         ensure_queue(con)
         row = first(con.execute("SELECT url FROM annotation_projects WHERE model_name = ?", [model]).fetchall())
     return str(row[0]) if row else None
+
+
+def queue_version(context: Context, model: str) -> str:
+    """Changes whenever the queue changes (part of the page's cache keys next to the data version)."""
+    with context.store.connect() as con:
+        ensure_queue(con)
+        n, last = con.execute("SELECT count(*), max(updated_at) FROM annotation_queue WHERE model_name = ?",
+                              [model]).fetchall()[0]
+    return f"{n}.{last}"

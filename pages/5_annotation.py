@@ -1,7 +1,178 @@
-"""Annotation queue page (not built yet)."""
+"""Annotation queue: which samples should people label next? Send them to Label Studio, sync labels back."""
 
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+import pandas as pd
 import streamlit as st
 
+from connectors.windows import Window
+from dashboard import annotation
+from dashboard.access import Actor
+from dashboard.selection import (
+    BUCKETS,
+    DEFAULT_BUDGET,
+    DEFAULT_THRESHOLD,
+    STRATEGIES,
+    Selection,
+    SelectionRequest,
+    segment_choices,
+    select_candidates,
+)
+from dashboard.ui import state
+from dashboard.ui.annotation_charts import (
+    STATE_LABELS,
+    annotator_figure,
+    label_studio_credentials,
+    queue_figure,
+    uncertainty_figure,
+)
+from dashboard.ui.format import fmt_pct, fmt_time
+
 st.title("Annotation queue")
-st.info("This page is not built yet in this release. "
-        "No numbers are shown until they are real.")
+st.caption("The predictions the model was least sure about, sent to Label Studio once each; "
+           "the labels come back into Vigil's quality numbers.")
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _range(model: str, data_version: str) -> tuple[datetime | None, datetime | None]:
+    s = state.context().store.summary(state.context().schema(model))
+    return s["first_ts"], s["last_ts"]
+
+
+@st.cache_data(ttl=300, show_spinner="Ranking predictions by uncertainty…")
+def _candidates(model: str, request: SelectionRequest, data_version: str, queue_version: str) -> Selection:
+    return select_candidates(state.context(), model, request)
+
+
+def _actor() -> Actor:
+    user = st.session_state.get("user") or {"name": "local", "role": "admin"}
+    return Actor(str(user["name"]), str(user["role"]))
+
+
+model = state.selected_model()
+ctx = state.guarded(state.context)
+version = state.guarded(state.data_version, model) if model and ctx else None
+if model and ctx and version is not None:
+    first_ts, last_ts = _range(model, version)
+    url, token = label_studio_credentials(ctx.settings.label_studio_url, ctx.settings.label_studio_token)
+
+    # ------------------------------------------------------------------ selection settings
+    with st.sidebar:
+        st.subheader("Selection")
+        end_day = (last_ts or datetime.now()).date()
+        start_default = max((first_ts or datetime.now()).date(), end_day - timedelta(days=6))
+        days = st.date_input("Window (UTC days)", value=(start_default, end_day), key="ann_window")
+        strategy = st.selectbox("Strategy", STRATEGIES, key="ann_strategy",
+                                help="least-confidence: 1 - top probability; margin: gap between the two most "
+                                     "likely classes; entropy: spread over all classes.")
+        threshold = st.slider("Only confidence below", 0.5, 1.0, DEFAULT_THRESHOLD, 0.01, key="ann_threshold")
+        budget = int(st.number_input("Budget (candidates per batch)", 1, 5000, DEFAULT_BUDGET, key="ann_budget"))
+        bucket = st.selectbox("Spread over time by", BUCKETS, index=BUCKETS.index("day"), key="ann_bucket")
+        segments = ("(none)", *segment_choices(ctx, model))
+        segment = st.selectbox("... and by segment", segments, index=1, key="ann_segment")
+
+    if isinstance(days, tuple) and len(days) == 2 and all(isinstance(d, date) for d in days):
+        window = Window(datetime.combine(days[0], time()), datetime.combine(days[1], time()) + timedelta(days=1))
+    else:
+        st.info("Pick a start and an end day for the window.")
+        st.stop()
+    request = SelectionRequest(window=window, strategy=strategy, threshold=threshold, budget=budget,
+                               bucket=bucket, segment=None if segment == "(none)" else segment)
+    qversion = state.guarded(annotation.queue_version, ctx, model)
+    selection = state.guarded(_candidates, model, request, version, qversion or "")
+
+    # ------------------------------------------------------------------ candidates
+    st.subheader("Candidates")
+    if first_ts is None:
+        st.info(f"No prediction logs of {model} yet: ingest some with `vigil ingest --model {model} <files>`.")
+    elif selection is not None:
+        st.caption(selection.summary)
+        if selection.candidates.empty:
+            st.info("No prediction in this window is below the confidence threshold and not yet queued or "
+                    "labelled. Widen the window or raise the threshold.")
+        else:
+            left, right = st.columns([3, 2])
+            shown = selection.candidates[["prediction_id", "ts", "model_version", "prediction", "score",
+                                          "uncertainty", "reason"]]
+            left.dataframe(shown, hide_index=True, width="stretch", height=300,
+                           column_config={"score": st.column_config.NumberColumn(format="%.3f"),
+                                          "uncertainty": st.column_config.NumberColumn(format="%.3f"),
+                                          "ts": st.column_config.DatetimeColumn("time (UTC)")})
+            right.plotly_chart(uncertainty_figure(selection.candidates, strategy), width="stretch")
+
+    # ------------------------------------------------------------------ send
+    counts = state.guarded(annotation.queue_status, ctx, model) or {}
+    n = 0 if selection is None else len(selection.candidates)
+    waiting = counts.get("pending", 0)
+    if not url:
+        st.info("Label Studio is not configured: set VIGIL_LABEL_STUDIO_URL and VIGIL_LABEL_STUDIO_TOKEN "
+                "(or put them in .streamlit/secrets.toml); `make demo` starts one and sets both.")
+    else:
+        buttons = st.columns(3)
+        send_new = buttons[0].button(f"Send {n} to Label Studio", type="primary", disabled=n == 0,
+                                  key="ann_send")
+        send_left = buttons[1].button(f"Send {waiting} waiting", disabled=waiting == 0, key="ann_resend",
+                                   help="Rows queued earlier whose send failed or was interrupted.")
+        sync = buttons[2].button("Sync labels", key="ann_sync")
+        client = state.guarded(annotation.client_for, ctx, url, token)
+        if client is not None and (send_new or send_left):
+            bar = st.progress(0.0, text="Sending to Label Studio…")
+
+            def progress(done: int, total: int) -> None:
+                bar.progress(done / total if total else 1.0, text=f"Sent {done} of {total}")
+
+            if send_new and selection is not None:
+                report = state.guarded(annotation.queue_and_send, ctx, _actor(), model, selection, client,
+                                       progress=progress)
+            else:
+                report = state.guarded(annotation.send, ctx, _actor(), model, client, progress=progress)
+            if report is not None:
+                bar.progress(1.0, text="Done")
+                st.success(report.line())
+            else:
+                bar.empty()
+            st.cache_data.clear()
+            counts = state.guarded(annotation.queue_status, ctx, model) or counts
+        if client is not None and sync:
+            with st.spinner("Reading annotations from Label Studio…"):
+                synced = state.guarded(annotation.sync_labels, ctx, _actor(), model, client)
+            if synced is not None:
+                st.success(synced.line())
+                st.cache_data.clear()
+                counts = state.guarded(annotation.queue_status, ctx, model) or counts
+
+    # ------------------------------------------------------------------ status
+    st.subheader("Queue status")
+    cols = st.columns(4)
+    cols[0].metric("Queued", counts.get("pending", 0) + counts.get("sending", 0))
+    cols[1].metric("In Label Studio", counts.get("sent", 0))
+    cols[2].metric("Labelled", counts.get("labelled", 0))
+    cols[3].metric("Skipped", counts.get("skipped", 0))
+    if sum(counts.values()):
+        st.plotly_chart(queue_figure(counts), width="stretch")
+    link = state.guarded(annotation.project_link, ctx, model)
+    if link:
+        st.link_button("Open the Label Studio project", link)
+    rows = state.guarded(annotation.queue_rows, ctx, model)
+    if rows is not None and not rows.empty:
+        waiting_rows = rows[rows["state"] == "pending"]
+        if not waiting_rows.empty:
+            last = waiting_rows["last_error"].dropna()
+            why = f" (last attempt: {last.iloc[0]})" if not last.empty else ""
+            st.warning(f"{len(waiting_rows)} queued prediction(s) are not in Label Studio yet{why}. Fix the "
+                       f"cause, then press \"Send {len(waiting_rows)} waiting\": nothing is sent twice.")
+        progress_df = state.guarded(annotation.annotator_progress, ctx, model)
+        if progress_df is not None and not progress_df.empty:
+            st.subheader("Annotators")
+            mean_agree = rows.loc[rows["annotations"].fillna(0) >= 2, "agreement"].mean()
+            st.caption(f"As of the last sync ({fmt_time(pd.Timestamp(progress_df['synced_at'].max()).to_pydatetime())}). Agreement on tasks "
+                       f"with several annotations: {fmt_pct(None if pd.isna(mean_agree) else float(mean_agree), 0)}.")
+            a, b = st.columns([2, 3])
+            a.dataframe(progress_df.drop(columns=["synced_at"]), hide_index=True, width="stretch",
+                        column_config={"agreement_with_majority": st.column_config.NumberColumn(format="%.2f")})
+            b.plotly_chart(annotator_figure(progress_df), width="stretch")
+        with st.expander(f"Queue rows ({len(rows)} most recent)"):
+            view = rows.assign(state=rows["state"].map(STATE_LABELS).fillna(rows["state"]))
+            st.dataframe(view, hide_index=True, width="stretch")

@@ -1,0 +1,68 @@
+"""Figures and small Streamlit glue for the Annotation queue page (figures are pure: frames in, figures out)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+STATE_LABELS: dict[str, str] = {"pending": "queued", "sending": "being sent", "sent": "in Label Studio",
+                                "labelled": "labelled", "skipped": "skipped"}
+
+
+def uncertainty_figure(candidates: pd.DataFrame, strategy: str) -> go.Figure:
+    """Histogram of the candidates' uncertainty, split by predicted class."""
+    fig = go.Figure()
+    for cls, part in candidates.groupby("prediction", sort=True):
+        fig.add_histogram(x=part["uncertainty"], name=f"predicted {cls}", nbinsx=20, opacity=0.75)
+    fig.update_layout(barmode="overlay", height=260, margin={"t": 30, "b": 40, "l": 40, "r": 10},
+                      xaxis={"title": f"uncertainty ({strategy}; 1 = a coin flip)", "range": [0, 1]},
+                      yaxis={"title": "candidates"}, legend={"orientation": "h", "y": 1.15})
+    return fig
+
+
+def queue_figure(counts: Mapping[str, int]) -> go.Figure:
+    """One horizontal stacked bar: where the queued predictions are."""
+    fig = go.Figure()
+    for state, label in STATE_LABELS.items():
+        n = int(counts.get(state, 0))
+        if n:
+            fig.add_bar(y=["queue"], x=[n], name=f"{label} ({n})", orientation="h", text=[n],
+                        textposition="inside")
+    fig.update_layout(barmode="stack", height=140, margin={"t": 10, "b": 20, "l": 10, "r": 10},
+                      yaxis={"visible": False}, xaxis={"title": "predictions"},
+                      legend={"orientation": "h", "y": 1.4})
+    return fig
+
+
+def annotator_figure(progress: pd.DataFrame) -> go.Figure:
+    """Per annotator: labelled and skipped tasks (as of the last sync)."""
+    fig = go.Figure()
+    fig.add_bar(x=progress["annotator"], y=progress["labelled"], name="labelled")
+    fig.add_bar(x=progress["annotator"], y=progress["skipped"], name="skipped")
+    fig.update_layout(barmode="stack", height=260, margin={"t": 30, "b": 40, "l": 40, "r": 10},
+                      yaxis={"title": "tasks"}, legend={"orientation": "h", "y": 1.15})
+    return fig
+
+
+def label_studio_credentials(url: str | None, token: str | None) -> tuple[str | None, str | None]:
+    """URL and token from the settings, else from Streamlit secrets (``VIGIL_LABEL_STUDIO_URL`` /
+    ``VIGIL_LABEL_STUDIO_TOKEN`` at top level, or ``url`` / ``token`` under ``[label_studio]``)."""
+    def secret(flat: str, section_key: str) -> str | None:
+        try:
+            secrets: Any = st.secrets
+            if flat in secrets:
+                return str(secrets[flat])
+            section = secrets.get("label_studio")
+            if section and section_key in section:
+                return str(section[section_key])
+        except (FileNotFoundError, KeyError, AttributeError):
+            return None
+        except Exception:  # no secrets.toml at all: Streamlit raises its own error type
+            return None
+        return None
+
+    return url or secret("VIGIL_LABEL_STUDIO_URL", "url"), token or secret("VIGIL_LABEL_STUDIO_TOKEN", "token")
