@@ -507,3 +507,54 @@ def window_of(value: Window | str | datetime) -> Window:
     if isinstance(value, str):
         return parse_window(value)
     raise VigilError(f"'{value}' is not a window")
+
+
+@dataclass(frozen=True)
+class SampledWindows:
+    """Row samples of both sides (for tools that need rows, such as Evidently's HTML report)."""
+
+    reference: pd.DataFrame
+    current: pd.DataFrame
+    types: dict[str, str]
+    n_reference: int
+    n_current: int
+    reference_label: str
+    current_label: str
+
+
+def sample_windows(ctx: Context, model: str, current: Window, reference: Window | str = "training",
+                   version: str | None = None, max_rows: int = 20_000, seed: int = 0) -> SampledWindows:
+    """Up to ``max_rows`` random rows of each side, with the drift column types of the model."""
+    cfg = ctx.model(model)
+    ref_label, spec = _reference(ctx, cfg, reference, version)
+    _ensure_reference(ctx, cfg, spec)
+    with ctx.store.connect() as con:
+        plan = _plan(ctx, con, cfg, spec, current, version, bucket=None)
+        n_cur = q.row_count(con, plan.cur)
+        if n_cur == 0:
+            raise VigilError(f"the current window {current.label} has no logged predictions for '{model}'; "
+                             + _span_hint(ctx, con, model))
+        ref_df = q.sample_frame(con, plan.ref, max_rows, seed)
+        cur_df = q.sample_frame(con, plan.cur, max_rows, seed)
+    return SampledWindows(ref_df, cur_df, dict(plan.types), plan.n_ref_rows, n_cur, ref_label, current.label)
+
+
+def log_span(ctx: Context, model: str) -> tuple[datetime | None, datetime | None, list[str]]:
+    """First and last logged time and the versions seen (defaults for the page's window pickers)."""
+    s = ctx.store.summary(ctx.schema(model))
+    return s["first_ts"], s["last_ts"], [str(v) for v in s["versions"]]
+
+
+def default_windows(first: datetime, last: datetime, days: int = 7) -> tuple[Window, Window]:
+    """Reference = the first ``days`` days of the logs, current = the last ``days`` days (whole days)."""
+    start = pd.Timestamp(first).normalize().to_pydatetime()
+    end = (pd.Timestamp(last).normalize() + pd.Timedelta(days=1)).to_pydatetime()
+    span = pd.Timedelta(days=days).to_pytimedelta()
+    ref_end = min(start + span, end)
+    cur_start = max(end - span, start)
+    return Window(start, ref_end), Window(cur_start, end)
+
+
+def champion_version(ctx: Context, model: str) -> str:
+    """The version the "champion" alias points to (where reports are stored by default)."""
+    return ctx.registry.resolve(model, "champion").version

@@ -1,7 +1,152 @@
-"""Drift page (not built yet)."""
+"""Drift: what changed, in which feature, since when?"""
 
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pandas as pd
 import streamlit as st
 
+from connectors.windows import Window
+from dashboard.drift import (
+    DriftResult,
+    champion_version,
+    compute_drift,
+    default_windows,
+    distribution,
+    drift_over_time,
+    log_span,
+    share_by_bucket,
+)
+from dashboard.errors import USER_ERRORS
+from dashboard.evidently_report import DEFAULT_MAX_ROWS, EvidentlyReport, build_report, store_report
+from dashboard.ui import state
+from dashboard.ui.drift_charts import distribution_figure, heatmap_figure, share_figure
+from dashboard.ui.session import current_actor
+
 st.title("Drift")
-st.info("This page is not built yet in this release. "
-        "No numbers are shown until they are real.")
+st.caption("Evidently-compatible drift of the model's features, prediction and label between a reference "
+           "and a current window, computed inside DuckDB; and drift per day over time.")
+
+
+def _window(pick: object) -> Window | None:
+    if isinstance(pick, tuple | list) and len(pick) == 2 and all(isinstance(d, date) for d in pick):
+        a, b = pick
+        return Window(datetime(a.year, a.month, a.day), datetime(b.year, b.month, b.day) + timedelta(days=1))
+    return None
+
+
+def _ref_arg(ref_text: str) -> Window | str:
+    return ref_text if ref_text == "training" else Window(*map(datetime.fromisoformat, ref_text.split("|")))
+
+
+@st.cache_data(ttl=600, show_spinner="Computing drift in DuckDB…")
+def _drift(model: str, cur: str, ref: str, version: str | None, data_version: str) -> DriftResult:
+    a, b = cur.split("|")
+    return compute_drift(state.context(), model, Window(datetime.fromisoformat(a), datetime.fromisoformat(b)),
+                         _ref_arg(ref), version)
+
+
+@st.cache_data(ttl=600, show_spinner="Computing drift per bucket…")
+def _over_time(model: str, cur: str, ref: str, version: str | None, bucket: str, data_version: str) -> pd.DataFrame:
+    a, b = cur.split("|")
+    return drift_over_time(state.context(), model, Window(datetime.fromisoformat(a), datetime.fromisoformat(b)),
+                           bucket=bucket, reference=_ref_arg(ref), version=version)
+
+
+@st.cache_data(ttl=600, show_spinner=False)
+def _distribution(model: str, column: str, cur: str, ref: str, version: str | None, data_version: str) -> pd.DataFrame:
+    a, b = cur.split("|")
+    return distribution(state.context(), model, column, Window(datetime.fromisoformat(a), datetime.fromisoformat(b)),
+                        _ref_arg(ref), version)
+
+
+def _key(w: Window) -> str:
+    return f"{w.start.isoformat()}|{w.end.isoformat()}"
+
+
+model = state.selected_model()
+ctx = state.guarded(state.context)
+span = state.guarded(log_span, ctx, model) if ctx is not None and model else None
+if model and ctx is not None and span is not None:
+    first, last, versions = span
+    if first is None or last is None:
+        st.info(f"No logs of '{model}' yet: ingest some with `vigil ingest --model {model} <files>` or run `vigil demo`.")
+        st.stop()
+    dv = state.data_version(model)
+    ref_default, cur_default = default_windows(first, last)
+    lo, hi = first.date(), last.date()
+    with st.container(border=True):
+        c1, c2, c3 = st.columns([2, 2, 1])
+        ref_kind = c1.radio("Reference", ["Training data (champion)", "Time window"], horizontal=True,
+                            key="drift_ref_kind")
+        ref_pick = c1.date_input("Reference window", (ref_default.start.date(),
+                                                      (ref_default.end - timedelta(days=1)).date()),
+                                 min_value=lo, max_value=hi, key="drift_ref_window",
+                                 disabled=ref_kind != "Time window")
+        cur_pick = c2.date_input("Current window", (cur_default.start.date(), (cur_default.end - timedelta(days=1)).date()),
+                                 min_value=lo, max_value=hi, key="drift_cur_window")
+        version_pick = c3.selectbox("Model version", ["all", *versions], key="drift_version")
+    version = None if version_pick == "all" else str(version_pick)
+    cur_w = _window(cur_pick)
+    ref_w = _window(ref_pick)
+    if cur_w is None or (ref_kind == "Time window" and ref_w is None):
+        st.info("Pick a start and an end date for each window.")
+        st.stop()
+    assert cur_w is not None
+    ref_text = "training" if ref_kind != "Time window" or ref_w is None else _key(ref_w)
+    result = state.guarded(_drift, model, _key(cur_w), ref_text, version, dv)
+    if result is not None:
+        m1, m2, m3, m4 = st.columns(4)
+        m1.metric("Dataset drift", "yes" if result.dataset_drift else "no")
+        m2.metric("Drifted columns", f"{result.n_drifted} / {result.n_tested}")
+        m3.metric("Reference rows", f"{result.n_reference:,}")
+        m4.metric("Current rows", f"{result.n_current:,}")
+        st.caption(f"Reference: {result.reference_label}. Current: {result.current_label}. Dataset drift when the "
+                   f"share of drifted columns reaches {result.drift_share_threshold:.0%}.")
+        table = result.to_frame().drop(columns=["severity"])
+        st.dataframe(table, hide_index=True, use_container_width=True,
+                     column_config={"score": st.column_config.NumberColumn(format="%.4g"),
+                                    "drifted": st.column_config.CheckboxColumn("drifted")})
+        testable = [c.column for c in sorted(result.columns, key=lambda c: -c.severity) if c.tested]
+        if testable:
+            column = st.selectbox("Distribution of", testable, key="drift_column")
+            dist = state.guarded(_distribution, model, column, _key(cur_w), ref_text, version, dv)
+            if dist is not None:
+                st.plotly_chart(distribution_figure(dist, column), use_container_width=True)
+
+        st.subheader("Drift over time")
+        bucket = st.radio("Bucket", ["day", "hour"], horizontal=True, key="drift_bucket")
+        over = state.guarded(_over_time, model, _key(cur_w), ref_text, version, bucket, dv)
+        if over is not None:
+            st.plotly_chart(heatmap_figure(over), use_container_width=True)
+            st.plotly_chart(share_figure(share_by_bucket(over), result.drift_share_threshold),
+                            use_container_width=True)
+
+        st.subheader("Evidently report")
+        max_rows = st.number_input("Rows per side (a random sample when a window is larger)", min_value=1000,
+                                   max_value=200_000, value=DEFAULT_MAX_ROWS, step=1000, key="drift_report_rows")
+        report_key = (model, _key(cur_w), ref_text, version, int(max_rows), dv)
+        if st.button("Build Evidently report", key="drift_build_report"):
+            with st.status("Building the Evidently report…", expanded=True) as status:
+                try:
+                    built = build_report(ctx, model, cur_w, _ref_arg(ref_text), version, max_rows=int(max_rows),
+                                         progress=status.write)
+                    st.session_state["drift_report"] = (report_key, built)
+                    status.update(label="Evidently report ready", state="complete")
+                except USER_ERRORS as exc:
+                    status.update(label="The report could not be built", state="error")
+                    st.error(str(exc))
+        saved = st.session_state.get("drift_report")
+        if saved and saved[0] == report_key:
+            report: EvidentlyReport = saved[1]
+            st.caption(f"Computed by Evidently on a {report.sample_note}.")
+            st.download_button("Download Evidently report (HTML)", report.html, file_name=report.file_name,
+                               mime="text/html", key="drift_download")
+            actor = current_actor()
+            target = version or state.guarded(champion_version, ctx, model)
+            if target and st.button(f"Store as artifact of version {target} in MLflow", key="drift_store",
+                                    disabled=actor is None):
+                path = state.guarded(store_report, ctx, actor, model, target, report) if actor else None
+                if path:
+                    st.success(f"Stored as `{path}` in the run of version {target}.")

@@ -268,3 +268,22 @@ def test_default_method_rule() -> None:
     assert ds.default_method("categorical", 1001, 50) == "jensenshannon"
     assert ds.default_method("numerical", 1001, 5) == "jensenshannon"
     assert ds.default_method("numerical", 1001, 6) == "wasserstein"
+
+
+def test_chart_builders(tmp_path: Path) -> None:
+    from dashboard.drift import distribution
+    from dashboard.ui.drift_charts import distribution_figure, heatmap_figure, share_figure
+
+    ref, cur = mixed_frames(400, 400, seed=8)
+    ctx = make_ctx(tmp_path, FEATURES_MIXED)
+    ingest(ctx, tmp_path, ref, cur)
+    num = distribution(ctx, "m", "shifted", CUR_WINDOW, REF_WINDOW, bins=20)
+    assert len(num) == 40 and num.groupby("side")["share"].sum().round(9).eq(1).all()
+    assert len(distribution_figure(num, "shifted").data) == 2
+    cat = distribution(ctx, "m", "newcat", CUR_WINDOW, REF_WINDOW)
+    assert set(cat.loc[cat["side"] == "current", "bin"]) == {"p", "q", "r"}
+    over = drift_over_time(ctx, "m", CUR_WINDOW, reference=REF_WINDOW)
+    fig = heatmap_figure(over)
+    assert list(fig.data[0].y) == [*FEATURES_MIXED, "prediction"] and len(fig.data[0].x) == 2
+    assert share_figure(share_by_bucket(over), 0.5).data[0].y is not None
+    assert heatmap_figure(over.iloc[0:0]).layout.title.text == "No data in the range"

@@ -220,3 +220,10 @@ def numeric_value_counts(con: duckdb.DuckDBPyConnection, column: str) -> tuple[p
     ref_df = con.execute("SELECT col, v, c FROM drift_rc WHERE col = ? ORDER BY v", [column]).df()
     cur_df = con.execute("SELECT col, bucket, v, c FROM drift_cc WHERE col = ? ORDER BY bucket, v", [column]).df()
     return ref_df, cur_df
+
+
+def sample_frame(con: duckdb.DuckDBPyConnection, src: Source, n: int, seed: int = 0) -> pd.DataFrame:
+    """Rows of ``src`` as a DataFrame: all of them when there are at most ``n``, else a reservoir sample of
+    exactly ``n`` rows (repeatable for a given seed)."""
+    return con.execute(f"SELECT * FROM ({src.sql}) s USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE ({int(seed)})",
+                       list(src.params)).df()

@@ -1,0 +1,63 @@
+"""``vigil drift``: Evidently-compatible drift of one model between a reference and a current window."""
+
+from __future__ import annotations
+
+import click
+
+from dashboard.commands.common import echo_json, get_context, window_option
+from dashboard.drift import compute_drift, result_to_dict
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.3g}" if abs(x) < 1e-3 and x != 0 else f"{x:.4f}"
+
+
+@click.command("drift")
+@click.option("--model", "-m", required=True, help="Model name as configured in vigil.toml.")
+@click.option("--reference", "reference_text", default=None,
+              help="'training' (the champion's training data in MLflow) or FROM..TO; "
+                   "default: the model's configured reference.")
+@click.option("--current", "current_text", required=True, help="FROM..TO (ISO dates, TO inclusive) or 7d / 24h.")
+@click.option("--version", default=None, help="Only this model version's logs (and its training data).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the dataset drifts (for CI).")
+@click.pass_context
+def command(ctx: click.Context, model: str, reference_text: str | None, current_text: str, version: str | None,
+            as_json: bool, fail_on_drift: bool) -> None:
+    """Per-column drift (method, score, threshold, verdict) and the dataset verdict, as on the Drift page.
+
+    Methods and thresholds follow Evidently's DataDriftPreset defaults unless the model's [drift]
+    table overrides them.
+    """
+    context = get_context(ctx)
+    current = window_option(current_text)
+    assert current is not None
+    reference = "config" if reference_text is None else reference_text
+    if reference not in ("training", "config"):
+        ref_window = window_option(reference)
+        assert ref_window is not None
+        result = compute_drift(context, model, current, ref_window, version=version)
+    else:
+        result = compute_drift(context, model, current, reference, version=version)
+    if as_json:
+        echo_json(result_to_dict(result))
+    else:
+        click.echo(f"{model}: reference {result.reference_label} ({result.n_reference} rows) vs current "
+                   f"{result.current_label} ({result.n_current} rows)")
+        cols = sorted(result.columns, key=lambda c: (not c.drifted, -c.severity))
+        width = max([len("column"), *(len(c.column) for c in cols)])
+        click.echo(f"{'column':<{width}}  {'type':<11}  {'method':<29}  {'score':>10}  {'threshold':>9}  drift")
+        for c in cols:
+            verdict = "DRIFT" if c.drifted else ("ok" if c.tested else "-")
+            line = (f"{c.column:<{width}}  {c.column_type:<11}  {c.method_label:<29}  {_fmt(c.score):>10}  "
+                    f"{_fmt(c.threshold):>9}  {verdict}")
+            if c.note:
+                line += f"  ({c.note})"
+            click.echo(line)
+        click.echo(f"drifted columns: {result.n_drifted}/{result.n_tested} = {result.share_drifted:.2f} "
+                   f"(dataset drift when >= {result.drift_share_threshold:g}): "
+                   + ("DATASET DRIFT" if result.dataset_drift else "no dataset drift"))
+    if fail_on_drift and result.dataset_drift:
+        ctx.exit(1)
