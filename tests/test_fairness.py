@@ -9,7 +9,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -22,30 +21,10 @@ from dashboard.context import Context
 from dashboard.errors import VigilError
 from dashboard.fairness import METRIC_KEYS, compute_fairness, fairness_over_time, group_rates_over_time
 from tests.conftest import DEMO_CONFIG, make_logs
-from tests.fixtures.fairness import aif360_reference
+from tests.fixtures.fairness import age_group, aif360_reference, scenario
 
 WINDOW = parse_window("2026-01-01..2026-01-31")
 REPO = Path(__file__).resolve().parents[1]
-
-
-def scenario(n: int = 2_400, seed: int = 3) -> pd.DataFrame:
-    """Two versions over ~17 days: v1 treats both sexes alike, v2 approves fewer women; 60% labelled."""
-    rng = np.random.default_rng(seed)
-    df = make_logs(n=n, seed=seed)
-    df["ts"] = pd.date_range("2026-01-02", periods=n, freq="10min", tz="UTC")
-    df["model_version"] = np.where(np.arange(n) % 2 == 0, "1", "2")
-    truth = rng.random(n) < 0.55
-    p_good = np.where(df["model_version"] == "2",
-                      np.where(df["sex"] == "female", 0.25, 0.65), np.where(truth, 0.8, 0.25))
-    good = rng.random(n) < p_good
-    df["prediction"] = np.where(good, "good", "bad")
-    df["proba_good"] = np.where(good, 0.7, 0.3)
-    df["proba_bad"] = 1 - df["proba_good"]
-    df["label"] = pd.Series(np.where(truth, "good", "bad"), dtype=object).where(rng.random(n) < 0.6, None)
-    df["age"] = np.where(df["age"] >= 65, df["age"] - 47, df["age"])  # 65+ is rare: only the 40 rows below
-    df.loc[df.index[100:140], "age"] = 70.0
-    df.loc[df.index[:3], "age"] = np.nan  # three rows without an age: in no age group
-    return df
 
 
 @pytest.fixture
@@ -57,11 +36,6 @@ def loaded(ctx: Context, store: LogStore, schema: LogSchema,
     labels = df.loc[df["label"].notna(), ["prediction_id", "label"]]
     store.add_labels(schema, labels, source="ground_truth")
     return df
-
-
-def age_group(age: pd.Series) -> pd.Series:
-    return pd.cut(age, bins=[18, 25, 40, 65, 120], labels=["18-24", "25-39", "40-64", "65+"],
-                  right=False).astype(object)
 
 
 @pytest.mark.parametrize("version", [None, "1", "2"])
