@@ -89,7 +89,7 @@ def test_page_privileged_selection_flips_the_comparison(monkeypatch: pytest.Monk
     assert not at.exception and not at.error
     table = metric_rows(at).set_index("metric")
     assert table.loc["Disparate impact (selection rate ratio)", "verdict"] == "❌ fail"
-    assert float(table.loc["Disparate impact (selection rate ratio)", "value"]) > 1.25
+    assert float(str(table.loc["Disparate impact (selection rate ratio)", "value"])) > 1.25
     assert any("Privileged: female" in c.value for c in at.caption)
 
 
