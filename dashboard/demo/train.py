@@ -145,7 +145,12 @@ def train_model(settings: Settings, model: str = "credit-risk", *, seed: int = 7
     from sklearn.model_selection import train_test_split
 
     say = progress or (lambda _m: None)
-    settings.model(model)  # a clear ConfigError for an unknown model
+    cfg = settings.model(model)  # a clear ConfigError for an unknown model
+    if set(cfg.features) != set(FEATURES):
+        from dashboard.errors import VigilError
+
+        raise VigilError(f"models.{model}: the demo training pipeline only knows the credit-risk features "
+                         f"({', '.join(FEATURES)}); point training_command at your own training script")
     biased = variant == "biased"
     data = training_frame(seed, rows, female_flip=FEMALE_FLIP if biased else 0.0)
     added = 0
