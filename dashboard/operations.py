@@ -31,7 +31,7 @@ from dashboard.errors import VigilError
 from dashboard.settings import ModelConfig
 
 __all__ = ["BUCKETS", "OpsReport", "SloStatus", "breach_ranges", "compute_operations", "data_span",
-           "fill_buckets", "slo_threshold"]
+           "fill_buckets", "logged_versions", "slo_threshold"]
 
 BUCKETS: dict[str, timedelta] = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 LATENCY_METRICS: tuple[str, ...] = ("latency_p95_ms", "latency_p95")
@@ -146,6 +146,14 @@ def data_span(ctx: Context, model: str, version: str | None = None) -> tuple[dat
     with ctx.store.connect() as con:
         ctx.store.ensure_model(schema, con)
         return q.time_range(con, schema, version)
+
+
+def logged_versions(ctx: Context, model: str) -> list[str]:
+    """Every model version with logged predictions (the page's version selector)."""
+    schema = ctx.schema(model)
+    with ctx.store.connect() as con:
+        ctx.store.ensure_model(schema, con)
+        return q.versions(con, schema, datetime.min, datetime.max)
 
 
 def _hours(df: pd.DataFrame, step: timedelta) -> float:

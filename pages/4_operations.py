@@ -1,7 +1,189 @@
-"""Operations page (not built yet)."""
+"""Operations: are we within SLA? Latency, errors, throughput, and accuracy (realised and estimated)."""
 
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+import pandas as pd
 import streamlit as st
 
+from connectors.windows import Window
+from dashboard.operations import OpsReport, compute_operations, data_span, logged_versions
+from dashboard.quality import CBPE_ASSUMPTIONS, QualityReport, compute_quality
+from dashboard.ui import state
+from dashboard.ui.format import fmt_num, fmt_pct
+from dashboard.ui.operations_charts import (
+    errors_throughput_figure,
+    label_delay_figure,
+    latency_figure,
+    quality_figure,
+    reliability_figure,
+    version_latency_figure,
+)
+
 st.title("Operations")
-st.info("This page is not built yet in this release. "
-        "No numbers are shown until they are real.")
+st.caption("Latency percentiles against the SLO, errors and throughput per time bucket and model version, "
+           "and accuracy: realised where labels arrived, estimated from the model's scores where not.")
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _span(model: str, data_version: str) -> tuple[datetime | None, datetime | None, int]:
+    return data_span(state.context(), model)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _versions(model: str, data_version: str) -> list[str]:
+    return logged_versions(state.context(), model)
+
+
+@st.cache_data(ttl=300, show_spinner="Computing latency, errors and throughput…")
+def _ops(model: str, data_version: str, start: datetime, end: datetime, bucket: str,
+         version: str | None) -> OpsReport:
+    return compute_operations(state.context(), model, Window(start, end), bucket=bucket, version=version)
+
+
+@st.cache_data(ttl=300, show_spinner="Computing quality…")
+def _quality(model: str, data_version: str, start: datetime, end: datetime, bucket: str,
+             version: str | None) -> QualityReport:
+    return compute_quality(state.context(), model, Window(start, end), version=version, bucket=bucket)
+
+
+def _ms(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:,.0f} ms"
+
+
+def _window_picker(first: datetime, last: datetime) -> tuple[datetime, datetime] | None:
+    lo, hi = first.date(), last.date()
+    picked = st.date_input("Window (UTC days)", value=(lo, hi), min_value=lo, max_value=hi, key="ops_window")
+    if not isinstance(picked, tuple | list) or len(picked) != 2:
+        st.info("Pick the last day of the window.")
+        return None
+    a, b = picked
+    assert isinstance(a, date) and isinstance(b, date)
+    return datetime.combine(a, time()), datetime.combine(b, time()) + timedelta(days=1)
+
+
+def _render_ops(ops: OpsReport) -> None:
+    slo = ops.slo
+    c = st.columns(6)
+    c[0].metric("Predictions", f"{ops.requests:,}")
+    c[1].metric("p50 latency", _ms(ops.latency_p50_ms))
+    c[2].metric("p95 latency", _ms(ops.latency_p95_ms),
+                help=f"SLO: p95 ≤ {slo.threshold_ms:g} ms per {ops.bucket} (from {slo.source})")
+    c[3].metric("p99 latency", _ms(ops.latency_p99_ms))
+    c[4].metric("Error rate", fmt_pct(ops.error_rate), help=f"threshold {fmt_pct(ops.error_rate_threshold)}")
+    c[5].metric("Throughput", f"{ops.throughput_per_hour:,.1f}/h")
+    for note in ops.notes:
+        st.warning(note)
+    if slo.met is None:
+        st.info("No latency values in this window, so there is no SLO verdict.")
+    elif slo.met:
+        st.success(f"SLO met: every {ops.bucket} had p95 ≤ {slo.threshold_ms:g} ms "
+                   f"({slo.buckets_scored} {ops.bucket}s).")
+    else:
+        st.error(f"SLO breached in {slo.buckets_in_breach} of {slo.buckets_scored} {ops.bucket}s "
+                 f"({fmt_pct(slo.breach_share)}), in {len(slo.breaches)} time range(s): see the list below.")
+
+    st.subheader("Latency")
+    st.plotly_chart(latency_figure(ops.buckets, slo.threshold_ms, slo.breaches), width="stretch")
+    st.subheader("Errors and throughput")
+    st.plotly_chart(errors_throughput_figure(ops.buckets, ops.error_rate_threshold), width="stretch")
+
+
+def _render_quality(q: QualityReport, min_accuracy: float) -> None:
+    st.subheader("Quality over time")
+    a = q.actual
+    c = st.columns(5)
+    c[0].metric("Realised accuracy", fmt_num(a.accuracy, undefined="n/a"),
+                help=f"on {q.n_labelled:,} labelled predictions")
+    c[1].metric("Estimated accuracy (unlabelled)", fmt_num(q.estimated_accuracy, undefined="n/a"),
+                help="CBPE over the predictions without a label")
+    c[2].metric("Estimated − realised gap", fmt_num(None if q.estimation_gap is None else -q.estimation_gap,
+                                                    undefined="n/a"),
+                help="estimated minus realised accuracy on the same labelled rows; far from 0 = a signal")
+    c[3].metric("Label coverage", fmt_pct(q.label_coverage))
+    c[4].metric("Median label delay", "n/a" if q.label_delay.p50_hours is None
+                else f"{q.label_delay.p50_hours / 24:.1f} days")
+    if a.reason:
+        st.info(a.reason)
+    if q.estimate_reason:
+        st.info(q.estimate_reason)
+    for note in q.notes:
+        st.warning(note)
+    st.plotly_chart(quality_figure(q.buckets, min_accuracy), width="stretch")
+    st.info(CBPE_ASSUMPTIONS, icon=":material/info:")
+    if a.accuracy is not None:
+        st.write(f"**On labelled rows** (positive class `{q.positive_class}`): precision {fmt_num(a.precision)} · "
+                 f"recall {fmt_num(a.recall)} · F1 {fmt_num(a.f1)} · ROC AUC {fmt_num(a.roc_auc, undefined='n/a')} · "
+                 f"expected calibration error {fmt_num(a.ece, undefined='n/a')}")
+    left, right = st.columns(2)
+    if len(a.reliability):
+        left.write("**Calibration (reliability curve, 10 bins)**")
+        left.plotly_chart(reliability_figure(a.reliability), width="stretch")
+    if len(q.label_delay.histogram):
+        right.write("**Label delay**")
+        right.plotly_chart(label_delay_figure(q.label_delay.histogram), width="stretch")
+
+
+def _versions_table(ops: OpsReport, model: str, dv: str, start: datetime, end: datetime) -> pd.DataFrame:
+    rows = []
+    for v in ops.versions.to_dict(orient="records"):
+        qv = state.guarded(_quality, model, dv, start, end, "day", str(v["version"]))
+        rows.append({"version": f"v{v['version']}", "predictions": v["n"], "share": v["share"],
+                     "p50 (ms)": v["p50_ms"], "p95 (ms)": v["p95_ms"], "p99 (ms)": v["p99_ms"],
+                     "error rate": v["error_rate"], "per hour": v["throughput_per_hour"],
+                     "realised accuracy": None if qv is None else qv.actual.accuracy,
+                     "estimated accuracy": None if qv is None else qv.estimated_accuracy_all,
+                     "label coverage": None if qv is None else qv.label_coverage})
+    return pd.DataFrame(rows)
+
+
+model = state.selected_model()
+ctx = state.guarded(state.context)
+if model is not None and ctx is not None:
+    dv = state.data_version(model)
+    span = state.guarded(_span, model, dv)
+    if span is not None and span[2] == 0:
+        st.info(f"No prediction logs of {model} yet: ingest them with `vigil ingest --model {model} FILES` "
+                "(or run `vigil demo`).")
+    elif span is not None and span[0] is not None and span[1] is not None:
+        top = st.columns([3, 1, 1])
+        with top[0]:
+            picked = _window_picker(span[0], span[1])
+        bucket = top[1].radio("Bucket", ["hour", "day"], horizontal=True, key="ops_bucket")
+        names = state.guarded(_versions, model, dv) or []
+        choice = top[2].selectbox("Version", ["all", *names], key="ops_version")
+        version = None if choice == "all" else choice
+        if picked is not None:
+            start, end = picked
+            ops = state.guarded(_ops, model, dv, start, end, bucket, version)
+            if ops is not None:
+                _render_ops(ops)
+                q = state.guarded(_quality, model, dv, start, end, "day", version)
+                if q is not None:
+                    _render_quality(q, ctx.model(model).thresholds.min_accuracy)
+                st.subheader("Per-version comparison")
+                if version is not None:
+                    st.caption(f"Showing v{version} only; choose “all” to compare versions.")
+                st.dataframe(_versions_table(ops, model, dv, start, end), hide_index=True, width="stretch",
+                             column_config={
+                                 "share": st.column_config.NumberColumn(format="percent"),
+                                 "error rate": st.column_config.NumberColumn(format="percent"),
+                                 "label coverage": st.column_config.NumberColumn(format="percent"),
+                                 "p50 (ms)": st.column_config.NumberColumn(format="%.1f"),
+                                 "p95 (ms)": st.column_config.NumberColumn(format="%.1f"),
+                                 "p99 (ms)": st.column_config.NumberColumn(format="%.1f"),
+                                 "per hour": st.column_config.NumberColumn(format="%.1f"),
+                                 "realised accuracy": st.column_config.NumberColumn(format="%.3f"),
+                                 "estimated accuracy": st.column_config.NumberColumn(format="%.3f")})
+                if len(ops.version_buckets["version"].unique()) > 1:
+                    st.plotly_chart(version_latency_figure(ops.version_buckets, ops.slo.threshold_ms),
+                                    width="stretch")
+                st.subheader("SLO breaches")
+                if len(ops.slo.breaches):
+                    br = ops.slo.breaches.rename(columns={"start": "from (UTC)", "end": "to (UTC)",
+                                                          "worst_p95_ms": "worst p95 (ms)"})
+                    st.dataframe(br, hide_index=True, width="stretch",
+                                 column_config={"worst p95 (ms)": st.column_config.NumberColumn(format="%.1f")})
+                else:
+                    st.write("No breach in this window.")
