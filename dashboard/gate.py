@@ -450,3 +450,36 @@ def promote(ctx: Context, actor: Actor, model: str, version: str) -> None:
     ctx.registry.set_version_tag(model, version, "vigil.promotion.promoted_by", actor.name)
     ctx.registry.set_version_tag(model, version, "vigil.promotion.promoted_at", when)
     _audit(ctx, actor, "model.promote", model, {"version": version, "previous_champion": previous})
+
+
+def run_gate_as(ctx: Context, actor: Actor, model: str, version: str,
+                progress: Callable[[str], None] | None = None) -> GateResult:
+    """Evaluate and record the gate on request (a version registered outside a Vigil job)."""
+    require(actor, "retrain.start")
+    result = run_gate(ctx, model, version, progress)
+    _audit(ctx, actor, "gate.run", model, {"version": version, "verdict": result.verdict})
+    return result
+
+
+@dataclass(frozen=True)
+class CandidateInfo:
+    """A version that could replace the champion, with its gate and promotion state (from its tags)."""
+
+    version: str
+    aliases: tuple[str, ...]
+    verdict: str | None
+    evaluated_at: str | None
+    promotion: str | None
+    requested_by: str | None
+
+
+def candidates(ctx: Context, model: str) -> tuple[str | None, list[CandidateInfo]]:
+    """The champion's version and every other version, newest first (challenger first)."""
+    versions = ctx.registry.versions(model)
+    champion = next((v.version for v in versions if "champion" in v.aliases), None)
+    out = [CandidateInfo(v.version, v.aliases, v.tags.get(TAG_PREFIX + "verdict"),
+                         v.tags.get(TAG_PREFIX + "evaluated_at"), v.tags.get("vigil.promotion.status"),
+                         v.tags.get("vigil.promotion.requested_by"))
+           for v in versions if v.version != champion]
+    out.sort(key=lambda c: ("challenger" not in c.aliases, -int(c.version) if c.version.isdigit() else 0))
+    return champion, out

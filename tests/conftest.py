@@ -14,7 +14,8 @@ from connectors.schema import LogSchema
 from dashboard.context import Context
 from dashboard.settings import Settings, load_settings, log_schema
 
-pytest_plugins: list[str] = ["tests.fixtures.app", "tests.fixtures.labelstudio", "tests.fixtures.mlflow"]
+pytest_plugins: list[str] = ["tests.fixtures.app", "tests.fixtures.labelstudio", "tests.fixtures.mlflow",
+                             "tests.fixtures.retraining"]
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "dashboard" / "demo" / "vigil.toml"
