@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dashboard.commands.fairness",
     "dashboard.commands.audit",
     "dashboard.commands.users",
+    "dashboard.commands.check",
     "dashboard.commands.ops",
     "dashboard.commands.metrics",
     "dashboard.commands.drift",

@@ -1,0 +1,215 @@
+"""Model cards: structured sections kept with the model version in MLflow, with every revision kept.
+
+Where they live: on the run behind the version, ``model_card/<version>/model_card.json`` (the
+structured source), ``model_card.md`` (the rendered card) and ``history/rev-<n>.json`` (each past
+revision); the version description holds the rendered card too, so the MLflow UI shows it, and tags
+``vigil.card.*`` carry the revision, author and completeness. Rendering never passes raw HTML through:
+card text is Markdown with HTML escaped, so a ``<script>`` in a card shows as text.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from markdown_it import MarkdownIt
+
+from connectors.registry import RegistryNotFound
+from dashboard.access import Actor, require
+from dashboard.context import Context
+from dashboard.errors import VigilError
+
+SECTIONS: dict[str, str] = {
+    "intended_use": "Intended use",
+    "out_of_scope_use": "Out-of-scope use",
+    "training_data": "Training data",
+    "evaluation": "Evaluation",
+    "fairness": "Fairness",
+    "limitations": "Limitations",
+    "owners": "Owners",
+    "approvals": "Approvals",
+}
+# Approvals are written by the approval workflow (``dashboard.approvals``), not by authors, so they do
+# not count towards completeness.
+AUTHORED: tuple[str, ...] = tuple(k for k in SECTIONS if k != "approvals")
+TAG = "vigil.card."
+DESCRIPTION_LIMIT = 4800  # MLflow's SQL store keeps at most 5000 characters of a description
+_MD = MarkdownIt("commonmark", {"html": False})  # raw HTML is escaped, javascript: links refused
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    model: str
+    version: str
+    sections: dict[str, str] = field(default_factory=dict)
+    revision: int = 0
+    updated_by: str = ""
+    updated_at: str = ""
+
+    def text(self, key: str) -> str:
+        return self.sections.get(key, "").strip()
+
+    def missing_sections(self) -> list[str]:
+        return [SECTIONS[k] for k in AUTHORED if not self.text(k)]
+
+    def completeness(self) -> float:
+        return sum(1 for k in AUTHORED if self.text(k)) / len(AUTHORED)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "version": self.version, "revision": self.revision,
+                "updated_by": self.updated_by, "updated_at": self.updated_at,
+                "sections": {k: self.sections.get(k, "") for k in SECTIONS}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelCard:
+        return cls(model=str(data.get("model", "")), version=str(data.get("version", "")),
+                   sections={k: str(v) for k, v in (data.get("sections") or {}).items() if k in SECTIONS},
+                   revision=int(data.get("revision", 0)), updated_by=str(data.get("updated_by", "")),
+                   updated_at=str(data.get("updated_at", "")))
+
+
+# ------------------------------------------------------------------------------------ rendering
+
+def escape_markdown_html(text: str) -> str:
+    """Escape HTML so Markdown renderers (st.markdown included) show tags as text."""
+    return html.escape(text, quote=False)
+
+
+def to_markdown(card: ModelCard) -> str:
+    """The card as Markdown (for the artifact and the version description); HTML in the text escaped."""
+    lines = [f"# Model card: {escape_markdown_html(card.model)} version {escape_markdown_html(card.version)}", ""]
+    for key, title in SECTIONS.items():
+        lines += [f"## {title}", "", escape_markdown_html(card.text(key)) or "_Not written yet._", ""]
+    if card.revision:
+        lines.append(f"_Revision {card.revision} by {escape_markdown_html(card.updated_by)} at {card.updated_at}_")
+    return "\n".join(lines)
+
+
+def markdown_to_html(text: str) -> str:
+    """Markdown to HTML with raw HTML escaped (for the exported report)."""
+    return str(_MD.render(text))
+
+
+def to_html(card: ModelCard) -> str:
+    parts = []
+    for key, title in SECTIONS.items():
+        body = card.text(key)
+        parts.append(f"<h3>{html.escape(title)}</h3>" + (markdown_to_html(body) if body
+                                                         else "<p><em>Not written yet.</em></p>"))
+    return "\n".join(parts)
+
+
+# -------------------------------------------------------------------------------------- storage
+
+def _folder(version: str) -> str:
+    return f"model_card/{version}"
+
+
+def champion_version(ctx: Context, model: str) -> str | None:
+    try:
+        return ctx.registry.version_by_alias(model, "champion").version
+    except RegistryNotFound:
+        return None
+
+
+def _run_id(ctx: Context, model: str, version: str) -> str:
+    v = ctx.registry.version(model, version)
+    if not v.run_id:
+        raise VigilError(f"version {version} of '{model}' has no MLflow run to keep its model card with")
+    return v.run_id
+
+
+def _read_json(ctx: Context, run_id: str, path: str) -> dict[str, Any] | None:
+    with tempfile.TemporaryDirectory(prefix="vigil-card-") as tmp:
+        try:
+            local = ctx.registry.download_artifact(run_id, path, tmp)
+        except RegistryNotFound:
+            return None
+        except Exception as exc:  # MLflow raises plain exceptions for a missing artifact on some stores
+            if "not found" in str(exc).lower() or "no such file" in str(exc).lower():
+                return None
+            raise
+        data = json.loads(Path(local).read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else None
+
+
+def load_card(ctx: Context, model: str, version: str) -> ModelCard:
+    """The current card of a version (an empty card at revision 0 when none was written)."""
+    v = ctx.registry.version(model, version)
+    if not v.run_id or not v.tags.get(TAG + "revision"):
+        return ModelCard(model, str(version))
+    data = _read_json(ctx, v.run_id, f"{_folder(str(version))}/model_card.json")
+    return ModelCard.from_json(data) if data else ModelCard(model, str(version))
+
+
+def history(ctx: Context, model: str, version: str) -> list[ModelCard]:
+    """Every saved revision, oldest first."""
+    v = ctx.registry.version(model, version)
+    if not v.run_id or not v.tags.get(TAG + "revision"):
+        return []
+    revisions = int(v.tags[TAG + "revision"])
+    out = []
+    for rev in range(1, revisions + 1):
+        data = _read_json(ctx, v.run_id, f"{_folder(str(version))}/history/rev-{rev:04d}.json")
+        if data:
+            out.append(ModelCard.from_json(data))
+    return out
+
+
+def save_card(ctx: Context, actor: Actor, model: str, version: str, sections: dict[str, str],
+              expected_revision: int | None = None) -> ModelCard:
+    """Save a new revision (``card.edit``); refuses when someone saved since ``expected_revision``."""
+    require(actor, "card.edit")
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise VigilError(f"unknown card section(s) {', '.join(unknown)}; sections are {', '.join(SECTIONS)}")
+    current = load_card(ctx, model, version)
+    if expected_revision is not None and current.revision != expected_revision:
+        raise VigilError(f"the card of {model} version {version} was saved by {current.updated_by} "
+                         f"(revision {current.revision}) since you opened it; reload and apply your changes again")
+    merged = {**current.sections, **{k: str(v) for k, v in sections.items()}}
+    card = ModelCard(model, str(version), merged, current.revision + 1, actor.name,
+                     datetime.now(UTC).isoformat(timespec="seconds"))
+    _write(ctx, card)
+    changed = sorted(k for k in SECTIONS if merged.get(k, "") != current.sections.get(k, ""))
+    from dashboard import audit
+
+    audit.record(ctx.store, actor, "card.edit", model, {"version": str(version), "revision": card.revision,
+                                                        "changed": changed, "completeness": card.completeness()})
+    return card
+
+
+def _write(ctx: Context, card: ModelCard) -> None:
+    folder = _folder(card.version)
+    with tempfile.TemporaryDirectory(prefix="vigil-card-") as tmp:
+        base = Path(tmp)
+        (base / "model_card.json").write_text(json.dumps(card.to_json(), indent=2), encoding="utf-8")
+        markdown = to_markdown(card)
+        (base / "model_card.md").write_text(markdown, encoding="utf-8")
+        hist = base / "history"
+        hist.mkdir()
+        (hist / f"rev-{card.revision:04d}.json").write_text(json.dumps(card.to_json(), indent=2), encoding="utf-8")
+        ctx.registry.log_artifact_to_version(card.model, card.version, hist / f"rev-{card.revision:04d}.json",
+                                             f"{folder}/history")
+        ctx.registry.log_artifact_to_version(card.model, card.version, base / "model_card.json", folder)
+        ctx.registry.log_artifact_to_version(card.model, card.version, base / "model_card.md", folder)
+    description = markdown if len(markdown) <= DESCRIPTION_LIMIT else (
+        markdown[:DESCRIPTION_LIMIT] + f"\n\n… (full card: artifact {folder}/model_card.md)")
+    ctx.registry.update_version_description(card.model, card.version, description)
+    for key, value in (("revision", str(card.revision)), ("updated_by", card.updated_by),
+                       ("updated_at", card.updated_at), ("completeness", f"{card.completeness():.2f}")):
+        ctx.registry.set_version_tag(card.model, card.version, TAG + key, value)
+
+
+def append_approval_note(ctx: Context, model: str, version: str, note: str) -> None:
+    """Add a line to the card's approvals section (called by the approval workflow, after its own check)."""
+    current = load_card(ctx, model, version)
+    text = (current.text("approvals") + "\n" if current.text("approvals") else "") + f"- {note}"
+    card = ModelCard(model, str(version), {**current.sections, "approvals": text}, current.revision + 1,
+                     "vigil", datetime.now(UTC).isoformat(timespec="seconds"))
+    _write(ctx, card)

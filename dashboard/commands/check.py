@@ -1,0 +1,97 @@
+"""``vigil check``: evaluate a model's policies; exit 1 on any blocking failure (a CI gate)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import click
+
+from dashboard.commands.common import get_context, to_jsonable
+from dashboard.policy import FAIL, NO_DATA, PASS, Evaluation, PolicyResult, evaluate
+
+
+def _value(r: PolicyResult) -> str:
+    return "n/a" if r.value is None else f"{r.value:.4g}"
+
+
+def format_text(ev: Evaluation) -> str:
+    head = f"{ev.model}" + (f" version {ev.version}" if ev.version else " (all versions)")
+    lines = [f"Policies of {head}; window {ev.window}; data version {ev.data_version}; "
+             f"evaluated {ev.evaluated_at:%Y-%m-%d %H:%M:%S} UTC", ""]
+    for r in ev.results:
+        mark = {PASS: "PASS", FAIL: "FAIL", NO_DATA: "NO DATA"}.get(r.verdict, "ERROR")
+        lines.append(f"  {mark:<7} {r.severity:<8} {r.name:<45} {_value(r):>10} {r.comparator} "
+                     f"{r.threshold_text():<14} rows={r.rows}  {r.detail}")
+    lines.append("")
+    if ev.passed:
+        lines.append(f"OK: no blocking policy failed ({len(ev.warnings)} warning(s)).")
+    else:
+        lines.append(f"FAILED: {len(ev.blocking_failures)} blocking polic"
+                     f"{'y' if len(ev.blocking_failures) == 1 else 'ies'} failed: "
+                     + ", ".join(r.name for r in ev.blocking_failures))
+    return "\n".join(lines)
+
+
+def format_junit(ev: Evaluation) -> str:
+    """JUnit XML: one testcase per verdict; a blocking failure is a <failure>, an analysis error an <error>,
+    no data is <skipped>; warnings pass with their evidence in <system-out> so CI does not block on them."""
+    suite_name = f"vigil.{ev.model}" + (f".v{ev.version}" if ev.version else "")
+    failures = sum(1 for r in ev.results if r.blocking_failure and r.verdict == FAIL)
+    errors = sum(1 for r in ev.results if r.blocking_failure and r.verdict != FAIL)
+    skipped = sum(1 for r in ev.results if r.verdict == NO_DATA)
+    root = ET.Element("testsuites", name="vigil check", tests=str(len(ev.results)), failures=str(failures),
+                      errors=str(errors), skipped=str(skipped))
+    suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(ev.results)), failures=str(failures),
+                          errors=str(errors), skipped=str(skipped), timestamp=ev.evaluated_at.isoformat(),
+                          time="0")
+    props = ET.SubElement(suite, "properties")
+    for key, value in (("model", ev.model), ("version", ev.version or "all"), ("window", ev.window),
+                       ("data_version", ev.data_version)):
+        ET.SubElement(props, "property", name=key, value=str(value))
+    for r in ev.results:
+        case = ET.SubElement(suite, "testcase", classname=suite_name, name=r.name, time="0")
+        evidence = (f"value={_value(r)} {r.comparator} {r.threshold_text()}; severity={r.severity}; "
+                    f"verdict={r.verdict}; window={r.window}; rows={r.rows}; data_version={r.data_version}; "
+                    f"{r.detail}")
+        if r.blocking_failure and r.verdict == FAIL:
+            ET.SubElement(case, "failure", message=f"{r.name}: {_value(r)} {r.comparator} {r.threshold_text()} "
+                          "does not hold", type="blocking").text = evidence
+        elif r.blocking_failure:
+            ET.SubElement(case, "error", message=f"{r.name}: {r.verdict}", type="analysis").text = evidence
+        elif r.verdict == NO_DATA:
+            ET.SubElement(case, "skipped", message=f"no data: {r.detail}")
+        ET.SubElement(case, "system-out").text = evidence
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+
+
+@click.command("check")
+@click.option("--model", "-m", required=True, help="Model name as configured in vigil.toml.")
+@click.option("--version", "-v", "version", default=None, help="Judge one model version's logs (default: all).")
+@click.option("--window", "window_text", default=None,
+              help="Override every policy's window: FROM..TO or 7d / 24h (relative windows end at the "
+                   "latest logged prediction).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text", show_default=True)
+@click.option("--junit-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write JUnit XML to this file (for CI test reports).")
+@click.pass_context
+def command(ctx: click.Context, model: str, version: str | None, window_text: str | None, fmt: str,
+            junit_file: Path | None) -> None:
+    """Evaluate the policies of MODEL; exit 1 if a blocking policy fails, 0 otherwise.
+
+    Warnings and policies without data never fail the check; a blocking policy whose analysis could not
+    run fails it (fail closed).
+    """
+    result = evaluate(get_context(ctx), model, version=version, window=window_text)
+    if fmt == "json":
+        click.echo(json.dumps(to_jsonable(result.to_dict()), indent=2))
+    elif fmt == "junit":
+        click.echo(format_junit(result))
+    else:
+        click.echo(format_text(result))
+    if junit_file is not None:
+        junit_file.parent.mkdir(parents=True, exist_ok=True)
+        junit_file.write_text(format_junit(result), encoding="utf-8")
+    ctx.exit(0 if result.passed else 1)

@@ -1,0 +1,179 @@
+"""Policy engine: comparators, verdicts with evidence from the real analytics, built-ins and overrides."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard.context import Context
+from dashboard.policy import FAIL, NO_DATA, PASS, builtin_policies, compare, evaluate, policies_for
+from dashboard.settings import PolicySpec
+from tests.conftest import make_logs
+
+MODEL = "credit-risk"
+WINDOW = "2026-01-01..2026-01-01"
+
+
+def _ingest(ctx: Context, tmp_path: Path, frame: pd.DataFrame, name: str) -> None:
+    path = tmp_path / name
+    frame.to_parquet(path, index=False)
+    report = ctx.store.ingest([path], ctx.schema(MODEL))
+    assert report.rows_added == len(frame)
+
+
+def _policies(*specs: PolicySpec) -> list[tuple[PolicySpec, str]]:
+    return [(s, "config") for s in specs]
+
+
+@pytest.mark.parametrize("value,comparator,threshold,expected", [
+    (0.5, "<", 0.5, False), (0.5, "<=", 0.5, True), (0.6, ">", 0.5, True), (0.5, ">=", 0.5, True),
+    (1.0, "==", 1.0, True), (1.0, "!=", 1.0, False), (0.8, "within", (0.8, 1.25), True),
+    (0.79, "within", (0.8, 1.25), False), (1.3, "outside", (0.8, 1.25), True), (1.0, "outside", (0.8, 1.25), False),
+])
+def test_compare(value: float, comparator: str, threshold: float | tuple[float, float], expected: bool) -> None:
+    assert compare(value, comparator, threshold) is expected
+
+
+def test_operations_policies_match_pandas_and_carry_evidence(ctx: Context, tmp_path: Path) -> None:
+    frame = make_logs(400)
+    frame.loc[frame.index[:10], "status"] = "error"
+    _ingest(ctx, tmp_path, frame, "a.parquet")
+    p95 = float(np.quantile(frame["latency_ms"], 0.95))
+    ev = evaluate(ctx, MODEL, window=WINDOW, policies=_policies(
+        PolicySpec("p95 under", "latency_p95_ms", "<=", p95 + 1.0),
+        PolicySpec("p95 tight", "latency_p95_ms", "<=", p95 - 1.0),
+        PolicySpec("errors", "error_rate", "<=", 0.01, "warning"),
+    ))
+    by = {r.policy: r for r in ev.results}
+    assert by["p95 under"].verdict == PASS and by["p95 tight"].verdict == FAIL
+    assert by["p95 under"].value == pytest.approx(p95, rel=1e-3)
+    assert by["errors"].value == pytest.approx(10 / 400) and by["errors"].verdict == FAIL
+    assert by["errors"].rows == 400 and by["errors"].window == "2026-01-01..2026-01-02"
+    assert by["errors"].data_version == ctx.store.data_version(MODEL)
+    assert [r.name for r in ev.blocking_failures] == ["p95 tight"]
+    assert not ev.passed and [r.policy for r in ev.warnings] == ["errors"]
+    assert set(ev.frame().columns) >= {"value", "threshold", "verdict", "window", "rows", "evaluated_at",
+                                       "data_version"}
+
+
+def test_version_restricts_the_rows(ctx: Context, tmp_path: Path) -> None:
+    fast = make_logs(200, version="1")
+    slow = make_logs(200, seed=1, id_prefix="q", version="2")
+    slow["latency_ms"] = slow["latency_ms"] + 1000
+    _ingest(ctx, tmp_path, pd.concat([fast, slow]), "v.parquet")
+    spec = PolicySpec("latency", "latency_p95_ms", "<=", 500.0)
+    assert evaluate(ctx, MODEL, "1", window=WINDOW, policies=_policies(spec)).passed
+    ev2 = evaluate(ctx, MODEL, "2", window=WINDOW, policies=_policies(spec))
+    assert not ev2.passed and ev2.results[0].rows == 200
+
+
+def test_quality_without_labels_is_no_data_unless_required(ctx: Context, tmp_path: Path) -> None:
+    _ingest(ctx, tmp_path, make_logs(300), "q.parquet")
+    ev = evaluate(ctx, MODEL, window=WINDOW, policies=_policies(
+        PolicySpec("acc", "accuracy", ">=", 0.7),
+        PolicySpec("acc strict", "accuracy", ">=", 0.7, params={"require_data": True}),
+        PolicySpec("coverage", "label_coverage", ">=", 0.1),
+    ))
+    by = {r.policy: r for r in ev.results}
+    assert by["acc"].verdict == NO_DATA and not by["acc"].blocking_failure
+    assert by["acc strict"].verdict == FAIL and by["acc strict"].blocking_failure
+    assert by["coverage"].value == 0.0 and by["coverage"].verdict == FAIL
+
+
+def test_accuracy_with_labels(ctx: Context, tmp_path: Path) -> None:
+    frame = make_logs(300)
+    _ingest(ctx, tmp_path, frame, "l.parquet")
+    labels = pd.DataFrame({"prediction_id": frame["prediction_id"], "label": frame["prediction"]})
+    labels.loc[labels.index[:30], "label"] = np.where(labels["label"].iloc[:30] == "good", "bad", "good")
+    ctx.store.add_labels(ctx.schema(MODEL), labels, source="ground_truth")
+    ev = evaluate(ctx, MODEL, window=WINDOW, policies=_policies(PolicySpec("acc", "accuracy", ">=", 0.85)))
+    assert ev.results[0].value == pytest.approx(0.9) and ev.results[0].verdict == PASS
+    assert ev.results[0].rows == 300
+
+
+def test_fairness_gives_one_verdict_per_attribute(ctx: Context, tmp_path: Path) -> None:
+    frame = make_logs(600)
+    women = frame["sex"] == "female"
+    frame.loc[women, "prediction"] = np.where(np.arange(women.sum()) % 3 == 0, "good", "bad")
+    _ingest(ctx, tmp_path, frame, "f.parquet")
+    ev = evaluate(ctx, MODEL, window=WINDOW, policies=_policies(
+        PolicySpec("di", "disparate_impact", "within", (0.8, 1.25))))
+    by = {r.subject: r for r in ev.results}
+    assert set(by) == {"sex", "age"}
+    male_rate = (frame.loc[~women, "prediction"] == "good").mean()
+    female_rate = (frame.loc[women, "prediction"] == "good").mean()
+    assert by["sex"].value == pytest.approx(female_rate / male_rate, rel=1e-6)
+    assert by["sex"].verdict == FAIL and by["sex"].name == "di[sex]"
+
+
+def test_drift_against_a_reference_window(ctx: Context, tmp_path: Path) -> None:
+    frame = make_logs(800)
+    late = frame["ts"] >= pd.Timestamp("2026-01-01 06:40", tz="UTC")
+    frame.loc[late, "income"] = frame.loc[late, "income"] * 3
+    _ingest(ctx, tmp_path, frame, "d.parquet")
+    ref = {"reference": "2026-01-01T00:00..2026-01-01T06:40"}
+    ev = evaluate(ctx, MODEL, window="2026-01-01T06:40..2026-01-01T14:00", policies=_policies(
+        PolicySpec("income drift", "feature_drift", "==", 0.0, params={**ref, "column": "income"}),
+        PolicySpec("age drift", "feature_drift", "==", 0.0, params={**ref, "column": "age"}),
+        PolicySpec("share", "drift_share", "<", 0.5, params=ref),
+    ))
+    by = {r.policy: r for r in ev.results}
+    assert by["income drift"].value == 1.0 and by["income drift"].verdict == FAIL
+    assert by["age drift"].value == 0.0 and by["age drift"].verdict == PASS
+    assert by["share"].verdict == PASS and "income" in by["share"].detail
+
+
+def test_ingest_rejects(ctx: Context, tmp_path: Path) -> None:
+    bad = make_logs(5).drop(columns=["prediction"])
+    path = tmp_path / "bad.parquet"
+    bad.to_parquet(path, index=False)
+    ctx.store.ingest([path], ctx.schema(MODEL))
+    ev = evaluate(ctx, MODEL, policies=_policies(PolicySpec("rejects", "ingest_rejects", "<=", 0.0)))
+    assert ev.results[0].value == 1.0 and ev.results[0].verdict == FAIL
+
+
+def test_errors_fail_closed(ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _ingest(ctx, tmp_path, make_logs(50), "e.parquet")
+    # An analytics module that is not installed (import blocked for this test only).
+    monkeypatch.setitem(sys.modules, "dashboard.quality", None)
+    ev = evaluate(ctx, MODEL, window=WINDOW, policies=_policies(
+        PolicySpec("typo", "acuracy", ">=", 0.7),
+        PolicySpec("acc", "accuracy", ">=", 0.7),
+        PolicySpec("acc warn", "estimated_accuracy", ">=", 0.7, "warning"),
+    ))
+    by = {r.policy: r for r in ev.results}
+    assert by["typo"].verdict == "error: unknown metric" and by["typo"].blocking_failure
+    assert by["acc"].verdict == "error: not available" and by["acc"].value is None and by["acc"].blocking_failure
+    assert by["acc warn"].verdict == "error: not available" and not by["acc warn"].blocking_failure
+
+
+def test_analysis_error_is_reported_not_raised(ctx: Context) -> None:
+    ev = evaluate(ctx, MODEL, window=WINDOW, policies=_policies(PolicySpec("p95", "latency_p95_ms", "<=", 100.0)))
+    assert ev.results[0].verdict.startswith("error:") and not ev.passed
+
+
+def test_builtins_and_config_overlay(settings) -> None:  # type: ignore[no-untyped-def]
+    cfg = settings.model(MODEL)
+    names = [p.name for p in builtin_policies(cfg)]
+    assert {"drift_share", "disparate_impact", "latency_p95_ms", "error_rate", "accuracy", "estimated_accuracy",
+            "label_coverage", "card_completeness", "ingest_rejects", "feature_drift"} <= set(names)
+    from dataclasses import replace
+
+    custom = replace(cfg, policies=(PolicySpec("error_rate", "error_rate", "<=", 0.5, "blocking"),
+                                    PolicySpec("extra", "latency_p99_ms", "<=", 900.0)))
+    overlay = {s.name: (s, src) for s, src in policies_for(custom)}
+    assert overlay["error_rate"][1] == "config" and overlay["error_rate"][0].threshold == 0.5
+    assert overlay["extra"][1] == "config" and overlay["drift_share"][1] == "built-in"
+    assert len(overlay) == len(names) + 1
+
+
+def test_relative_window_ends_at_the_latest_log(ctx: Context, tmp_path: Path,
+                                                  logs_factory: Callable[..., pd.DataFrame]) -> None:
+    _ingest(ctx, tmp_path, logs_factory(100), "r.parquet")
+    ev = evaluate(ctx, MODEL, policies=_policies(PolicySpec("err", "error_rate", "<=", 0.5, window="24h")))
+    assert ev.results[0].rows == 100 and ev.results[0].verdict == PASS
