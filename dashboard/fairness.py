@@ -27,11 +27,11 @@ from dashboard.fairness_metrics import (
     group_rates,
     metric_interval,
     metrics_from_counts,
-    threshold_of,
+    rule_for,
     total,
     wilson_interval,
 )
-from dashboard.settings import ModelConfig, ProtectedAttribute, Thresholds
+from dashboard.settings import ModelConfig, PolicySpec, ProtectedAttribute, Thresholds
 
 __all__ = ["METRIC_KEYS", "MISSING", "AttributeFairness", "FairnessReport", "Intersection", "MetricValue",
            "compute_fairness", "fairness_over_time", "metrics_from_counts", "model_versions"]
@@ -162,7 +162,7 @@ def _split(values: Sequence[str], privileged: Sequence[str]) -> tuple[tuple[str,
 
 
 def _attribute_fairness(df: pd.DataFrame, attr: ProtectedAttribute, privileged: Sequence[str],
-                        t: Thresholds) -> AttributeFairness:
+                        t: Thresholds, policies: Sequence[PolicySpec] = ()) -> AttributeFairness:
     by = df.groupby(attr.name, dropna=False)[list(q.COUNT_COLUMNS)].sum()
     counts = {str(v): Counts.from_mapping(r) for v, r in by.iterrows()}
     order = list(attr.bucket_labels()) if attr.is_binned else sorted(counts, key=lambda v: (v == MISSING, v))
@@ -171,7 +171,7 @@ def _attribute_fairness(df: pd.DataFrame, attr: ProtectedAttribute, privileged: 
     cp = total([counts[v] for v in priv_vals])
     cu = total([counts[v] for v in unpriv_vals])
     everyone = total(list(counts.values()))
-    metrics = metrics_from_counts(cu, cp, everyone, t)
+    metrics = metrics_from_counts(cu, cp, everyone, t, policies, attr.name)
     rows = []
     for v in values:
         row = {"group": v, "privileged": v in priv_vals, **_rates_row(counts[v], t.min_group_size)}
@@ -247,7 +247,8 @@ def compute_fairness(ctx: Context, model: str, window: Window, attribute: str | 
     chosen = _pick_attributes(cfg, attribute)
     t = cfg.thresholds
     df = _counts_frame(ctx, cfg, window, version, cfg.protected)
-    attrs = [_attribute_fairness(df, a, _privileged_for(a, attribute, privileged), t) for a in chosen]
+    attrs = [_attribute_fairness(df, a, _privileged_for(a, attribute, privileged), t, cfg.policies)
+             for a in chosen]
     inters = [_intersection(df, a.name, b.name, t) for a, b in combinations(cfg.protected, 2)]
     everyone = _sum(df)
     return FairnessReport(model=model, version=version, window=window, attributes=attrs, intersections=inters,
@@ -276,11 +277,11 @@ def fairness_over_time(ctx: Context, model: str, window: Window, attribute: str,
         pv, uv = _split(values, priv)
         cp = _sum(part[part[attr.name].isin(pv)])
         cu = _sum(part[part[attr.name].isin(uv)])
-        vals = metrics_from_counts(cu, cp, _sum(part), t)
+        vals = metrics_from_counts(cu, cp, _sum(part), t, cfg.policies, attr.name)
         for key in metrics:
             m = vals[key]
             ci = metric_interval(key, cu, cp) if m.value is not None else None
-            _, band = threshold_of(key, t)
+            _, band, _policy = rule_for(key, t, cfg.policies, attr.name)
             rows.append({"bucket": pd.Timestamp(str(when)), "metric": key, "label": m.label, "value": m.value,
                          "lower": ci[0] if ci else None, "upper": ci[1] if ci else None,
                          "n_privileged": m.n_privileged, "n_unprivileged": m.n_unprivileged,

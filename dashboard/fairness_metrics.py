@@ -14,11 +14,11 @@ ones use labelled rows only.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from dashboard.settings import Thresholds
+from dashboard.settings import PolicySpec, Thresholds
 
 Verdict = Literal["pass", "fail", "undefined", "too_small", "info"]
 Z95 = 1.959963984540054
@@ -232,7 +232,7 @@ def metric_rates(unpriv: Counts, priv: Counts, everyone: Counts | None = None) -
     return {k: out[k] for k in METRIC_KEYS}
 
 
-def threshold_of(key: str, t: Thresholds) -> tuple[str, tuple[float, float] | None]:
+def threshold_of(key: str, t: Thresholds) -> tuple[str, tuple[float | None, float | None] | None]:
     """Description and acceptable [low, high] band of one metric (None: no threshold, informative)."""
     spec = SPECS[key]
     if spec.kind == "ratio":
@@ -245,11 +245,46 @@ def threshold_of(key: str, t: Thresholds) -> tuple[str, tuple[float, float] | No
     return "no threshold (0 = perfectly even)", None
 
 
+def policy_for(key: str, policies: Sequence[PolicySpec], attribute: str | None = None) -> PolicySpec | None:
+    """The model's policy on metric ``key`` (one scoped to ``attribute`` wins over an unscoped one)."""
+    scoped = [p for p in policies if p.metric == key and p.params.get("attribute") == attribute and attribute]
+    general = [p for p in policies if p.metric == key and not p.params.get("attribute")]
+    found = scoped or general
+    return found[0] if found else None
+
+
+def policy_band(spec: PolicySpec) -> tuple[float | None, float | None]:
+    """The acceptable band a policy describes (None: unbounded on that side; 'outside' has no band)."""
+    t = spec.threshold
+    if spec.comparator == "within" and isinstance(t, tuple):
+        return t[0], t[1]
+    if spec.comparator in ("<", "<=") and not isinstance(t, tuple):
+        return None, float(t)
+    if spec.comparator in (">", ">=") and not isinstance(t, tuple):
+        return float(t), None
+    return None, None
+
+
+def rule_for(key: str, t: Thresholds, policies: Sequence[PolicySpec] = (),
+             attribute: str | None = None) -> tuple[str, tuple[float | None, float | None] | None, PolicySpec | None]:
+    """Threshold description, band and deciding policy of a metric: a declared policy, else the defaults."""
+    spec = policy_for(key, policies, attribute)
+    if spec is not None:
+        shown = (f"[{spec.threshold[0]:g}, {spec.threshold[1]:g}]" if isinstance(spec.threshold, tuple)
+                 else f"{spec.threshold:g}")
+        return f"{spec.comparator} {shown} (policy '{spec.name}')", policy_band(spec), spec
+    desc, band = threshold_of(key, t)
+    return desc, band, None
+
+
 def metrics_from_counts(unpriv: Counts, priv: Counts, everyone: Counts | None = None,
-                        thresholds: Thresholds | None = None) -> dict[str, MetricValue]:
+                        thresholds: Thresholds | None = None, policies: Sequence[PolicySpec] = (),
+                        attribute: str | None = None) -> dict[str, MetricValue]:
     """Metric values with thresholds and verdicts; a side below ``min_group_size`` rows gives "too_small".
 
-    Label-based metrics judge size by labelled rows, prediction-only ones by all rows.
+    Label-based metrics judge size by labelled rows, prediction-only ones by all rows. A policy of the
+    model on a metric (``metric = "disparate_impact"``, optionally ``attribute = ...``) replaces the
+    default threshold of that metric.
     """
     t = thresholds or Thresholds()
     rates = metric_rates(unpriv, priv, everyone)
@@ -259,16 +294,21 @@ def metrics_from_counts(unpriv: Counts, priv: Counts, everyone: Counts | None = 
         labelled = spec.uses == "labelled rows"
         nu = unpriv.n_labelled if labelled else unpriv.n
         np_ = priv.n_labelled if labelled else priv.n
-        desc, band = threshold_of(key, t)
+        desc, band, policy = rule_for(key, t, policies, attribute)
         verdict: Verdict
         if rate.value is None:
             verdict = "undefined"
         elif (nu + np_ if spec.kind == "index" else min(nu, np_)) < t.min_group_size:
             verdict = "too_small"
+        elif policy is not None:
+            from dashboard.policy import compare  # the policy engine's own comparison
+
+            verdict = "pass" if compare(rate.value, policy.comparator, policy.threshold) else "fail"
         elif band is None:
             verdict = "info"
         else:
-            verdict = "pass" if band[0] <= rate.value <= band[1] else "fail"
+            lo, hi = band
+            verdict = "pass" if (lo is None or lo <= rate.value) and (hi is None or rate.value <= hi) else "fail"
         out[key] = MetricValue(key=key, label=spec.label, value=rate.value, undefined_reason=rate.undefined_reason,
                                threshold=desc, verdict=verdict, uses=spec.uses, n_privileged=np_,
                                n_unprivileged=nu, ideal=1.0 if spec.kind == "ratio" else 0.0)

@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +21,7 @@ from dashboard.commands.common import run_cli
 from dashboard.context import Context
 from dashboard.errors import VigilError
 from dashboard.fairness import METRIC_KEYS, compute_fairness, fairness_over_time, group_rates_over_time
+from dashboard.settings import PolicySpec
 from tests.conftest import DEMO_CONFIG, make_logs
 from tests.fixtures.fairness import age_group, aif360_reference, scenario
 
@@ -150,3 +152,22 @@ def test_bench_runs_at_tiny_size(tmp_path: Path) -> None:
     assert result["name"] == "fairness" and result["rows"] == 20000
     assert result["max_abs_diff"] <= 1e-9 and result["metrics_compared"] >= 13
     assert result["speedup"] == pytest.approx(result["reference_seconds"] / result["vigil_seconds"])
+
+
+def test_model_policies_replace_default_thresholds(ctx: Context, loaded: pd.DataFrame) -> None:
+    cfg = ctx.model("credit-risk")
+    lenient = PolicySpec(name="di-floor", metric="disparate_impact", comparator=">=", threshold=0.3,
+                         params={"attribute": "sex"})
+    strict = PolicySpec(name="spd-any", metric="statistical_parity_difference", comparator="within",
+                        threshold=(-0.5, 0.5))
+    models = {**ctx.settings.models, "credit-risk": replace(cfg, policies=(lenient, strict))}
+    pctx = Context(replace(ctx.settings, models=models))
+    report = compute_fairness(pctx, "credit-risk", WINDOW, version="2")
+    sex, age = report.attribute("sex"), report.attribute("age")
+    assert sex.metrics["disparate_impact"].verdict == "pass"
+    assert sex.metrics["disparate_impact"].threshold == ">= 0.3 (policy 'di-floor')"
+    assert age.metrics["disparate_impact"].threshold == "within [0.8, 1.25]"  # the policy names sex only
+    assert sex.metrics["statistical_parity_difference"].threshold == "within [-0.5, 0.5] (policy 'spd-any')"
+    over = fairness_over_time(pctx, "credit-risk", WINDOW, "sex", version="2")
+    di = over[over["metric"] == "disparate_impact"]
+    assert (di["band_low"] == 0.3).all() and di["band_high"].isna().all()

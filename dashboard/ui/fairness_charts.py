@@ -58,6 +58,10 @@ def metric_over_time_figure(over_time: pd.DataFrame, metric: str, title: str | N
     if len(lo) and len(hi):
         fig.add_hrect(y0=float(lo.iloc[0]), y1=float(hi.iloc[0]), fillcolor=PASS_FILL, line_width=0,
                       annotation_text="acceptable", annotation_position="top left")
+    else:  # a one-sided policy: draw its limit
+        for edge in (lo, hi):
+            if len(edge):
+                fig.add_hline(y=float(edge.iloc[0]), line_color="rgb(46, 160, 67)", annotation_text="limit")
     ideal = 1.0 if metric.endswith("disparate_impact") else 0.0
     fig.add_hline(y=ideal, line_dash="dot", line_color="grey")
     defined = part[part["value"].map(_num).notna()]
