@@ -26,7 +26,6 @@ appends only changed labels with ``store.add_labels(..., source="label_studio")`
 
 from __future__ import annotations
 
-import importlib
 import os
 import socket
 import time
@@ -50,6 +49,7 @@ from connectors.labelstudio import (
 )
 from connectors.logstore import utcnow
 from connectors.queries.selection import ensure_queue, first
+from dashboard import audit
 from dashboard.access import Actor, require
 from dashboard.context import Context
 from dashboard.errors import VigilError
@@ -182,11 +182,7 @@ def _retry_conflicts(fn: Callable[[], Any], attempts: int = 50) -> Any:
 
 
 def _audit(context: Context, actor: Actor, action: str, model: str, detail: dict[str, Any]) -> None:
-    """Record an audit entry when the audit trail is available."""
-    try:
-        audit = importlib.import_module("dashboard.audit")
-    except ImportError:
-        return
+    """Append to the hash-chained audit trail (who sent or synced what, and how it went)."""
     audit.record(context, actor, action, model=model, detail=detail)
 
 
