@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from connectors.schema import LogSchema, quote
@@ -77,17 +78,16 @@ def confusion_counts(con: duckdb.DuckDBPyConnection, relation: str, groups: Mapp
             raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, got {bucket!r}")
         keys.append(f"date_trunc('{BUCKETS[bucket]}', {quote(ts)}) AS bucket")
         names.append("bucket")
-    # One narrow GROUP BY (groups x predicted-favourable x label state); pivoted to counts below.
-    inner = ", ".join(keys + [
-        f"({quote(prediction)} = $fav) AS pp",
-        f"CASE WHEN {quote(label)} IS NULL THEN 0 WHEN {quote(label)} = $fav THEN 2 ELSE 1 END AS ls",
-    ] + ([f"CAST({weight} AS DOUBLE) AS w"] if weight else []))
-    aggs = ["count(*) AS c"] + (["sum(w) AS sw"] if weight else [])
-    sql = (f"SELECT {', '.join([*names, 'pp', 'ls', *aggs])} "
+    # One narrow GROUP BY over the raw class columns (groups x predicted class x label, a few dozen rows);
+    # which of them is favourable is decided on that small result, so no per-row expression is evaluated.
+    inner = ", ".join(keys + [f"{quote(prediction)} AS __pred", f"{quote(label)} AS __label"]
+                      + ([f"CAST({weight} AS DOUBLE) AS __w"] if weight else []))
+    aggs = ["count(*) AS c"] + (["sum(__w) AS sw"] if weight else [])
+    sql = (f"SELECT {', '.join([*names, '__pred', '__label', *aggs])} "
            f"FROM (SELECT {inner} FROM {relation} WHERE {where}) GROUP BY ALL")
-    named = {"fav": favourable}
-    named.update({f"p{i}": v for i, v in enumerate(params)})
-    long = con.execute(sql, named).df()
+    long = con.execute(sql, {f"p{i}": v for i, v in enumerate(params)} or None).df()
+    long["pp"] = long["__pred"].astype(object) == favourable
+    long["ls"] = np.where(long["__label"].isna(), 0, np.where(long["__label"].astype(object) == favourable, 2, 1))
     return _pivot(long, [*groups, *(["bucket"] if bucket else [])], weighted=weight is not None)
 
 
