@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dashboard.ui.nav import PAGES
+from dashboard.users import DEMO_USERS
 from tests.conftest import make_logs
 from tests.fixtures.app import AppServer, app_env
 
@@ -34,20 +35,65 @@ def assert_no_exception(page, where: str) -> None:
     assert "Traceback" not in page.content(), f"{where} shows a traceback"
 
 
-def open_page(page, server: AppServer, url_path: str, title: str) -> None:
+def sign_in(page, server: AppServer, name: str, password: str, url_path: str = "") -> None:
+    """Open ``url_path`` (a fresh browser session starts signed out) and sign in with the form."""
     page.goto(f"{server.url}/{url_path}")
+    page.get_by_role("textbox", name="Username").fill(name, timeout=90_000)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_test_id("stSidebarNav").wait_for(timeout=90_000)
+    wait_idle(page)
+
+
+def go_to(page, title: str) -> None:
+    """Navigate as a user does: click the page in the sidebar (keeps the signed-in session)."""
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
     page.get_by_role("heading", name=title, exact=False).first.wait_for(timeout=90_000)
     wait_idle(page)
+
+
+def sidebar_titles(page) -> list[str]:
+    # Each link's text is the icon's ligature name, then the title.
+    return [t.strip().splitlines()[-1] for t in page.get_by_test_id("stSidebarNav").get_by_role("link").all_inner_texts()]
 
 
 def test_every_page_renders_without_an_exception(app_server: AppServer, chromium):
     context = chromium.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     try:
+        sign_in(page, app_server, "admin", DEMO_USERS["admin"][1])
         for spec in PAGES:
-            open_page(page, app_server, "" if spec.default else spec.url_path, spec.title)
-            assert page.get_by_text("Page not found").count() == 0, f"{spec.title} is not routed"
+            go_to(page, spec.title)
             assert_no_exception(page, spec.title)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("url_path,title", [("retraining", "Retraining"), ("compliance", "Compliance"),
+                                            ("drift", "Drift")])
+def test_an_annotator_cannot_reach_other_pages_even_by_url(app_server: AppServer, chromium, url_path, title):
+    context = chromium.new_context()
+    page = context.new_page()
+    try:
+        sign_in(page, app_server, "annotator", DEMO_USERS["annotator"][1], url_path=url_path)
+        assert title not in " ".join(sidebar_titles(page))
+        assert page.get_by_role("heading", name=title, exact=True).count() == 0
+        assert set(sidebar_titles(page)) == {p.title for p in PAGES if "annotator" in p.roles}
+    finally:
+        context.close()
+
+
+def test_a_wrong_password_is_refused(app_server: AppServer, chromium):
+    context = chromium.new_context()
+    page = context.new_page()
+    try:
+        page.goto(app_server.url)
+        page.get_by_role("textbox", name="Username").fill("manager", timeout=90_000)
+        page.get_by_role("textbox", name="Password").fill("not-the-password")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_test_id("stAlert").first.wait_for(timeout=60_000)
+        assert page.get_by_test_id("stSidebarNav").count() == 0
+        assert_no_exception(page, "sign-in")
     finally:
         context.close()
 
@@ -65,7 +111,7 @@ def test_cli_ingests_while_the_app_serves_pages(demo_workspace: Path, tmp_path: 
     context = chromium.new_context()
     page = context.new_page()
     try:
-        open_page(page, server, "", "Overview")
+        sign_in(page, server, "admin", DEMO_USERS["admin"][1])
         before = overview_predictions(page)
         new_logs = make_logs(3000, seed=11, start="2026-10-20", id_prefix="concurrent-")
         path = tmp_path / "new.parquet"
@@ -76,14 +122,14 @@ def test_cli_ingests_while_the_app_serves_pages(demo_workspace: Path, tmp_path: 
             "r", subprocess.run(cmd, env=app_env(workspace), capture_output=True, text=True, timeout=300)))
         worker.start()
         while worker.is_alive():  # keep the app busy reading the same file meanwhile
-            page.reload()
-            wait_idle(page)
+            go_to(page, "Models")
+            go_to(page, "Overview")
             assert_no_exception(page, "Overview during ingest")
         worker.join()
         assert result["r"].returncode == 0, result["r"].stderr
         assert "3,000 rows" in result["r"].stdout
-        page.reload()
-        wait_idle(page)
+        go_to(page, "Models")
+        go_to(page, "Overview")
         assert overview_predictions(page) == before + 3000
     finally:
         context.close()
