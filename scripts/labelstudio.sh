@@ -5,14 +5,18 @@
 #   scripts/labelstudio.sh install
 #   scripts/labelstudio.sh start [--port 8080] [--data-dir .vigil/labelstudio] [--username EMAIL]
 #                                [--password PW] [--token 40-HEX] [--timeout SECONDS]
+#                                [--env-file FILE] [--detach]
 #   scripts/labelstudio.sh stop  [--data-dir .vigil/labelstudio]
 #   scripts/labelstudio.sh env   [--data-dir .vigil/labelstudio]   # prints `export VIGIL_LABEL_STUDIO_*=...`
 #
 # Label Studio's dependencies (Django and friends) conflict with Vigil's, hence its own virtualenv at
 # ${VIGIL_LS_VENV:-$HOME/.cache/vigil/labelstudio-venv}; `install` does nothing when it is already there.
 # `start` keeps the credentials it generated in <data-dir>/credentials (mode 600) and reuses them later,
-# runs the server in the background (pid in <data-dir>/labelstudio.pid, log in <data-dir>/labelstudio.log),
-# waits until it answers /health and the token is accepted, then prints the URL and the sign-in.
+# starts the server (pid in <data-dir>/labelstudio.pid, log in <data-dir>/labelstudio.log), waits until it
+# answers and the token is accepted, prints the URL and the sign-in, and writes --env-file (mode 600:
+# VIGIL_LABEL_STUDIO_URL, VIGIL_LABEL_STUDIO_TOKEN, LS_SIGNIN) for `source`. It then stays in the foreground
+# until Label Studio exits or it is interrupted (which stops Label Studio); with --detach it returns at once
+# and `stop` ends the server later.
 set -euo pipefail
 
 VENV="${VIGIL_LS_VENV:-$HOME/.cache/vigil/labelstudio-venv}"
@@ -43,7 +47,7 @@ cmd_install() {
 
 PORT="${VIGIL_LS_PORT:-8080}"
 DATA_DIR="${VIGIL_LS_DATA_DIR:-.vigil/labelstudio}"
-USERNAME="" PASSWORD="" TOKEN=""
+USERNAME="" PASSWORD="" TOKEN="" ENV_FILE="" DETACH=0
 TIMEOUT="${VIGIL_LS_START_TIMEOUT:-600}"
 
 parse() {
@@ -55,6 +59,8 @@ parse() {
       --password) PASSWORD="$2"; shift 2 ;;
       --token) TOKEN="$2"; shift 2 ;;
       --timeout) TIMEOUT="$2"; shift 2 ;;
+      --env-file) ENV_FILE="$2"; shift 2 ;;
+      --detach) DETACH=1; shift ;;
       *) die "unknown option $1 (see the header of $0)" ;;
     esac
   done
@@ -119,9 +125,20 @@ cmd_start() {
     echo $! > "$PIDFILE"
   fi
   wait_ready || { cmd_stop_quiet; exit 1; }
+  if [ -n "$ENV_FILE" ]; then
+    (umask 077; printf 'VIGIL_LABEL_STUDIO_URL=%q\nVIGIL_LABEL_STUDIO_TOKEN=%q\nLS_SIGNIN=%q\n' \
+        "http://127.0.0.1:$PORT" "$TOKEN" "(sign in as $USERNAME / $PASSWORD)" > "$ENV_FILE")
+  fi
   echo "Label Studio is up: http://127.0.0.1:$PORT"
   echo "  sign in as $USERNAME with password $PASSWORD"
   echo "  API token: in $CREDS (use: eval \"\$($0 env --data-dir $DATA_DIR)\")"
+  if [ "$DETACH" = 0 ]; then
+    trap 'cmd_stop_quiet; exit 0' INT TERM
+    pid="$(cat "$PIDFILE")"
+    while kill -0 "$pid" 2>/dev/null; do sleep 2; done
+    rm -f "$PIDFILE"
+    die "Label Studio exited; see $DATA_DIR/labelstudio.log"
+  fi
 }
 
 cmd_stop_quiet() {

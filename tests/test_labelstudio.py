@@ -319,3 +319,15 @@ def test_roles_and_token_secrecy(labelstudio_server, tmp_path):
         annotation.send(ctx, manager, model, client)
     with pytest.raises(PermissionDenied):
         annotation.sync_labels(ctx, manager, model, client)
+
+
+def test_install_is_cached_and_env_prints_the_settings(labelstudio_server):
+    script = REPO / "scripts" / "labelstudio.sh"
+    again = subprocess.run([str(script), "install"], capture_output=True, text=True, timeout=120, check=True)
+    assert "is installed in" in again.stdout and "Installing" not in again.stdout
+    env = subprocess.run([str(script), "env", "--data-dir", str(labelstudio_server.data_dir)],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert f"export VIGIL_LABEL_STUDIO_URL={labelstudio_server.url}" in env
+    assert f"export VIGIL_LABEL_STUDIO_TOKEN={labelstudio_server.token}" in env
+    creds = labelstudio_server.data_dir / "credentials"
+    assert oct(creds.stat().st_mode & 0o777) == "0o600"
