@@ -1,7 +1,228 @@
-"""Compliance page (not built yet)."""
+"""Compliance: does each model meet its policies, who approved it, on what evidence, and is the record intact?"""
 
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+import pandas as pd
 import streamlit as st
 
+from dashboard import approvals, audit, cards, reports
+from dashboard.access import Actor, allowed
+from dashboard.errors import USER_ERRORS
+from dashboard.policy import Evaluation, evaluate
+from dashboard.ui import state
+from dashboard.ui.compliance_charts import audit_activity_figure, scorecard_figure, verdict_summary_figure
+from dashboard.ui.session import current_actor
+
 st.title("Compliance")
-st.info("This page is not built yet in this release. "
-        "No numbers are shown until they are real.")
+st.caption("Policy scorecard with evidence, the model card, approvals and the tamper-evident audit trail.")
+
+ALL = "all versions"
+
+
+@st.cache_data(ttl=300, show_spinner="Evaluating policies…")
+def _evaluate(model: str, version: str | None, window: str | None, data_version: str, marker: str) -> Evaluation:
+    return evaluate(state.context(), model, version=version, window=window)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _versions(model: str, marker: int) -> pd.DataFrame:
+    return state.context().registry.versions_df(model)
+
+
+def _highlight(frame: pd.DataFrame) -> object:
+    def colour(v: object) -> str:
+        text = str(v)
+        if text == "pass":
+            return "color: #2e7d32; font-weight: 600"
+        if text == "fail" or text.startswith("error"):
+            return "color: #c62828; font-weight: 600"
+        return "color: #757575"
+
+    return frame.style.map(colour, subset=["verdict"])
+
+
+def _scorecard(model: str, version: str | None, window: str | None, overrides: dict[str, str]) -> Evaluation | None:
+    ev = state.guarded(_evaluate, model, version, window, state.data_version(model),
+                       str(st.session_state.get("card_saved", 0)))
+    if ev is None:
+        return None
+    if version and version in overrides:
+        st.warning(f"**Version {version} was promoted by override.** Justification: {overrides[version]}",
+                   icon=":material/gavel:")
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Blocking failures", len(ev.blocking_failures))
+    c2.metric("Warnings", len(ev.warnings))
+    c3.metric("Policies", len(ev.results))
+    if ev.passed:
+        st.success("Every blocking policy passes.", icon=":material/check_circle:")
+    else:
+        st.error("Blocking policies failing: " + ", ".join(r.name for r in ev.blocking_failures),
+                 icon=":material/block:")
+    st.caption(f"Window {ev.window} · data version {ev.data_version} · evaluated {ev.evaluated_at:%Y-%m-%d %H:%M:%S} UTC")
+    frame = ev.frame()
+    left, right = st.columns([3, 1])
+    left.plotly_chart(scorecard_figure(frame), width="stretch")
+    right.plotly_chart(verdict_summary_figure(frame), width="stretch")
+    st.dataframe(_highlight(frame.drop(columns=["evaluated_at", "data_version"])), hide_index=True,
+                 width="stretch")
+    return ev
+
+
+def _card(model: str, version: str | None, actor: Actor) -> None:
+    ctx = state.context()
+    v = version or state.guarded(cards.champion_version, ctx, model)
+    if v is None:
+        st.info("Choose a version (or set a champion) to see its model card.")
+        return
+    card = state.guarded(cards.load_card, ctx, model, v)
+    if card is None:
+        return
+    st.caption(f"Version {v} · revision {card.revision}"
+               + (f" by {card.updated_by} at {card.updated_at}" if card.revision else " (not written yet)")
+               + f" · completeness {card.completeness():.0%}")
+    for key, title in cards.SECTIONS.items():
+        st.markdown(f"#### {title}")
+        st.markdown(cards.escape_markdown_html(card.text(key)) or "_Not written yet._")
+    if allowed(actor, "card.edit"):
+        with st.expander("Edit the model card", icon=":material/edit:"), st.form(f"card_{model}_{v}"):
+            edited = {k: st.text_area(title, value=card.sections.get(k, ""), key=f"card_{k}")
+                      for k, title in cards.SECTIONS.items() if k in cards.AUTHORED}
+            if st.form_submit_button("Save card", type="primary"):
+                saved = state.guarded(cards.save_card, ctx, actor, model, v, edited, expected_revision=card.revision)
+                if saved is not None:
+                    st.session_state["card_saved"] = st.session_state.get("card_saved", 0) + 1
+                    st.success(f"Saved revision {saved.revision}.")
+                    st.rerun()
+    with st.expander("History"):
+        revisions = state.guarded(cards.history, ctx, model, v) or []
+        st.dataframe(pd.DataFrame([{"revision": c.revision, "by": c.updated_by, "at": c.updated_at,
+                                    "completeness": f"{c.completeness():.0%}"} for c in reversed(revisions)]),
+                     hide_index=True)
+
+
+def _approvals(model: str, versions: pd.DataFrame, actor: Actor, overrides: dict[str, str]) -> None:
+    ctx = state.context()
+    flash = st.session_state.pop("approval_flash", None)
+    if flash:
+        st.success(flash)
+    champion = state.guarded(approvals.current_champion, ctx, model)
+    st.write(f"Current champion: **version {champion}**" if champion else "No champion yet.")
+    if allowed(actor, "model.promote"):
+        candidates = [str(v) for v in versions.get("version", []) if str(v) != champion]
+        if candidates:
+            with st.form("promote"):
+                st.markdown("**Promote a candidate**")
+                chosen = st.selectbox("Version to promote", candidates)
+                justification = st.text_area(
+                    "Override justification (only needed when a blocking policy fails)",
+                    help=f"At least {approvals.MIN_JUSTIFICATION} characters; it is shown wherever the version "
+                         "appears and kept in the audit trail.")
+                if st.form_submit_button("Promote to champion", type="primary"):
+                    result = state.guarded(approvals.approve, ctx, actor, model, chosen, justification)
+                    if result is not None:
+                        st.session_state["approval_flash"] = (f"Version {chosen} is now the champion"
+                                                              + (" (override recorded)." if result.overridden
+                                                                 else "."))
+                        _versions.clear()
+                        st.rerun()
+        if champion and st.button("Roll back to the previous champion", icon=":material/undo:"):
+            result = state.guarded(approvals.rollback, ctx, actor, model, "rolled back from the Compliance page")
+            if result is not None:
+                st.session_state["approval_flash"] = f"Champion moved back to version {result.version}."
+                _versions.clear()
+                st.rerun()
+    else:
+        st.info("Only managers promote or roll back versions.")
+    if "tags" in versions.columns:
+        requested = [str(r["version"]) for _, r in versions.iterrows()
+                     if "vigil.promotion.status=requested" in str(r["tags"])]
+        if requested:
+            st.info("Promotion requested for version(s): " + ", ".join(requested))
+    hist = state.guarded(approvals.history, ctx, model)
+    if hist is not None and not hist.empty:
+        st.markdown("**Approval history**")
+        if overrides:
+            st.warning("Promoted by override: " + "; ".join(f"version {v}: {j}" for v, j in overrides.items()),
+                       icon=":material/gavel:")
+        st.dataframe(hist.drop(columns=["id"]), hide_index=True, width="stretch")
+    else:
+        st.caption("No promotions or rollbacks recorded yet.")
+
+
+def _audit_trail(model: str) -> None:
+    ctx = state.context()
+    result = state.guarded(audit.verify, ctx.store)
+    if result is not None:
+        if result.ok:
+            st.success(f"Chain intact: {result.message}", icon=":material/verified:")
+        else:
+            st.error(f"Chain broken: {result.message}", icon=":material/report:")
+    c1, c2, c3, c4 = st.columns(4)
+    who = c1.text_input("Actor", key="audit_actor")
+    action = c2.text_input("Action starts with", key="audit_action")
+    target = c3.text_input("Target", value=model, key="audit_target")
+    days = c4.date_input("Between", value=(), key="audit_days")
+    since = until = None
+    if isinstance(days, tuple) and len(days) == 2:
+        since, until = datetime.combine(days[0], time()), datetime.combine(days[1], time()) + timedelta(days=1)
+    entries = state.guarded(audit.entries, ctx.store, actor=who or None, action=action or None,
+                            target=target or None, since=since, until=until, limit=2000)
+    if entries is None:
+        return
+    if entries.empty:
+        st.caption("No audit entries match.")
+        return
+    st.plotly_chart(audit_activity_figure(entries), width="stretch")
+    st.dataframe(entries, hide_index=True, width="stretch")
+
+
+def _export(model: str, version: str | None, window: str | None, ev: Evaluation | None, actor: Actor) -> None:
+    if not allowed(actor, "report.export"):
+        st.info("Your role cannot export reports.")
+        return
+    st.write("A standalone HTML file: scorecard with evidence, charts, the model card, approvals and the "
+             "audit excerpt with the chain status.")
+    if st.button("Export report", icon=":material/download:"):
+        report = state.guarded(reports.build_report, state.context(), actor, model, version, window, ev)
+        if report is not None:
+            st.session_state["report_html"] = report
+    if st.session_state.get("report_html"):
+        st.download_button("Download the report (HTML)", st.session_state["report_html"],
+                           file_name=f"vigil-compliance-{model}-{version or 'all'}.html", mime="text/html")
+
+
+actor = current_actor()
+model = state.selected_model()
+if actor is None:
+    st.warning("Sign in to see compliance.")
+elif model is not None and state.guarded(state.context) is not None:
+    marker = int(st.session_state.get("versions_marker", 0))
+    versions = state.guarded(_versions, model, marker)
+    if versions is None:
+        versions = pd.DataFrame()
+    names = [ALL] + [str(v) for v in versions.get("version", [])]
+    col1, col2 = st.columns(2)
+    try:
+        overrides = approvals.overrides(state.context(), model)
+    except USER_ERRORS as exc:
+        st.error(str(exc))
+        overrides = {}
+    picked = col1.selectbox("Version", names, index=1 if len(names) > 1 else 0, key="compliance_version",
+                            format_func=lambda v: f"{v} (promoted by override)" if v in overrides else v)
+    window_text = col2.text_input("Window (7d, 24h or FROM..TO; empty = each policy's own)", key="compliance_window")
+    version = None if picked == ALL else picked
+    window = window_text.strip() or None
+    t_score, t_card, t_appr, t_audit, t_export = st.tabs(["Scorecard", "Model card", "Approvals", "Audit trail",
+                                                           "Export"])
+    with t_score:
+        evaluation = _scorecard(model, version, window, overrides)
+    with t_card:
+        _card(model, version, actor)
+    with t_appr:
+        _approvals(model, versions, actor, overrides)
+    with t_audit:
+        _audit_trail(model)
+    with t_export:
+        _export(model, version, window, evaluation, actor)

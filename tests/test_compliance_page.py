@@ -1,0 +1,196 @@
+"""Compliance page (AppTest) and report export over a real DuckDB file and a real sqlite MLflow registry:
+a manager promotes, an annotator cannot, HTML in card text, tags and justifications renders as text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from dashboard import approvals, audit, cards, reports
+from dashboard.access import Actor
+from dashboard.context import Context, load_context
+from dashboard.errors import PermissionDenied
+from dashboard.settings import Settings
+from dashboard.ui.compliance_charts import audit_activity_figure, scorecard_figure
+from tests.conftest import DEMO_CONFIG, REPO, make_logs
+from tests.fixtures import compliance as fx
+from tests.fixtures.compliance import MODEL, Registry
+
+migrated_mlflow_db = fx.migrated_mlflow_db
+registry = fx.registry
+
+POLICIES = """
+[[models.credit-risk.policies]]
+name = "latency_p95_ms"
+metric = "latency_p95_ms"
+comparator = "<="
+threshold = 500
+window = "2026-01-01..2026-01-01"
+
+[[models.credit-risk.policies]]
+name = "drift_share"
+metric = "drift_share"
+comparator = "<"
+threshold = 0.5
+severity = "warning"
+
+[[models.credit-risk.policies]]
+name = "disparate_impact"
+metric = "disparate_impact"
+comparator = "within"
+threshold = [0.8, 1.25]
+severity = "warning"
+
+[[models.credit-risk.policies]]
+name = "accuracy"
+metric = "accuracy"
+comparator = ">="
+threshold = 0.7
+severity = "warning"
+"""
+XSS = "<script>alert('x')</script><img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def ctx(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
+    """A config with one blocking policy (latency), sharing the data folder with the `settings` fixture."""
+    text = DEMO_CONFIG.read_text().replace('data_dir = "."', f'data_dir = "{settings.data_dir}"')
+    config = tmp_path / "vigil.toml"
+    config.write_text(text + POLICIES)
+    monkeypatch.delenv("VIGIL_DATA_DIR", raising=False)
+    monkeypatch.setenv("VIGIL_CONFIG", str(config))
+    return load_context(str(config))
+
+
+@pytest.fixture
+def versions(registry: Registry, tmp_path: Path) -> dict[str, str]:
+    out = {"fast": registry.add_version("dana"), "slow": registry.add_version("dana")}
+    fast = make_logs(150, version=out["fast"])
+    slow = make_logs(150, seed=1, id_prefix="s", version=out["slow"])
+    slow["latency_ms"] += 2000
+    path = tmp_path / "logs.parquet"
+    pd.concat([fast, slow]).to_parquet(path, index=False)
+    registry.ctx.store.ingest([path], registry.ctx.schema(MODEL))
+    return out
+
+
+def _page(user: dict[str, str]) -> AppTest:
+    at = AppTest.from_file(str(REPO / "pages" / "8_compliance.py"), default_timeout=120)
+    at.session_state["user"] = user
+    return at
+
+
+def _all_text(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [m.value for m in at.caption] + [e.value for e in at.error]
+    parts += [w.value for w in at.warning] + [s.value for s in at.success] + [i.value for i in at.info]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_manager_promotes_a_passing_candidate_in_the_page(registry: Registry, versions: dict[str, str]) -> None:
+    at = _page({"name": "mia", "role": "manager"}).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="compliance_version").value == versions["slow"]  # newest first
+    at.selectbox(key="compliance_version").set_value(versions["fast"]).run()
+    assert any("Every blocking policy passes" in s.value for s in at.success)
+    form_select = next(s for s in at.selectbox if s.label == "Version to promote")
+    form_select.set_value(versions["fast"])
+    next(b for b in at.button if b.label == "Promote to champion").click().run()
+    assert not at.exception, at.exception
+    assert approvals.current_champion(registry.ctx, MODEL) == versions["fast"]
+    assert audit.verify(registry.ctx.store).ok
+    assert "Current champion: **version " + versions["fast"] in _all_text(at)
+
+
+def test_failing_candidate_shows_override_everywhere(registry: Registry, versions: dict[str, str]) -> None:
+    at = _page({"name": "mia", "role": "manager"}).run()
+    form_select = next(s for s in at.selectbox if s.label == "Version to promote")
+    form_select.set_value(versions["slow"])
+    next(b for b in at.button if b.label == "Promote to champion").click().run()
+    assert any("justification" in e.value for e in at.error)
+    assert approvals.current_champion(registry.ctx, MODEL) is None
+    at.text_area[-1].input("Accepted: latency fix ships Friday " + XSS)
+    next(b for b in at.button if b.label == "Promote to champion").click().run()
+    assert approvals.current_champion(registry.ctx, MODEL) == versions["slow"]
+    at = _page({"name": "mia", "role": "manager"}).run()
+    assert any("promoted by override" in w.value for w in at.warning)
+    assert "(promoted by override)" in str(at.selectbox(key="compliance_version").format_func(versions["slow"]))
+
+
+def test_annotator_sees_no_promotion_and_cannot_promote(registry: Registry, versions: dict[str, str]) -> None:
+    at = _page({"name": "ann", "role": "annotator"}).run()
+    assert not at.exception
+    assert not [b for b in at.button if b.label in ("Promote to champion", "Roll back to the previous champion")]
+    assert any("Only managers" in i.value for i in at.info)
+    with pytest.raises(PermissionDenied):
+        approvals.approve(registry.ctx, Actor("ann", "annotator"), MODEL, versions["fast"])
+
+
+def test_card_html_renders_as_text_and_edit_saves(registry: Registry, versions: dict[str, str]) -> None:
+    cards.save_card(registry.ctx, Actor("dana", "data_scientist"), MODEL, versions["slow"], {"limitations": XSS})
+    at = _page({"name": "dana", "role": "data_scientist"}).run()
+    assert not at.exception
+    md = "\n".join(m.value for m in at.markdown)
+    assert "<script>" not in md and "&lt;script&gt;" in md and "&lt;img" in md
+    areas = {a.label: a for a in at.text_area}
+    areas["Owners"].input("Risk analytics team")
+    next(b for b in at.button if b.label == "Save card").click().run()
+    assert not at.exception, at.exception
+    card = cards.load_card(registry.ctx, MODEL, versions["slow"])
+    assert card.revision == 2 and card.text("owners") == "Risk analytics team" and card.text("limitations") == XSS
+
+
+def test_audit_tab_shows_chain_status(registry: Registry, versions: dict[str, str]) -> None:
+    audit.record(registry.ctx.store, Actor("dana", "data_scientist"), "ingest", MODEL, {"rows": 1})
+    at = _page({"name": "mia", "role": "manager"}).run()
+    assert any("Chain intact" in s.value for s in at.success)
+    with registry.ctx.store.connect() as con:
+        con.execute("UPDATE audit_log SET actor = 'eve' WHERE seq = 1")
+    at = _page({"name": "mia", "role": "manager"}).run()
+    assert any("Chain broken" in e.value and "#1" in e.value for e in at.error)
+
+
+def test_export_report_is_standalone_and_escaped(registry: Registry, versions: dict[str, str]) -> None:
+    ctx = registry.ctx
+    ctx.registry.set_version_tag(MODEL, versions["slow"], "note", XSS)
+    cards.save_card(ctx, Actor("dana", "data_scientist"), MODEL, versions["slow"], {"intended_use": XSS})
+    approvals.approve(ctx, Actor("mia", "manager"), MODEL, versions["slow"], justification="Because " + XSS)
+    html = reports.build_report(ctx, Actor("mia", "manager"), MODEL, versions["slow"])
+    assert html.startswith("<!DOCTYPE html>") and "</html>" in html
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert" in html
+    assert "Policy scorecard" in html and "latency_p95_ms" in html and "Promoted by override" in html
+    assert "Audit chain verified" in html
+    assert "http://" not in html.split("<body>", 1)[1].split("plotly")[0]  # no external resources before charts
+    with pytest.raises(PermissionDenied):
+        reports.build_report(ctx, Actor("ann", "annotator"), MODEL, versions["slow"])
+    assert audit.entries(ctx.store, action="report.export").iloc[0]["actor"] == "mia"
+
+
+def test_export_button_offers_a_download(registry: Registry, versions: dict[str, str]) -> None:
+    at = _page({"name": "mia", "role": "manager"}).run()
+    next(b for b in at.button if b.label == "Export report").click().run()
+    assert not at.exception, at.exception
+    assert "<!DOCTYPE html>" in at.session_state["report_html"]
+
+
+def test_figures_from_frames() -> None:
+    frame = pd.DataFrame({"policy": ["a", "b"], "value": [0.5, None], "threshold": ["1", "[0.8, 1.25]"],
+                          "comparator": ["<=", "within"], "severity": ["blocking", "warning"], "rows": [10, 0],
+                          "verdict": ["pass", "no data"]})
+    fig = scorecard_figure(frame)
+    assert {t.name for t in fig.data} == {"pass", "no data"}
+    entries = pd.DataFrame({"ts": pd.to_datetime(["2026-01-01", "2026-01-02"]), "action": ["ingest", "signin"]})
+    assert len(audit_activity_figure(entries).data) == 2
