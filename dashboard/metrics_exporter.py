@@ -19,12 +19,15 @@ vigil_estimated_accuracy{model,...}   CBPE estimated accuracy over every row of 
 vigil_label_coverage{model,version}   labelled rows / rows
 vigil_drift_share{model}              share of drifted columns (compute_drift vs the configured reference)
 vigil_disparate_impact{model,attr..}  AIF360 disparate impact per protected attribute
+vigil_policy_status{model,policy,..}  policy verdict: 1 pass, 0 fail, -1 no data, -2 error
+vigil_policies_passed{model}          1 when no blocking policy fails (the ``vigil check`` gate)
 vigil_collect_ok{model,part}          1 when the part was computed, 0 when it failed
 ====================================  ===============================================================
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -36,7 +39,6 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from connectors.errors import ConnectorError
 from connectors.windows import Window, parse_window
 from dashboard.context import Context
 from dashboard.errors import USER_ERRORS
@@ -46,6 +48,7 @@ from dashboard.quality import compute_quality
 __all__ = ["VigilCollector", "serve"]
 
 ALL = "all"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -102,7 +105,7 @@ class VigilCollector(Collector):
         window = self._window()
         for model in sorted(self.ctx.settings.models):
             for part, fn in (("operations", self._operations), ("quality", self._quality),
-                             ("drift", self._drift), ("fairness", self._fairness)):
+                             ("drift", self._drift), ("fairness", self._fairness), ("policy", self._policy)):
                 ok = _attempt(fn, fam, model, window)
                 fam.add("vigil_collect_ok", "1 when Vigil computed this part for the model, 0 when it failed "
                         "(no data in the window, a source unavailable)", ["model", "part"], [model, part],
@@ -170,15 +173,31 @@ class VigilCollector(Collector):
             fam.add("vigil_disparate_impact", "Disparate impact (unprivileged / privileged favourable rate)",
                     ["model", "attribute"], [model, attr.attribute], None if di is None else di.value)
 
+    def _policy(self, fam: _Families, model: str, window: Window) -> None:
+        from dashboard.policy import evaluate
 
-_PART_ERRORS: tuple[type[BaseException], ...] = (*USER_ERRORS, ConnectorError, OSError)
+        # An explicit FROM..TO in ISO times, so the policies judge the same window as the other gauges.
+        ev = evaluate(self.ctx, model, window=f"{window.start.isoformat()}..{window.end.isoformat()}")
+        for r in ev.results:
+            value = POLICY_STATUS.get(r.verdict, POLICY_STATUS["error"])
+            fam.add("vigil_policy_status", "Policy verdict: 1 pass, 0 fail, -1 no data, -2 error "
+                    "(could not be evaluated)", ["model", "policy", "severity"], [model, r.name, r.severity],
+                    value)
+        fam.add("vigil_policies_passed", "1 when no blocking policy fails (what `vigil check` gates on)",
+                ["model"], [model], 1.0 if ev.passed else 0.0)
 
 
+POLICY_STATUS: dict[str, float] = {"pass": 1.0, "fail": 0.0, "no data": -1.0, "error": -2.0}
 def _attempt(fn: Callable[..., None], *args: Any) -> bool:
-    """Run one part; a user-level problem (no data, a source down) makes it 0 instead of failing the scrape."""
+    """Run one part. Any failure (no data, a source down, a bug in one analysis) makes its
+    ``vigil_collect_ok`` 0 and is logged, instead of failing the whole scrape with HTTP 500."""
     try:
         fn(*args)
-    except _PART_ERRORS:
+    except USER_ERRORS as exc:
+        log.info("vigil metrics: %s for %s skipped: %s", fn.__name__.lstrip("_"), args[1], exc)
+        return False
+    except Exception:
+        log.exception("vigil metrics: %s for %s failed", fn.__name__.lstrip("_"), args[1])
         return False
     return True
 

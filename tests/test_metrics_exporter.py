@@ -19,6 +19,7 @@ from dashboard.drift import compute_drift
 from dashboard.fairness import compute_fairness
 from dashboard.metrics_exporter import VigilCollector, serve
 from dashboard.operations import compute_operations
+from dashboard.policy import evaluate
 from dashboard.quality import compute_quality
 from dashboard.settings import load_settings
 
@@ -96,7 +97,13 @@ def test_metrics_endpoint_serves_the_same_numbers_as_the_core(workspace: Path):
         for attr in ("sex", "age"):
             di = fair.attribute(attr).metrics["disparate_impact"].value
             assert sample(m, "vigil_disparate_impact", model="credit-risk", attribute=attr) == pytest.approx(di)
-        for part in ("operations", "quality", "drift", "fairness"):
+        ev = evaluate(ctx, "credit-risk", window=f"{window.start.isoformat()}..{window.end.isoformat()}")
+        assert ev.results
+        for r in ev.results:
+            status = {"pass": 1.0, "fail": 0.0, "no data": -1.0}.get(r.verdict, -2.0)
+            assert sample(m, "vigil_policy_status", model="credit-risk", policy=r.name, severity=r.severity) == status
+        assert sample(m, "vigil_policies_passed", model="credit-risk") == (1.0 if ev.passed else 0.0)
+        for part in ("operations", "quality", "drift", "fairness", "policy"):
             assert sample(m, "vigil_collect_ok", model="credit-risk", part=part) == 1.0
         assert collector.collections == 1
         scrape(url)
