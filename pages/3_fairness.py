@@ -24,8 +24,10 @@ from dashboard.ui.fairness_charts import (
     metric_over_time_figure,
 )
 
-VERDICT_ICON = {"pass": "✅ pass", "fail": "❌ fail", "undefined": "➖ undefined", "too_small": "⚠️ too small",
-                "info": "ℹ️ info"}
+VERDICT_TEXT = {"pass": "pass", "fail": "FAIL", "undefined": "undefined", "too_small": "too small",
+                "info": "no threshold"}
+VERDICT_COLOUR = {"pass": "color: rgb(26, 127, 55)", "FAIL": "color: rgb(207, 34, 46); font-weight: bold",
+                  "too small": "color: rgb(154, 103, 0)"}
 ALL_VERSIONS = "all versions"
 
 st.title("Fairness")
@@ -62,7 +64,7 @@ def _over_time(model: str, version_key: str, window: Window, attribute: str, buc
 def _metric_table(report: FairnessReport, attribute: str) -> pd.DataFrame:
     a = report.attribute(attribute)
     return pd.DataFrame([{
-        "metric": m.label, "value": m.display(), "threshold": m.threshold, "verdict": VERDICT_ICON[m.verdict],
+        "metric": m.label, "value": m.display(), "threshold": m.threshold, "verdict": VERDICT_TEXT[m.verdict],
         "rows used": m.uses, "n unprivileged": m.n_unprivileged, "n privileged": m.n_privileged,
     } for m in a.metrics.values()])
 
@@ -120,7 +122,9 @@ if model and ctx is not None:
                     for note in a.notes:
                         st.warning(note)
                     st.subheader("Metrics")
-                    st.dataframe(_metric_table(report, attribute), hide_index=True, width="stretch")
+                    table = _metric_table(report, attribute)
+                    st.dataframe(table.style.map(lambda v: VERDICT_COLOUR.get(str(v), ""), subset=["verdict"]),
+                                 hide_index=True, width="stretch", height=36 * (len(table) + 1) + 2)
                     st.subheader("Rates per group")
                     st.plotly_chart(group_rates_figure(a.groups), width="stretch")
                     with st.expander("Group table"):

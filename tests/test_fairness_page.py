@@ -65,12 +65,12 @@ def test_page_shows_the_gap_for_the_unfair_version_only(monkeypatch: pytest.Monk
     version = next(s for s in at.selectbox if s.label == "Model version")
     at = version.set_value("1").run()
     fair = metric_rows(at).set_index("metric")
-    assert fair.loc["Disparate impact (selection rate ratio)", "verdict"] == "✅ pass"
+    assert fair.loc["Disparate impact (selection rate ratio)", "verdict"] == "pass"
     version = next(s for s in at.selectbox if s.label == "Model version")
     at = version.set_value("2").run()
     assert not at.exception and not at.error
     unfair = metric_rows(at).set_index("metric")
-    assert unfair.loc["Disparate impact (selection rate ratio)", "verdict"] == "❌ fail"
+    assert unfair.loc["Disparate impact (selection rate ratio)", "verdict"] == "FAIL"
     assert unfair.loc["Statistical parity difference", "rows used"] == "all rows"
     assert unfair.loc["Equal opportunity difference (TPR)", "rows used"] == "labelled rows"
     assert {m.label: m.value for m in at.metric}["Lowest selection rate"] == "female"
@@ -88,7 +88,7 @@ def test_page_privileged_selection_flips_the_comparison(monkeypatch: pytest.Monk
     at = at.multiselect[0].set_value(["female"]).run()
     assert not at.exception and not at.error
     table = metric_rows(at).set_index("metric")
-    assert table.loc["Disparate impact (selection rate ratio)", "verdict"] == "❌ fail"
+    assert table.loc["Disparate impact (selection rate ratio)", "verdict"] == "FAIL"
     assert float(str(table.loc["Disparate impact (selection rate ratio)", "value"])) > 1.25
     assert any("Privileged: female" in c.value for c in at.caption)
 
