@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,13 +41,15 @@ from prometheus_client.registry import Collector
 
 from connectors.windows import Window, parse_window
 from dashboard.context import Context
-from dashboard.errors import USER_ERRORS
+from dashboard.errors import USER_ERRORS, VigilError
 from dashboard.operations import compute_operations
 from dashboard.quality import compute_quality
 
-__all__ = ["VigilCollector", "serve"]
+__all__ = ["PARTS", "VigilCollector", "serve"]
 
 ALL = "all"
+#: The parts a collection computes, in order (each can be left out, e.g. the slower policy evaluation).
+PARTS: tuple[str, ...] = ("operations", "quality", "drift", "fairness", "policy")
 log = logging.getLogger(__name__)
 
 
@@ -70,8 +72,13 @@ class VigilCollector(Collector):
     """Computes every model's gauges on scrape (cached ``cache_seconds``) over a rolling window."""
 
     def __init__(self, ctx: Context, window: str = "24h", drift_reference: str = "config",
-                 cache_seconds: float = 15.0, clock: Callable[[], datetime] | None = None) -> None:
+                 cache_seconds: float = 15.0, clock: Callable[[], datetime] | None = None,
+                 parts: Sequence[str] = PARTS) -> None:
         parse_window(window)  # fail early on a bad window string
+        unknown = sorted(set(parts) - set(PARTS))
+        if unknown:
+            raise VigilError(f"unknown metric parts {unknown}; choose from {', '.join(PARTS)}")
+        self.parts = tuple(p for p in PARTS if p in parts)
         self.ctx = ctx
         self.window_text = window
         self.drift_reference = drift_reference
@@ -104,8 +111,8 @@ class VigilCollector(Collector):
         fam = _Families()
         window = self._window()
         for model in sorted(self.ctx.settings.models):
-            for part, fn in (("operations", self._operations), ("quality", self._quality),
-                             ("drift", self._drift), ("fairness", self._fairness), ("policy", self._policy)):
+            for part in self.parts:
+                fn = getattr(self, f"_{part}")
                 ok = _attempt(fn, fam, model, window)
                 fam.add("vigil_collect_ok", "1 when Vigil computed this part for the model, 0 when it failed "
                         "(no data in the window, a source unavailable)", ["model", "part"], [model, part],

@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from connectors.windows import parse_window
+from connectors.windows import WindowError, parse_window
 from dashboard.context import Context
 from dashboard.drift import compute_drift
+from dashboard.errors import VigilError
 from dashboard.fairness import compute_fairness
 from dashboard.metrics_exporter import VigilCollector, serve
 from dashboard.operations import compute_operations
@@ -115,7 +116,8 @@ def test_metrics_endpoint_serves_the_same_numbers_as_the_core(workspace: Path):
 
 def test_a_window_without_data_reports_parts_as_failed_not_zero(workspace: Path):
     ctx = Context(load_settings(workspace))
-    collector = VigilCollector(ctx, window="2025-01-01..2025-01-01", cache_seconds=0)
+    collector = VigilCollector(ctx, window="2025-01-01..2025-01-01", cache_seconds=0,
+                               parts=("operations", "quality"))
     server, _ = serve(collector, port=0)
     try:
         m = scrape(f"http://127.0.0.1:{server.server_port}/metrics")
@@ -130,7 +132,8 @@ def test_a_window_without_data_reports_parts_as_failed_not_zero(workspace: Path)
 def test_vigil_metrics_command_serves_until_stopped(workspace: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
     proc = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "--config", str(workspace), "metrics",
-                             "--port", "0", "--window", CURRENT], env=env, cwd=REPO,
+                             "--port", "0", "--window", CURRENT, "--skip", "policy", "--skip", "drift"],
+                            env=env, cwd=REPO,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
@@ -140,6 +143,36 @@ def test_vigil_metrics_command_serves_until_stopped(workspace: Path):
         m = scrape(url)
         assert sample(m, "vigil_latency_slo_ms", model="credit-risk") == 200.0
         assert sample(m, "vigil_collect_ok", model="credit-risk", part="operations") == 1.0
+        assert (("model", "credit-risk"), ("part", "policy")) not in m["vigil_collect_ok"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_one_failing_part_is_flagged_and_the_rest_is_served(workspace: Path):
+    ctx = Context(load_settings(workspace))
+    # A drift reference window without rows makes compute_drift fail; the other parts still publish.
+    collector = VigilCollector(ctx, window=CURRENT, drift_reference="1999-01-01..1999-01-01", cache_seconds=0,
+                               parts=("operations", "drift"))
+    server, _ = serve(collector, port=0)
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        m = scrape(url)
+        scrape(url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sample(m, "vigil_collect_ok", model="credit-risk", part="drift") == 0.0
+    assert "vigil_drift_share" not in m
+    assert sample(m, "vigil_collect_ok", model="credit-risk", part="operations") == 1.0
+    assert "vigil_latency_p95_ms" in m
+    assert (("model", "credit-risk"), ("part", "quality")) not in m["vigil_collect_ok"]
+    assert collector.collections == 2  # cache_seconds=0: every scrape recomputes
+
+
+def test_unknown_part_and_bad_window_are_refused(workspace: Path):
+    ctx = Context(load_settings(workspace))
+    with pytest.raises(VigilError, match=r"unknown metric parts \['latency'\]"):
+        VigilCollector(ctx, parts=("latency",))
+    with pytest.raises(WindowError, match="is not a window"):
+        VigilCollector(ctx, window="yesterday")

@@ -8,7 +8,7 @@ import click
 
 from connectors.windows import WindowError
 from dashboard.commands.common import get_context
-from dashboard.metrics_exporter import VigilCollector, serve
+from dashboard.metrics_exporter import PARTS, VigilCollector, serve
 
 
 @click.command("metrics")
@@ -22,15 +22,17 @@ from dashboard.metrics_exporter import VigilCollector, serve
               help="Reference of the drift share: config (the model's), training, or FROM..TO.")
 @click.option("--cache-seconds", default=15.0, show_default=True, type=click.FloatRange(0),
               help="Serve repeated scrapes from the last computation for this long.")
+@click.option("--skip", "skip", multiple=True, type=click.Choice(PARTS),
+              help="Leave out a part (repeatable), e.g. --skip policy to save its evaluation time.")
 @click.pass_context
 def command(ctx: click.Context, port: int, host: str, window_text: str, drift_reference: str,
-            cache_seconds: float) -> None:
+            cache_seconds: float, skip: tuple[str, ...]) -> None:
     """Serve Prometheus metrics (latency p95, error rate, throughput, accuracy, estimated accuracy,
     drift share, disparate impact) per model and version at http://HOST:PORT/metrics until Ctrl-C."""
     context = get_context(ctx)
     try:
         collector = VigilCollector(context, window=window_text, drift_reference=drift_reference,
-                                   cache_seconds=cache_seconds)
+                                   cache_seconds=cache_seconds, parts=[p for p in PARTS if p not in skip])
     except WindowError as exc:
         raise click.BadParameter(str(exc), param_hint="--window") from None
     server, thread = serve(collector, host=host, port=port)
