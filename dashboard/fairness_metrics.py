@@ -242,7 +242,7 @@ def threshold_of(key: str, t: Thresholds) -> tuple[str, tuple[float | None, floa
         return f"|value| ≤ {t.parity_difference:g}", (-t.parity_difference, t.parity_difference)
     if spec.kind == "abs":
         return f"≤ {t.parity_difference:g}", (0.0, t.parity_difference)
-    return "no threshold (0 = perfectly even)", None
+    return "none (0 = even)", None
 
 
 def policy_for(key: str, policies: Sequence[PolicySpec], attribute: str | None = None) -> PolicySpec | None:

@@ -40,7 +40,8 @@ def group_rates_figure(groups: pd.DataFrame, rates: tuple[str, ...] = ("selectio
         fig.add_bar(name=RATE_LABELS.get(rate, rate), x=names, y=values,
                     text=["undefined" if v is None else f"{v:.2f}" + (" (small)" if s else "")
                           for v, s in zip(values, small, strict=True)],
-                    textposition="outside", marker={"opacity": [0.35 if s else 1.0 for s in small]})
+                    textposition="outside", cliponaxis=False,
+                    marker={"opacity": [0.35 if s else 1.0 for s in small]})
     fig.update_layout(barmode="group", yaxis={"title": "rate", "range": [0, 1.1]}, xaxis={"title": "group"},
                       legend={"orientation": "h", "y": 1.15}, margin={"t": 50, "b": 40, "l": 40, "r": 10},
                       height=360)
