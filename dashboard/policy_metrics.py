@@ -161,8 +161,13 @@ def _ops(ev: EvalInput) -> Any:
 def latency_p95(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
     r = _ops(ev)
     n = int(r.requests) - int(r.rows_without_latency)
-    return [Measurement(_f(r.latency_p95_ms), n, f"p50 {r.latency_p50_ms} ms, p99 {r.latency_p99_ms} ms"
+    return [Measurement(_f(r.latency_p95_ms), n, f"p50 {_ms(r.latency_p50_ms)}, p99 {_ms(r.latency_p99_ms)}"
                         if r.latency_p95_ms is not None else "no latency values")]
+
+
+def _ms(x: Any) -> str:
+    v = _f(x)
+    return "n/a" if v is None else f"{v:.1f} ms"
 
 
 def latency_p99(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
@@ -219,7 +224,7 @@ def card_completeness(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
         return [Measurement(None, 0, "no version given and no champion alias")]
     card = ev.cached(("card", version), lambda: cards.load_card(ev.ctx, ev.model, version))
     missing = card.missing_sections()
-    return [Measurement(card.completeness(), len(card.sections),
+    return [Measurement(card.completeness(), len(cards.AUTHORED),
                         f"version {version}; missing: {', '.join(missing)}" if missing else f"version {version}; "
                         "every section filled")]
 

@@ -15,7 +15,7 @@ from dashboard.access import Actor
 from dashboard.context import Context, load_context
 from dashboard.errors import PermissionDenied
 from dashboard.settings import Settings
-from dashboard.ui.compliance_charts import audit_activity_figure, scorecard_figure
+from dashboard.ui.compliance_charts import audit_activity_figure, margin, scorecard_figure
 from tests.conftest import DEMO_CONFIG, REPO, make_logs
 from tests.fixtures import compliance as fx
 from tests.fixtures.compliance import MODEL, Registry
@@ -192,5 +192,20 @@ def test_figures_from_frames() -> None:
                           "verdict": ["pass", "no data"]})
     fig = scorecard_figure(frame)
     assert {t.name for t in fig.data} == {"pass", "no data"}
+    assert list(fig.data[0].x) == [0.5]  # (1 - 0.5) / 1: halfway inside the allowed region
+
+
+@pytest.mark.parametrize("value,comparator,threshold,sign", [
+    (0.65, "within", "[0.8, 1.25]", -1), (1.0, "within", "[0.8, 1.25]", 1), (66, "<=", "200", 1),
+    (250, "<=", "200", -1), (0.74, ">=", "0.7", 1), (0.6, ">=", "0.7", -1), (1, "==", "0", -1),
+    (1.5, "outside", "[0.8, 1.25]", 1),
+])
+def test_margin_sign_matches_the_verdict(value: float, comparator: str, threshold: str, sign: int) -> None:
+    from dashboard.policy import compare
+
+    m = margin(value, comparator, threshold)
+    assert m is not None and (m > 0) == (sign > 0)
+    bounds = tuple(float(x) for x in threshold.strip("[]").split(","))
+    assert compare(value, comparator, bounds if len(bounds) == 2 else bounds[0]) == (sign > 0)
     entries = pd.DataFrame({"ts": pd.to_datetime(["2026-01-01", "2026-01-02"]), "action": ["ingest", "signin"]})
     assert len(audit_activity_figure(entries).data) == 2

@@ -13,48 +13,68 @@ def verdict_group(verdict: str) -> str:
 
 
 def scorecard_figure(scorecard: pd.DataFrame) -> go.Figure:
-    """One bar per policy, coloured by verdict, length = value relative to its threshold (1 = at the limit).
-
-    Relative values put metrics with different units on one axis; the hover shows the raw evidence.
-    """
+    """One bar per policy: its margin to the threshold (positive = inside the allowed region), coloured
+    by verdict. Margins are relative to the threshold's size so metrics in different units share an axis;
+    the hover shows the raw evidence."""
     fig = go.Figure()
     if scorecard.empty:
         fig.update_layout(title="No policies evaluated")
         return fig
     frame = scorecard.copy()
     frame["group"] = frame["verdict"].astype(str).map(verdict_group)
-    frame["relative"] = [_relative(v, t) for v, t in zip(frame["value"], frame["threshold"], strict=True)]
-    for group, part in frame.groupby("group", sort=False):
+    frame["margin"] = [margin(v, c, t) for v, c, t in zip(frame["value"], frame["comparator"], frame["threshold"],
+                                                         strict=True)]
+    for group in [g for g in VERDICT_COLOURS if g in set(frame["group"])]:
+        part = frame[frame["group"] == group]
         fig.add_bar(
-            y=part["policy"], x=part["relative"].fillna(0.0), orientation="h", name=str(group),
-            marker_color=VERDICT_COLOURS.get(str(group), "#607d8b"),
+            y=part["policy"], x=part["margin"].fillna(0.0), orientation="h", name=group,
+            marker_color=VERDICT_COLOURS[group],
             customdata=part[["value", "comparator", "threshold", "severity", "rows", "verdict"]].astype(str).values,
             hovertemplate=("%{y}<br>value %{customdata[0]} %{customdata[1]} %{customdata[2]}<br>"
                            "%{customdata[3]}, %{customdata[4]} rows: %{customdata[5]}<extra></extra>"))
-    fig.add_vline(x=1.0, line_dash="dot", line_color="#555")
-    fig.update_layout(barmode="overlay", height=max(260, 28 * len(frame) + 120),
-                      xaxis_title="value / threshold (1 = at the threshold)", yaxis_title=None,
-                      yaxis={"autorange": "reversed"}, legend_title="verdict", margin={"l": 10, "r": 10, "t": 30})
+    fig.add_vline(x=0.0, line_dash="dot", line_color="#555")
+    fig.update_layout(height=max(260, 24 * len(frame) + 120), xaxis_title="margin to the threshold (< 0 = violated)",
+                      yaxis={"categoryorder": "array", "categoryarray": list(frame["policy"])[::-1]},
+                      legend_title="verdict", margin={"l": 10, "r": 10, "t": 30})
     return fig
 
 
-def _relative(value: object, threshold: object) -> float | None:
+def _bounds(threshold: object) -> list[float]:
+    try:
+        return [float(p) for p in str(threshold).strip("[]() ").split(",") if p.strip()]
+    except ValueError:
+        return []
+
+
+def margin(value: object, comparator: object, threshold: object) -> float | None:
+    """How far ``value`` is inside (+) or outside (-) the region the policy allows, relative to the
+    threshold's magnitude (or the interval's width); None when there is no value."""
     try:
         v = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    text = str(threshold).strip("[]")
-    parts = [p for p in text.split(",") if p.strip()]
-    try:
-        bounds = [float(p) for p in parts]
-    except ValueError:
+    if v != v:
         return None
-    if len(bounds) == 2:  # within [low, high]: distance from 1 measured against the nearer bound
-        low, high = bounds
-        return v / high if v >= 1.0 and high else (v / low if low else None)
-    if len(bounds) == 1 and bounds[0]:
-        return v / bounds[0]
-    return v
+    bounds = _bounds(threshold)
+    comp = str(comparator)
+    if len(bounds) == 2 and comp in ("within", "outside"):
+        lo, hi = bounds
+        width = (hi - lo) or 1.0
+        inside = min(v - lo, hi - v) / width
+        return inside if comp == "within" else -inside
+    if len(bounds) != 1:
+        return None
+    t = bounds[0]
+    scale = abs(t) or 1.0
+    if comp in ("<", "<="):
+        return (t - v) / scale
+    if comp in (">", ">="):
+        return (v - t) / scale
+    if comp == "==":
+        return -abs(v - t) / scale
+    if comp == "!=":
+        return abs(v - t) / scale
+    return None
 
 
 def verdict_summary_figure(scorecard: pd.DataFrame) -> go.Figure:

@@ -52,6 +52,7 @@ def current_role() -> str | None:
         if actor is None:
             return None
         st.session_state[_KEY] = {"name": actor.name, "role": actor.role}
+        st.rerun()  # start over without the sign-in form
     _sidebar(actor)
     return actor.role
 
