@@ -65,14 +65,15 @@ def _window_picker(first: datetime, last: datetime) -> tuple[datetime, datetime]
 
 def _render_ops(ops: OpsReport) -> None:
     slo = ops.slo
-    c = st.columns(6)
+    c = [*st.columns(3), *st.columns(3)]
     c[0].metric("Predictions", f"{ops.requests:,}")
-    c[1].metric("p50 latency", _ms(ops.latency_p50_ms))
-    c[2].metric("p95 latency", _ms(ops.latency_p95_ms),
+    c[1].metric("Error rate", fmt_pct(ops.error_rate), help=f"threshold {fmt_pct(ops.error_rate_threshold)}")
+    c[2].metric("Throughput", f"{ops.throughput_per_hour:,.0f}/h",
+                help="predictions per hour from the first to the last active bucket")
+    c[3].metric("p50 latency", _ms(ops.latency_p50_ms))
+    c[4].metric("p95 latency", _ms(ops.latency_p95_ms),
                 help=f"SLO: p95 ≤ {slo.threshold_ms:g} ms per {ops.bucket} (from {slo.source})")
-    c[3].metric("p99 latency", _ms(ops.latency_p99_ms))
-    c[4].metric("Error rate", fmt_pct(ops.error_rate), help=f"threshold {fmt_pct(ops.error_rate_threshold)}")
-    c[5].metric("Throughput", f"{ops.throughput_per_hour:,.1f}/h")
+    c[5].metric("p99 latency", _ms(ops.latency_p99_ms))
     for note in ops.notes:
         st.warning(note)
     if slo.met is None:
@@ -93,7 +94,7 @@ def _render_ops(ops: OpsReport) -> None:
 def _render_quality(q: QualityReport, min_accuracy: float) -> None:
     st.subheader("Quality over time")
     a = q.actual
-    c = st.columns(5)
+    c = [*st.columns(3), *st.columns(2)]
     c[0].metric("Realised accuracy", fmt_num(a.accuracy, undefined="n/a"),
                 help=f"on {q.n_labelled:,} labelled predictions")
     c[1].metric("Estimated accuracy (unlabelled)", fmt_num(q.estimated_accuracy, undefined="n/a"),

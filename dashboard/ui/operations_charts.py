@@ -17,9 +17,14 @@ _MARGIN = {"t": 40, "b": 40, "l": 50, "r": 10}
 def latency_figure(buckets: pd.DataFrame, slo_ms: float, breaches: pd.DataFrame) -> go.Figure:
     """p50/p95/p99 latency per bucket, the SLO as a dashed line and each breach range shaded."""
     fig = go.Figure()
-    for col, name, width in (("p50_ms", "p50", 1.5), ("p95_ms", "p95", 2.5), ("p99_ms", "p99", 1.5)):
-        fig.add_scatter(x=buckets["bucket"], y=buckets[col], name=name, mode="lines", line={"width": width},
-                        connectgaps=False)
+    for col, name, width, colour in (("p50_ms", "p50", 1.2, "#9ecae1"), ("p95_ms", "p95", 2.2, "#1f77b4"),
+                                     ("p99_ms", "p99", 1.2, "#ffbb78")):
+        fig.add_scatter(x=buckets["bucket"], y=buckets[col], name=name, mode="lines",
+                        line={"width": width, "color": colour}, connectgaps=False)
+    if "breach" in buckets:  # mark breaching buckets too: a short breach is a thin band on a long window
+        hit = buckets[buckets["breach"].astype(bool)]
+        fig.add_scatter(x=hit["bucket"], y=hit["p95_ms"], name="p95 above SLO", mode="markers",
+                        marker={"color": SLO_COLOUR, "size": 8, "symbol": "x"})
     for b in breaches.to_dict(orient="records"):
         fig.add_vrect(x0=b["start"], x1=b["end"], fillcolor=BREACH_FILL, line_width=0, layer="below")
     if len(breaches):  # a legend entry for the shading
