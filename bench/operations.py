@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -63,16 +64,18 @@ def make_arrays(rows: int, seed: int = 11) -> dict[str, np.ndarray]:
 
 
 def load_store(ctx: Context, arrays: dict[str, np.ndarray]) -> None:
-    """Fill the model's log table with the arrays (columns the query does not read stay NULL)."""
+    """Fill the model's log table with the arrays (columns the query does not read stay NULL).
+
+    An Arrow table keeps the strings compact; the ids are generated inside DuckDB.
+    """
     schema = ctx.schema("credit-risk")
-    frame = pd.DataFrame({"prediction_id": np.char.add("p", np.arange(len(arrays["ts"])).astype(str)),
-                          "model_name": "credit-risk", **arrays, "prediction": "good"})
+    table = pa.table({k: pa.array(v) for k, v in arrays.items()})
     with ctx.store.connect() as con:
         ctx.store.ensure_model(schema, con)
-        con.register("bench_frame", frame)
-        con.execute(f"INSERT INTO {schema.table} BY NAME SELECT * FROM bench_frame")
-        con.unregister("bench_frame")
-    del frame
+        con.register("bench_arrow", table)
+        con.execute(f"INSERT INTO {schema.table} BY NAME SELECT 'p' || row_number() OVER () AS prediction_id, "
+                    "'credit-risk' AS model_name, 'good' AS prediction, * FROM bench_arrow")
+        con.unregister("bench_arrow")
 
 
 def main() -> None:
