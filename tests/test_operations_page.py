@@ -51,7 +51,7 @@ def test_demo_spike_and_burst_are_found_where_injected(demo_workspace: Path, dem
     b = ops.slo.breaches
     assert list(zip(b["start"], b["end"], strict=True)) == [(lo, hi)]
     burst_lo, burst_hi = demo_scenario.error_burst
-    worst = ops.buckets.loc[ops.buckets["n_error"].idxmax()]
+    worst = ops.buckets.iloc[int(ops.buckets["n_error"].to_numpy().argmax())]
     assert burst_lo <= worst["bucket"] < burst_hi  # the most errors of any hour
     assert worst["error_rate"] > 0.2 > 10 * ops.error_rate
     assert set(ops.versions["version"]) == {"1", "2"}

@@ -133,7 +133,7 @@ def test_estimate_on_unlabelled_rows_and_per_bucket(ctx, labelled):
     b = rep.buckets
     assert len(b) == len(np.unique(days)) == 5
     for row in b.itertuples():
-        sel = days == np.datetime64(row.bucket)
+        sel = days == pd.Timestamp(str(row.bucket)).to_datetime64()
         correct = (df["prediction"].to_numpy()[sel & mask] == truth[sel & mask]).mean()
         assert row.actual_accuracy == pytest.approx(correct, abs=1e-12)
         assert row.estimated_accuracy == pytest.approx(conf[sel].mean(), abs=1e-12)
