@@ -323,7 +323,10 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: _Plan, cfg: ModelConfig,
                                                         _bucketless(plan.cur))["bucket"]]
     for b in buckets:
         out[b] = []
-    rsum, bsum, rcnt, ccnt = q.numeric_summary(con, plan.ref, plan.cur, num, bucketed)
+    if bucketed:
+        rsum, bsum, rcnt, ccnt = q.numeric_summary(con, plan.ref, plan.cur, num, bucketed=True)
+    else:
+        rsum, bsum, rcnt, ccnt = q.numeric_summary_window(con, plan.ref, plan.cur, num)
     rsum_by: dict[Any, Any] = {r.col: r for r in rsum.itertuples()} if not rsum.empty else {}
     bsum_by: dict[Any, Any] = {(r.col, pd.Timestamp(r.bucket)): r  # type: ignore[arg-type]
                                for r in bsum.itertuples()} if not bsum.empty else {}
@@ -355,7 +358,7 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: _Plan, cfg: ModelConfig,
                     rc = rcnt[rcnt["col"] == col]
                     ccn = ccnt[(ccnt["col"] == col) & (pd.to_datetime(ccnt["bucket"]) == b)]
                 else:
-                    rc, ccall = q.numeric_value_counts(con, col)
+                    rc, ccall = q.numeric_counts(con, plan.ref, plan.cur, [col], bucketed)
                     ccn = ccall[pd.to_datetime(ccall["bucket"]) == b]
                 score = _count_score(method, rc, ccn)
             out[b].append(ColumnDrift(col, "numerical", method, score, thr,

@@ -287,3 +287,47 @@ def test_chart_builders(tmp_path: Path) -> None:
     assert list(fig.data[0].y) == [*FEATURES_MIXED, "prediction"] and len(fig.data[0].x) == 2
     assert share_figure(share_by_bucket(over), 0.5).data[0].y is not None
     assert heatmap_figure(over.iloc[0:0]).layout.title.text == "No data in the range"
+
+
+@pytest.mark.parametrize("grid", [4, 64, 65_536])
+def test_binned_window_pass_is_exact(grid: int) -> None:
+    """The bounded pass (coarse bins + row-level refinement of undecided bins) equals scipy exactly."""
+    import duckdb
+
+    from connectors.queries.drift import numeric_summary_window
+    from connectors.queries.reference import Source
+
+    rng = np.random.default_rng(grid)
+    n_r, n_c = 6000, 4500
+    ref = pd.DataFrame({"a": rng.normal(0, 1, n_r), "b": rng.integers(0, 30, n_r).astype(float),
+                        "c": rng.lognormal(3, 1, n_r), "d": rng.normal(0, 1, n_r), "k": np.full(n_r, 2.0)})
+    cur = pd.DataFrame({"a": rng.normal(0.02, 1, n_c), "b": rng.integers(2, 33, n_c).astype(float),
+                        "c": rng.lognormal(3.3, 1, n_c), "d": rng.normal(0, 1, n_c), "k": np.full(n_c, 2.0)})
+    con = duckdb.connect()
+    con.register("ref_df", ref)
+    con.register("cur_df", cur)
+    rs, bs, _, _ = numeric_summary_window(con, Source("SELECT * FROM ref_df"), Source("SELECT * FROM cur_df"),
+                                          list(ref.columns), grid=grid)
+    got: dict[str, Any] = {str(r["col"]): r for r in bs.to_dict(orient="records")}
+    for c in ref.columns:
+        w = stats.wasserstein_distance(ref[c], cur[c])
+        d = stats.ks_2samp(ref[c], cur[c]).statistic
+        assert math.isclose(float(got[c]["w1"]), w, rel_tol=1e-9, abs_tol=1e-12), (c, got[c]["w1"], w)
+        assert int(got[c]["ks_num"]) == round(d * n_r * n_c), c
+    assert rs.loc[rs["col"] == "k", "u_ref"].tolist() == [1]
+
+
+def test_bench_script_runs_at_tiny_size(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "drift.json"
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(repo / "bench" / "drift.py"), "--rows", "1500", "--big-rows", "3000",
+                           "--days", "2", "--repeats", "1", "--output", str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=repo)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["verdicts_equal"] and data["methods_equal"] and data["max_rel_score_diff"] < 1e-6
+    assert data["big_buckets"] == 2 and data["speedup"] > 0
+    assert "speedup" in proc.stdout
