@@ -12,6 +12,8 @@ error fails closed, so a broken pipeline never passes a CI gate).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -187,13 +189,49 @@ def resolve_window(text: str | None, anchor: datetime | None, basis: str = "data
         raise VigilError(f"policy window '{value}': {exc}") from None
 
 
+def policy_set_digest(policies: list[tuple[PolicySpec, str]]) -> tuple[str, list[dict[str, Any]]]:
+    """A stable SHA-256 of the effective policy set (what is judged, how, and from where)."""
+    listed = [{"name": p.name, "metric": p.metric, "comparator": p.comparator,
+               "threshold": list(p.threshold) if isinstance(p.threshold, tuple) else p.threshold,
+               "severity": p.severity, "window": p.window, "params": dict(p.params), "source": source}
+              for p, source in policies]
+    text = json.dumps(listed, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest(), listed
+
+
+def record_policy_set(ctx: Context, model: str, policies: list[tuple[PolicySpec, str]]) -> bool:
+    """Audit a change of the model's effective policies (they live in the config file, outside Vigil).
+
+    The first evaluation after the config changed appends a ``policy.change`` entry by the system actor
+    with the old and new digests and the new set; returns True when it did.
+    """
+    from dashboard import audit
+
+    digest, listed = policy_set_digest(policies)
+    with ctx.store.connect() as con:
+        con.execute("CREATE TABLE IF NOT EXISTS policy_sets (model VARCHAR, digest VARCHAR, ts TIMESTAMP, "
+                    "policies VARCHAR)")
+        row = con.execute("SELECT digest FROM policy_sets WHERE model = ? ORDER BY ts DESC LIMIT 1",
+                          [model]).fetchone()
+        if row is not None and row[0] == digest:
+            return False
+        con.execute("INSERT INTO policy_sets VALUES (?, ?, ?, ?)",
+                    [model, digest, datetime.now(UTC).replace(tzinfo=None), json.dumps(listed, default=str)])
+    audit.record(ctx.store, "vigil", "policy.change", model,
+                 {"from": row[0] if row else None, "to": digest, "policies": listed}, role="system")
+    return True
+
+
 def evaluate(ctx: Context, model: str, version: str | None = None, window: str | None = None,
              policies: list[tuple[PolicySpec, str]] | None = None) -> Evaluation:
     """Evaluate every policy of ``model`` (one version, or all versions' logs when None).
 
-    ``window`` overrides each policy's own window. Each analysis runs once per distinct window.
+    ``window`` overrides each policy's own window. Each analysis runs once per distinct window. The
+    configured policy set is checked against the last one seen, and a change is audited.
     """
     cfg = ctx.model(model)
+    if policies is None:
+        record_policy_set(ctx, model, policies_for(cfg))
     chosen = policies if policies is not None else policies_for(cfg)
     table = providers()
     evaluated_at = datetime.now(UTC).replace(tzinfo=None)

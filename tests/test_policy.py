@@ -177,3 +177,20 @@ def test_relative_window_ends_at_the_latest_log(ctx: Context, tmp_path: Path,
     _ingest(ctx, tmp_path, logs_factory(100), "r.parquet")
     ev = evaluate(ctx, MODEL, policies=_policies(PolicySpec("err", "error_rate", "<=", 0.5, window="24h")))
     assert ev.results[0].rows == 100 and ev.results[0].verdict == PASS
+
+
+def test_a_changed_policy_set_is_audited(ctx: Context, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from dashboard import audit
+    from dashboard.policy import record_policy_set
+
+    cfg = ctx.model(MODEL)
+    assert record_policy_set(ctx, MODEL, policies_for(cfg)) is True  # first sight
+    assert record_policy_set(ctx, MODEL, policies_for(cfg)) is False  # unchanged
+    stricter = replace(cfg, policies=(PolicySpec("error_rate", "error_rate", "<=", 0.001, "blocking"),))
+    assert record_policy_set(ctx, MODEL, policies_for(stricter)) is True
+    changes = audit.entries(ctx.store, action="policy.change")
+    assert len(changes) == 2 and set(changes["actor"]) == {"vigil"} and set(changes["role"]) == {"system"}
+    assert '"threshold":0.001' in changes.iloc[0]["details"]
+    assert audit.verify(ctx.store).ok
