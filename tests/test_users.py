@@ -157,3 +157,15 @@ def settings_store(settings: Settings):  # type: ignore[no-untyped-def]
     from connectors.logstore import LogStore
 
     return LogStore(settings.duckdb_path)
+
+
+def test_oidc_configured_shows_the_provider_button(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _app(settings, monkeypatch)
+    at.secrets["auth"] = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "x" * 32,
+                          "client_id": "vigil", "client_secret": "s",
+                          "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+    at.run()
+    assert not at.exception
+    assert not at.text_input  # no password form with an identity provider
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert "user" not in at.session_state

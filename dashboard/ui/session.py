@@ -129,7 +129,7 @@ def _record_sign_in(actor: Actor, method: str) -> None:
 
 def _oidc_sign_in() -> Actor | None:
     user = st.user
-    if not user.is_logged_in:
+    if not user.get("is_logged_in", False):
         st.title("Vigil")
         st.write("Sign in with your organisation's account.")
         if st.button("Sign in", type="primary", key="oidc_sign_in"):
