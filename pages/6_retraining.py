@@ -56,6 +56,7 @@ def _retrain_form(model: str) -> None:
                             runner=runner, extra=extra)
         if job is not None:
             st.session_state["retrain_job"] = job.id
+            st.session_state["retrain_active"] = sorted({*st.session_state.get("retrain_active", ()), job.id})
             st.success(f"Job {job.id} started.")
 
 
@@ -68,8 +69,9 @@ def _jobs_panel(model: str) -> None:
     active = {j.id for j in found if j.active}
     was_active = set(st.session_state.get("retrain_active", ()))
     st.session_state["retrain_active"] = sorted(active)
-    if was_active - active:  # a job just ended: refresh the comparison below
+    if was_active - active:  # a job just ended: refresh the comparison below and show its candidate
         _candidates.clear()
+        st.session_state.pop("candidate_pick", None)
         st.rerun(scope="app")
     st.subheader("Jobs")
     if not found:
