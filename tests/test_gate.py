@@ -132,3 +132,25 @@ def test_a_fair_candidate_passes_is_requested_and_only_a_manager_promotes_it(ret
     assert {"gate.run", "promotion.request", "model.promote"} <= set(trail["action"])
     champion, cands = gate.candidates(retrain_ctx, "credit-risk")
     assert champion == fair.model_version and [c.version for c in cands] == ["1"]
+
+
+def test_the_retrain_table_lists_every_problem_at_once():
+    import tomllib
+
+    from dashboard.settings import ConfigError, settings_from_mapping
+    from tests.conftest import DEMO_CONFIG
+
+    raw = tomllib.loads(DEMO_CONFIG.read_text())
+    raw["models"]["credit-risk"]["retrain"] = {"runner": "webhook", "bogus": 1, "accuracy_below": "high",
+                                               "disparate_impact_outside": [1.2, 0.8], "reweighing": "yes"}
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(raw)
+    problems = "\n".join(info.value.problems)
+    for key in ("retrain.bogus: unknown key", "retrain.accuracy_below: must be", "retrain.disparate_impact_outside",
+                "retrain.reweighing: must be true or false", "retrain.webhook_url: required"):
+        assert key in problems
+    raw["models"]["credit-risk"]["retrain"] = {"accuracy_below": 0.92, "drift_share_above": 0.3,
+                                               "disparate_impact_outside": [0.8, 1.25], "window": "14d"}
+    spec = settings_from_mapping(raw).model("credit-risk").retrain
+    assert (spec.accuracy_below, spec.disparate_impact_outside, spec.window, spec.runner) == (
+        0.92, (0.8, 1.25), "14d", "local")

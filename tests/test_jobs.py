@@ -46,7 +46,7 @@ def sleeper(folder: Path) -> str:
     return f"python {script}"
 
 
-def wait_for(predicate, what: str, timeout_s: float = 120.0):  # type: ignore[no-untyped-def]
+def wait_for(predicate, what: str, timeout_s: float = 120.0):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()
