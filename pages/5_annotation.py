@@ -29,6 +29,7 @@ from dashboard.ui.annotation_charts import (
     uncertainty_figure,
 )
 from dashboard.ui.format import fmt_pct, fmt_time
+from dashboard.ui.session import current_actor
 
 st.title("Annotation queue")
 st.caption("The predictions the model was least sure about, sent to Label Studio once each; "
@@ -47,8 +48,13 @@ def _candidates(model: str, request: SelectionRequest, data_version: str, queue_
 
 
 def _actor() -> Actor:
-    user = st.session_state.get("user") or {"name": "local", "role": "admin"}
-    return Actor(str(user["name"]), str(user["role"]))
+    """The signed-in user; the core checks their role before any send or sync."""
+    actor = current_actor()
+    if actor is None:
+        st.error("Sign in first: open Vigil from its start page.")
+        st.stop()
+    assert actor is not None
+    return actor
 
 
 model = state.selected_model()

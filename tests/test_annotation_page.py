@@ -103,3 +103,12 @@ def test_wrong_token_shows_what_to_do_and_keeps_the_queue(monkeypatch, tmp_path,
     at = at.run()  # the next rerun offers to send the waiting rows
     assert at.button(key="ann_resend").label == "Send 4 waiting"
     assert any("not in Label Studio yet" in w.value and "rejected the API token" in w.value for w in at.warning)
+
+
+def test_annotators_see_this_page_but_not_retraining_or_promotion():
+    from dashboard.ui.nav import pages_for
+
+    annotator = {p.file for p in pages_for("annotator")}
+    assert "5_annotation.py" in annotator
+    assert not annotator & {"6_retraining.py", "7_models.py", "8_compliance.py"}
+    assert "5_annotation.py" not in {p.file for p in pages_for("manager")}
