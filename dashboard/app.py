@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlparse
+
 import streamlit as st
 
 from dashboard.ui.nav import pages_for
@@ -10,9 +12,17 @@ from dashboard.ui.session import current_role
 
 st.set_page_config(page_title="Vigil", page_icon=":material/visibility:", layout="wide")
 
+if "user" not in st.session_state and "requested_page" not in st.session_state:
+    # Remember a deep link (e.g. /compliance) so signing in lands there, if the role may see it.
+    st.session_state["requested_page"] = urlparse(st.context.url or "").path.strip("/").split("/")[-1]
+
 role = current_role()
 if role is not None:
     allowed = pages_for(role)
-    nav = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path, default=p.default)
-                         for p in allowed])
+    pages = {p.url_path: st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path, default=p.default)
+             for p in allowed}
+    nav = st.navigation(list(pages.values()))
+    wanted = st.session_state.pop("requested_page", "")
+    if wanted and wanted in pages and nav.url_path != wanted:
+        st.switch_page(pages[wanted])
     nav.run()
