@@ -112,13 +112,13 @@ def _approvals(model: str, versions: pd.DataFrame, actor: Actor, overrides: dict
     if allowed(actor, "model.promote"):
         candidates = [str(v) for v in versions.get("version", []) if str(v) != champion]
         if candidates:
-            with st.form("promote"):
+            with st.form("promote", clear_on_submit=True):
                 st.markdown("**Promote a candidate**")
                 chosen = st.selectbox("Version to promote", candidates)
                 justification = st.text_area(
-                    "Override justification (only needed when a blocking policy fails)",
-                    help=f"At least {approvals.MIN_JUSTIFICATION} characters; it is shown wherever the version "
-                         "appears and kept in the audit trail.")
+                    "Override justification",
+                    help=f"Only needed when a blocking policy fails: at least {approvals.MIN_JUSTIFICATION} "
+                         "characters, shown wherever the version appears and kept in the audit trail.")
                 if st.form_submit_button("Promote to champion", type="primary"):
                     result = state.guarded(approvals.approve, ctx, actor, model, chosen, justification)
                     if result is not None:
