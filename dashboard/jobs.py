@@ -231,6 +231,36 @@ def _kill_group(pid: int, start: int | None, grace_s: float = 5.0) -> None:
             time.sleep(0.1)
 
 
+def session_members(sid: int) -> list[int]:
+    """Pids of live processes in session ``sid`` (the worker is a session leader: its training command,
+    and that command's children, belong to its session)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2:].split()
+        if len(fields) > 3 and fields[0] not in ("Z", "X") and int(fields[3]) == sid:
+            out.append(int(entry.name))
+    return out
+
+
+def _kill_orphans(pid: int) -> list[int]:
+    """Kill what a dead worker left running (its training command). Only when no live process has the
+    pid (gone, or a zombie): then every process of session ``pid`` descends from the worker; a live
+    process that reused the pid could lead a new session of its own."""
+    if process_start_time(pid) is not None:
+        return []
+    members = session_members(pid)
+    for member in members:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(member, signal.SIGKILL)
+    return members
+
+
 def recover(ctx: Context) -> list[Job]:
     """Mark every active job whose process is gone ``failed`` (with a note in its log); return them."""
     with ctx.store.connect() as con:
@@ -249,6 +279,9 @@ def recover(ctx: Context) -> list[Job]:
         message = f"{why}; marked failed on recovery (see the log above for its last output)"
         if _update(ctx, job.id, {"state": "failed", "ended": _now(), "message": message}, where_state=ACTIVE):
             append_log(job.log_path, message)
+            killed = _kill_orphans(job.pid) if job.pid else []
+            if killed:
+                append_log(job.log_path, f"stopped {len(killed)} leftover process(es) of the dead worker: {killed}")
             failed.append(get_job(ctx, job.id))
     return failed
 

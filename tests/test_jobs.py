@@ -190,6 +190,9 @@ def test_restart_recovery_marks_a_dead_worker_failed(retrain_ws: Path, cleanup_p
     assert "CHILD" in jobs.tail_log(failed) and "marked failed on recovery" in jobs.tail_log(failed)
     assert jobs.recover(fresh) == []
     assert aliases(fresh) == {"champion": "1"}
+    # The dead worker's training command (and its child) were stopped too: nothing keeps training unseen.
+    assert "leftover process(es)" in jobs.tail_log(failed)
+    wait_for(lambda: jobs.session_members(running.pid or 0) == [], "the leftover processes to exit")
 
 
 def test_a_reused_pid_is_not_mistaken_for_the_worker(retrain_ctx: Context):
