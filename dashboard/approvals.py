@@ -26,7 +26,7 @@ from dashboard import audit
 from dashboard.access import Actor, require
 from dashboard.context import Context
 from dashboard.errors import PermissionDenied, VigilError
-from dashboard.policy import Evaluation, evaluate
+from dashboard.policy import Evaluation, evaluate, save_evaluation
 
 CHAMPION = "champion"
 TAG = "vigil.approval."
@@ -107,6 +107,7 @@ def approve(ctx: Context, actor: Actor, model: str, version: str, justification:
         raise PermissionDenied(f"separation of duties: {actor.name} trained version {version} of '{model}' and "
                                "cannot approve it; another manager must")
     ev = evaluate(ctx, model, version=version, window=window)
+    save_evaluation(ctx, ev, "approval")
     failed = [r.name for r in ev.blocking_failures]
     justification = (justification or "").strip()
     overridden = bool(failed)

@@ -278,3 +278,40 @@ def evaluate(ctx: Context, model: str, version: str | None = None, window: str |
     window_label = ", ".join(sorted(labels))
     return Evaluation(model=model, version=version, window=window_label, evaluated_at=evaluated_at,
                       data_version=data_version, results=results)
+
+
+# --------------------------------------------------------------------------------------- history
+
+_HISTORY_DDL = """
+CREATE TABLE IF NOT EXISTS policy_results (
+    evaluated_at TIMESTAMP, model VARCHAR, version VARCHAR, policy VARCHAR, metric VARCHAR, value DOUBLE,
+    comparator VARCHAR, threshold VARCHAR, severity VARCHAR, verdict VARCHAR, "window" VARCHAR, rows BIGINT,
+    data_version VARCHAR, detail VARCHAR, source VARCHAR, trigger VARCHAR);
+"""
+
+
+def save_evaluation(ctx: Context, ev: Evaluation, trigger: str) -> bool:
+    """Keep an evaluation for the scorecard's history; skipped when the same model, version, window and
+    data version were already kept (re-running on unchanged data adds nothing). Returns True if kept."""
+    version = ev.version or "all"
+    with ctx.store.connect() as con:
+        con.execute(_HISTORY_DDL)
+        seen = con.execute('SELECT count(*) FROM policy_results WHERE model = ? AND version = ? AND "window" = ? '
+                           "AND data_version = ?", [ev.model, version, ev.window, ev.data_version]).fetchone()
+        if seen and seen[0]:
+            return False
+        rows = [(ev.evaluated_at, ev.model, version, r.name, r.metric, r.value, r.comparator, r.threshold_text(),
+                 r.severity, r.verdict, r.window, r.rows, r.data_version, r.detail, r.source, trigger)
+                for r in ev.results]
+        if rows:
+            con.executemany("INSERT INTO policy_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    return bool(rows)
+
+
+def evaluation_history(ctx: Context, model: str, version: str | None = None) -> pd.DataFrame:
+    """Kept verdicts of ``model`` (one version, or every version's own evaluations), oldest first."""
+    with ctx.store.connect() as con:
+        con.execute(_HISTORY_DDL)
+        sql = "SELECT * FROM policy_results WHERE model = ?" + (" AND version = ?" if version else "") + \
+              " ORDER BY evaluated_at, policy"
+        return con.execute(sql, [model, version] if version else [model]).df()

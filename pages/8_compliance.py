@@ -10,9 +10,14 @@ import streamlit as st
 from dashboard import approvals, audit, cards, reports
 from dashboard.access import Actor, allowed
 from dashboard.errors import USER_ERRORS
-from dashboard.policy import Evaluation, evaluate
+from dashboard.policy import Evaluation, evaluate, evaluation_history, save_evaluation
 from dashboard.ui import state
-from dashboard.ui.compliance_charts import audit_activity_figure, scorecard_figure, verdict_summary_figure
+from dashboard.ui.compliance_charts import (
+    audit_activity_figure,
+    scorecard_figure,
+    verdict_history_figure,
+    verdict_summary_figure,
+)
 from dashboard.ui.session import current_actor
 
 st.title("Compliance")
@@ -23,7 +28,9 @@ ALL = "all versions"
 
 @st.cache_data(ttl=300, show_spinner="Evaluating policies…")
 def _evaluate(model: str, version: str | None, window: str | None, data_version: str, marker: str) -> Evaluation:
-    return evaluate(state.context(), model, version=version, window=window)
+    ev = evaluate(state.context(), model, version=version, window=window)
+    save_evaluation(state.context(), ev, "compliance page")
+    return ev
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -67,6 +74,11 @@ def _scorecard(model: str, version: str | None, window: str | None, overrides: d
     right.plotly_chart(verdict_summary_figure(frame), width="stretch")
     st.dataframe(_highlight(frame.drop(columns=["evaluated_at", "data_version"])), hide_index=True,
                  width="stretch")
+    with st.expander("History of verdicts", icon=":material/history:"):
+        history = state.guarded(evaluation_history, state.context(), model, version or "all")
+        if history is not None:
+            st.plotly_chart(verdict_history_figure(history), width="stretch")
+            st.caption("Kept whenever policies are evaluated on new data (this page, `vigil check`, approvals).")
     return ev
 
 

@@ -148,3 +148,17 @@ def test_unknown_model_is_a_user_error_exit_2(workspace: dict[str, str | None], 
             monkeypatch.setenv(key, value)
     assert run_cli(cli, ["check", "--model", "nope"]) == 2
     assert "no such model" in capsys.readouterr().err
+
+
+def test_check_keeps_history_unless_told_not_to(workspace: dict[str, str | None]) -> None:
+    from dashboard.policy import evaluation_history
+
+    config = workspace["VIGIL_CONFIG"]
+    assert config is not None
+    ctx = load_context(config)
+    before = len(evaluation_history(ctx, "credit-risk", "1"))
+    _run(workspace, "--version", "1", "--window", "2026-01-01T00:00..2026-01-01T03:00", "--no-record")
+    assert len(evaluation_history(ctx, "credit-risk", "1")) == before
+    _run(workspace, "--version", "1", "--window", "2026-01-01T00:00..2026-01-01T03:00")
+    kept = evaluation_history(ctx, "credit-risk", "1")
+    assert len(kept) > before and set(kept["trigger"]) == {"vigil check"}

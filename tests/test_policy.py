@@ -194,3 +194,20 @@ def test_a_changed_policy_set_is_audited(ctx: Context, tmp_path: Path) -> None:
     assert len(changes) == 2 and set(changes["actor"]) == {"vigil"} and set(changes["role"]) == {"system"}
     assert '"threshold":0.001' in changes.iloc[0]["details"]
     assert audit.verify(ctx.store).ok
+
+
+def test_evaluations_are_kept_once_per_data_version(ctx: Context, tmp_path: Path) -> None:
+    from dashboard.policy import evaluation_history, save_evaluation
+    from dashboard.ui.compliance_charts import verdict_history_figure
+
+    _ingest(ctx, tmp_path, make_logs(100), "h1.parquet")
+    policies = _policies(PolicySpec("err", "error_rate", "<=", 0.5))
+    first = evaluate(ctx, MODEL, "1", window=WINDOW, policies=policies)
+    assert save_evaluation(ctx, first, "test") is True
+    assert save_evaluation(ctx, evaluate(ctx, MODEL, "1", window=WINDOW, policies=policies), "test") is False
+    _ingest(ctx, tmp_path, make_logs(50, id_prefix="n", start="2026-01-01 10:00"), "h2.parquet")
+    assert save_evaluation(ctx, evaluate(ctx, MODEL, "1", window=WINDOW, policies=policies), "test") is True
+    history = evaluation_history(ctx, MODEL, "1")
+    assert list(history["rows"]) == [100, 150] and set(history["verdict"]) == {"pass"}
+    assert history["data_version"].nunique() == 2
+    assert len(verdict_history_figure(history).data) == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from dashboard.commands.common import get_context, to_jsonable
-from dashboard.policy import FAIL, NO_DATA, PASS, Evaluation, PolicyResult, evaluate
+from dashboard.policy import FAIL, NO_DATA, PASS, Evaluation, PolicyResult, evaluate, save_evaluation
 
 
 def _value(r: PolicyResult) -> str:
@@ -76,15 +76,20 @@ def format_junit(ev: Evaluation) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text", show_default=True)
 @click.option("--junit-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write JUnit XML to this file (for CI test reports).")
+@click.option("--record/--no-record", default=True, show_default=True,
+              help="Keep the verdicts in the scorecard history (skipped when the data did not change).")
 @click.pass_context
 def command(ctx: click.Context, model: str, version: str | None, window_text: str | None, fmt: str,
-            junit_file: Path | None) -> None:
+            junit_file: Path | None, record: bool) -> None:
     """Evaluate the policies of MODEL; exit 1 if a blocking policy fails, 0 otherwise.
 
     Warnings and policies without data never fail the check; a blocking policy whose analysis could not
     run fails it (fail closed).
     """
-    result = evaluate(get_context(ctx), model, version=version, window=window_text)
+    context = get_context(ctx)
+    result = evaluate(context, model, version=version, window=window_text)
+    if record:
+        save_evaluation(context, result, "vigil check")
     if fmt == "json":
         click.echo(json.dumps(to_jsonable(result.to_dict()), indent=2))
     elif fmt == "junit":

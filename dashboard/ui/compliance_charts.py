@@ -105,3 +105,24 @@ def audit_activity_figure(entries: pd.DataFrame) -> go.Figure:
     fig.update_layout(barmode="stack", height=280, yaxis_title="entries", xaxis_title=None,
                       margin={"l": 10, "r": 10, "t": 30}, legend_title="action")
     return fig
+
+
+def verdict_history_figure(history: pd.DataFrame) -> go.Figure:
+    """Policy x evaluation time, coloured by verdict: when did a policy start or stop failing?"""
+    fig = go.Figure()
+    if history.empty:
+        fig.update_layout(title="No evaluations kept yet")
+        return fig
+    frame = history.assign(group=history["verdict"].astype(str).map(verdict_group))
+    for group in [g for g in VERDICT_COLOURS if g in set(frame["group"])]:
+        part = frame[frame["group"] == group]
+        fig.add_scatter(x=part["evaluated_at"], y=part["policy"], mode="markers", name=group,
+                        marker={"color": VERDICT_COLOURS[group], "size": 11, "symbol": "square"},
+                        customdata=part[["value", "threshold", "data_version"]].astype(str).values,
+                        hovertemplate="%{y}<br>%{x}<br>value %{customdata[0]} vs %{customdata[1]}"
+                                      "<br>data version %{customdata[2]}<extra></extra>")
+    policies = list(dict.fromkeys(frame["policy"]))
+    fig.update_layout(height=max(260, 22 * len(policies) + 120), yaxis={"categoryorder": "array",
+                      "categoryarray": policies[::-1]}, xaxis_title="evaluated (UTC)", legend_title="verdict",
+                      margin={"l": 10, "r": 10, "t": 30})
+    return fig
