@@ -35,6 +35,7 @@ from dashboard.errors import VigilError
 from dashboard.settings import ModelConfig
 
 _EPOCH = pd.Timestamp("1970-01-01")
+BUCKETED_COLUMNS_PER_PASS = 2
 
 
 @dataclass(frozen=True)
@@ -324,7 +325,11 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: _Plan, cfg: ModelConfig,
     for b in buckets:
         out[b] = []
     if bucketed:
-        rsum, bsum, rcnt, ccnt = q.numeric_summary(con, plan.ref, plan.cur, num, bucketed=True)
+        # A few columns per set of queries bounds the size of the per-(column, bucket) value tables.
+        parts = [q.numeric_summary(con, plan.ref, plan.cur, num[i:i + BUCKETED_COLUMNS_PER_PASS], bucketed=True)
+                 for i in range(0, len(num), BUCKETED_COLUMNS_PER_PASS)] or [q.numeric_summary(con, plan.ref,
+                                                                                               plan.cur, [], True)]
+        rsum, bsum, rcnt, ccnt = (pd.concat([p[j] for p in parts], ignore_index=True) for j in range(4))
     else:
         rsum, bsum, rcnt, ccnt = q.numeric_summary_window(con, plan.ref, plan.cur, num)
     rsum_by: dict[Any, Any] = {r.col: r for r in rsum.itertuples()} if not rsum.empty else {}
