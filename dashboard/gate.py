@@ -8,8 +8,8 @@ accuracy, F1, ROC AUC, AIF360 group-fairness metrics per protected attribute, an
 latency, then judges policies. The evidence lands on the candidate version as tags and the artifact
 ``gate/gate_evidence.json``; a failing candidate keeps its ``challenger`` alias and is never promoted.
 
-Promotion itself is a manager's action: :func:`request_promotion` records a request; :func:`promote`
-moves ``champion`` and refuses anyone but a manager (checked here, in the core).
+Promotion itself is a manager's action: :func:`request_promotion` records a request; the manager's
+approval (:mod:`dashboard.approvals`, which :func:`promote` calls) moves ``champion``.
 """
 
 from __future__ import annotations
@@ -434,22 +434,13 @@ def request_promotion(ctx: Context, actor: Actor, model: str, version: str, note
     return tags
 
 
-def promote(ctx: Context, actor: Actor, model: str, version: str) -> None:
-    """Move ``champion`` to ``version``: a manager's action, for candidates that passed the gate."""
+def promote(ctx: Context, actor: Actor, model: str, version: str, justification: str = "") -> Any:
+    """Move ``champion`` to ``version``: a manager's action, implemented (policy check, separation of duties,
+    override with justification, audit) by :func:`dashboard.approvals.approve`; the role check is there too."""
+    from dashboard.approvals import approve
+
     require(actor, "model.promote")
-    v = ctx.registry.version(model, version)
-    if v.tags.get(TAG_PREFIX + "verdict") != "pass":
-        raise VigilError(f"version {version} of '{model}' has not passed the gate; it cannot be promoted")
-    try:
-        previous: str | None = ctx.registry.version_by_alias(model, "champion").version
-    except RegistryNotFound:
-        previous = None
-    ctx.registry.set_alias(model, "champion", version)
-    when = datetime.now(UTC).isoformat(timespec="seconds")
-    ctx.registry.set_version_tag(model, version, "vigil.promotion.status", "promoted")
-    ctx.registry.set_version_tag(model, version, "vigil.promotion.promoted_by", actor.name)
-    ctx.registry.set_version_tag(model, version, "vigil.promotion.promoted_at", when)
-    _audit(ctx, actor, "model.promote", model, {"version": version, "previous_champion": previous})
+    return approve(ctx, actor, model, version, justification)
 
 
 def run_gate_as(ctx: Context, actor: Actor, model: str, version: str,

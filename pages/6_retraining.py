@@ -103,7 +103,9 @@ def _comparison(model: str) -> None:
     ctx = state.context()
     uri = ctx.settings.mlflow_tracking_uri
     st.subheader("Candidate vs champion")
-    got = state.guarded(_candidates, uri, model, ",".join(st.session_state.get("retrain_active", [])))
+    latest = state.guarded(jobs.list_jobs, ctx, model, 1, False)
+    stamp = f"{latest[0].id}:{latest[0].state}" if latest else ""  # a finished job refreshes the list at once
+    got = state.guarded(_candidates, uri, model, stamp)
     if got is None:
         return
     champion, cands = got
