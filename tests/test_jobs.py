@@ -71,8 +71,11 @@ def cleanup_pids():
     pids: list[int] = []
     yield pids
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+        if not pid:
+            continue
+        for member in [pid, *jobs.session_members(pid)]:  # a worker's session: its training command too
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(member, signal.SIGKILL)
 
 
 def assert_end_to_end(ctx: Context, job: jobs.Job) -> None:
