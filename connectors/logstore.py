@@ -5,8 +5,12 @@ server, each CLI command, each background job) opens the file only for the durat
 (:meth:`LogStore.connect`) and closes it straight after. When another process holds the file, opening
 fails with "Could not set lock"; we retry with jittered backoff until ``lock_timeout_s`` and then raise
 :class:`StoreBusyError` naming the fix. Inside one process DuckDB shares one database instance between
-connections, so the app's threads never block each other. An ingest of N rows holds the file for about
+connections. An ingest of N rows holds the file for about
 as long as the load takes; pages keep serving their cached results meanwhile.
+
+Inside one process, connections to a file are taken one at a time (a re-entrant lock per file):
+DuckDB's Python DataFrame scans (``con.register``) are not safe on connections used concurrently from
+several threads, and every operation is short, so serialising them costs little.
 
 Every table is created here; domain SQL (drift, fairness, operations, selection) lives in
 :mod:`connectors.queries` and reads through :meth:`LogStore.connect`.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -168,6 +173,11 @@ class LogStore:
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection; waits (with backoff) while another process holds the file."""
+        with _process_lock(self.path), self._open() as con:
+            yield con
+
+    @contextmanager
+    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.05
@@ -398,6 +408,17 @@ class LogStore:
 
 
 # ---------------------------------------------------------------------------------------- internals
+
+_LOCKS: dict[str, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _process_lock(path: Path) -> threading.RLock:
+    """The re-entrant lock that serialises this process's connections to ``path``."""
+    key = str(path.resolve())
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.RLock())
+
 
 
 def _first_line(exc: BaseException) -> str:

@@ -226,19 +226,16 @@ def queue_candidates(context: Context, actor: Actor, model: str, candidates: pd.
             ensure_queue(con)
             con.register("__cand", frame)
             try:
-                before = con.execute("SELECT count(*) FROM annotation_queue WHERE model_name = ?",
-                                     [model]).fetchall()[0][0]
-                con.execute(
+                # RETURNING lists only rows this call inserted, so concurrent senders never both count a row.
+                inserted = con.execute(
                     "INSERT INTO annotation_queue (model_name, prediction_id, state, strategy, uncertainty, "
                     "confidence, score, prediction, model_version, reason, queued_by, queued_at, updated_at) "
                     "SELECT ?, prediction_id, 'pending', ?, uncertainty, confidence, score, prediction, "
-                    "model_version, reason, ?, ?, ? FROM __cand ON CONFLICT DO NOTHING",
+                    "model_version, reason, ?, ?, ? FROM __cand ON CONFLICT DO NOTHING RETURNING prediction_id",
                     [model, strategy, actor.name, now, now]).fetchall()
-                after = con.execute("SELECT count(*) FROM annotation_queue WHERE model_name = ?",
-                                    [model]).fetchall()[0][0]
             finally:
                 con.unregister("__cand")
-        return int(after - before)
+        return len(inserted)
 
     added = int(_retry_conflicts(write))
     if added:
