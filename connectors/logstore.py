@@ -34,6 +34,7 @@ import duckdb
 import pandas as pd
 
 from connectors.errors import ConnectorError
+from connectors.queries import latency_rollup
 from connectors.schema import (
     LABEL_OPTIONAL,
     LABEL_REQUIRED,
@@ -302,6 +303,8 @@ class LogStore:
                                    [ingest_id]).fetchone()[0]  # type: ignore[index]
                 con.execute("INSERT INTO ingest_manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                             [ingest_id, schema.model, kind, name, sha, rows, path.stat().st_size, utcnow()])
+                if kind == "predictions":
+                    latency_rollup.refresh(con, schema, int(ingest_id))
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")

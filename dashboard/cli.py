@@ -13,25 +13,41 @@ import click
 
 from dashboard.commands.common import run_cli
 
-# Modules that each define a click command or group named ``command``.
-COMMAND_MODULES: tuple[str, ...] = (
-    "dashboard.commands.ingest",
-    "dashboard.commands.demo",
-    "dashboard.commands.config",
-    "dashboard.commands.queue",
-    "dashboard.commands.sync_labels",
-    "dashboard.commands.retrain",
-    "dashboard.commands.fairness",
-    "dashboard.commands.audit",
-    "dashboard.commands.users",
-    "dashboard.commands.check",
-    "dashboard.commands.ops",
-    "dashboard.commands.metrics",
-    "dashboard.commands.drift",
-)
+#: Sub-command name -> module defining it as ``command``, imported only when the sub-command runs, so
+#: ``vigil ingest`` in a cron job does not pay for loading MLflow, Evidently or the Label Studio SDK.
+COMMAND_MODULES: dict[str, str] = {
+    "ingest": "dashboard.commands.ingest",
+    "demo": "dashboard.commands.demo",
+    "config": "dashboard.commands.config",
+    "queue": "dashboard.commands.queue",
+    "sync-labels": "dashboard.commands.sync_labels",
+    "retrain": "dashboard.commands.retrain",
+    "fairness": "dashboard.commands.fairness",
+    "audit": "dashboard.commands.audit",
+    "users": "dashboard.commands.users",
+    "check": "dashboard.commands.check",
+    "ops": "dashboard.commands.ops",
+    "metrics": "dashboard.commands.metrics",
+    "drift": "dashboard.commands.drift",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported on first use (``--help`` imports them all)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMAND_MODULES and cmd_name not in self.commands:
+            command: click.Command = importlib.import_module(COMMAND_MODULES[cmd_name]).command
+            if command.name != cmd_name:
+                raise RuntimeError(f"{COMMAND_MODULES[cmd_name]} defines '{command.name}', listed as '{cmd_name}'")
+            self.add_command(command)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_path", envvar="VIGIL_CONFIG", type=click.Path(dir_okay=False),
               help="Path of vigil.toml (default ./vigil.toml; env VIGIL_CONFIG).")
 @click.version_option(package_name="vigil")
@@ -40,10 +56,6 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     """Vigil: governance of production ML models (drift, fairness, operations, labels, retraining, compliance)."""
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
-
-
-for _module in COMMAND_MODULES:
-    cli.add_command(importlib.import_module(_module).command)
 
 
 def main(argv: list[str] | None = None) -> None:

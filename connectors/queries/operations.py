@@ -15,13 +15,13 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from connectors.queries import latency_rollup
 from connectors.schema import LogSchema
 
 BUCKETS: dict[str, str] = {"hour": "hour", "day": "day"}
-QUANTILES: tuple[float, ...] = (0.5, 0.95, 0.99)
-
+QUANTILES = latency_rollup.QUANTILES
 #: Columns returned by :func:`latency_stats` besides the grouping keys.
-STAT_COLUMNS: tuple[str, ...] = ("n", "n_error", "n_latency", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms")
+STAT_COLUMNS = latency_rollup.STAT_COLUMNS
 
 
 def _filters(start: datetime, end: datetime, version: str | None) -> tuple[str, list[Any]]:
@@ -35,36 +35,33 @@ def _filters(start: datetime, end: datetime, version: str | None) -> tuple[str, 
 
 def latency_stats(con: duckdb.DuckDBPyConnection, schema: LogSchema, start: datetime, end: datetime, *,
                   bucket: str | None = None, by_version: bool = False,
-                  version: str | None = None) -> pd.DataFrame:
+                  version: str | None = None, use_rollup: bool = True) -> pd.DataFrame:
     """Per group (time ``bucket`` and/or model version, or overall): counts and latency statistics.
 
-    The three quantiles come from one ``quantile_cont(x, [..])`` call, so each group is sorted once.
+    Per-bucket statistics read the whole buckets from the latency rollup when it is current (see
+    :mod:`connectors.queries.latency_rollup`; same SQL, same numbers) and compute the rest live;
+    ``use_rollup=False`` computes everything from the rows (benchmarks and tests compare the two).
     """
-    exprs: dict[str, str] = {}
-    if bucket is not None:
-        if bucket not in BUCKETS:
-            raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, got {bucket!r}")
-        exprs["bucket"] = f"date_trunc('{BUCKETS[bucket]}', ts)"
-    if by_version:
-        exprs["version"] = "model_version"
-    where, params = _filters(start, end, version)
-    qs = ", ".join(repr(q) for q in QUANTILES)
-    inner_keys = "".join(f"{e} AS {a}, " for a, e in exprs.items())
-    outer_keys = "".join(f"{a}, " for a in exprs)
-    group = "GROUP BY ALL" if exprs else ""
-    order = "ORDER BY ALL" if exprs else ""
-    sql = f"""
-        SELECT {outer_keys}n, n_error, n_latency,
-               q[1] AS p50_ms, q[2] AS p95_ms, q[3] AS p99_ms, mean_ms, max_ms
-        FROM (
-            SELECT {inner_keys}count(*) AS n,
-                   count(*) FILTER (WHERE status IS DISTINCT FROM 'ok') AS n_error,
-                   count(latency_ms) AS n_latency,
-                   quantile_cont(latency_ms, [{qs}]) AS q,
-                   avg(latency_ms) AS mean_ms, max(latency_ms) AS max_ms
-            FROM {schema.table} WHERE {where} {group}
-        ) {order}
-    """
+    if bucket is not None and bucket not in BUCKETS:
+        raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, got {bucket!r}")
+    keys = ["bucket"] if bucket is not None else []
+    keys += ["version"] if by_version else []
+    order = "ORDER BY ALL" if keys else ""
+    if bucket is not None and use_rollup and latency_rollup.is_current(con, schema):
+        sql, params = latency_rollup.bucketed_sql(schema, BUCKETS[bucket], start, end, by_version=by_version,
+                                                  version=version)
+        sql = f"SELECT * FROM ({sql}) {order}"
+    else:
+        exprs: dict[str, str] = {}
+        if bucket is not None:
+            exprs["bucket"] = f"date_trunc('{BUCKETS[bucket]}', ts)"
+        if by_version:
+            exprs["version"] = "model_version"
+        where, params = _filters(start, end, version)
+        group = "GROUP BY ALL" if exprs else ""
+        outer_keys = "".join(f"{a}, " for a in exprs)
+        sql = (f"SELECT {outer_keys}{latency_rollup.unpack_stats()} FROM (SELECT "
+               f"{latency_rollup.stats_select(exprs)} FROM {schema.table} WHERE {where} {group}) {order}")
     df = con.execute(sql, params).df()
     for col in ("n", "n_error", "n_latency"):
         df[col] = df[col].astype("int64")
@@ -85,13 +82,6 @@ def versions(con: duckdb.DuckDBPyConnection, schema: LogSchema, start: datetime,
     rows = con.execute(f"SELECT DISTINCT model_version FROM {schema.table} WHERE ts >= ? AND ts < ? "
                        "ORDER BY 1", [start, end]).fetchall()
     return [str(r[0]) for r in rows]
-
-
-def hourly_quantiles_sql(table: str) -> str:
-    """The benchmark's query shape: hourly p50/p95/p99 over a whole table (kept beside the real one)."""
-    qs = ", ".join(repr(q) for q in QUANTILES)
-    return (f"SELECT date_trunc('hour', ts) AS bucket, quantile_cont(latency_ms, [{qs}]) AS q "
-            f"FROM {table} GROUP BY 1 ORDER BY 1")
 
 
 __all__: Sequence[str] = ("BUCKETS", "QUANTILES", "STAT_COLUMNS", "latency_stats", "time_range", "versions")
