@@ -9,6 +9,10 @@ from typing import Any
 from connectors.errors import ConnectorError
 from connectors.registry import RegistryNotFound
 from dashboard.context import Context
+from dashboard.policy import Evaluation, evaluate, save_evaluation
+
+#: At most this many of the most recent logged versions are judged on the Overview.
+MAX_VERSIONS_JUDGED = 3
 
 
 @dataclass
@@ -29,6 +33,31 @@ class ModelHealth:
     aliases: dict[str, str] = field(default_factory=dict)  # alias -> version
     registry_error: str | None = None
     attention: list[str] = field(default_factory=list)  # reasons this model needs attention
+
+
+@dataclass(frozen=True)
+class PolicyStatus:
+    """The policy verdicts of one logged version, as the Overview card lists them."""
+
+    version: str
+    passed: bool
+    blocking_failures: tuple[str, ...]
+    warnings: tuple[str, ...]
+    window: str
+    evaluated_at: datetime
+
+    @classmethod
+    def of(cls, ev: Evaluation) -> PolicyStatus:
+        return cls(version=ev.version or "all", passed=ev.passed,
+                   blocking_failures=tuple(r.name for r in ev.blocking_failures),
+                   warnings=tuple(r.name for r in ev.warnings), window=ev.window, evaluated_at=ev.evaluated_at)
+
+    def reason(self) -> str | None:
+        """The attention line for a version failing a blocking policy (None when it passes)."""
+        if self.passed:
+            return None
+        return f"v{self.version} fails blocking {'policy' if len(self.blocking_failures) == 1 else 'policies'} " \
+               f"{', '.join(self.blocking_failures)}"
 
 
 def model_health(ctx: Context, name: str) -> ModelHealth:
@@ -58,6 +87,28 @@ def model_health(ctx: Context, name: str) -> ModelHealth:
     if health.latest_version and "champion" not in health.aliases:
         health.attention.append("no champion version in the registry")
     return health
+
+
+def versions_to_judge(health: ModelHealth) -> list[str]:
+    """The versions whose policies the Overview evaluates: the champion and the most recent logged ones.
+
+    A version that serves traffic and fails a blocking policy needs attention even when it is not the
+    champion (a canary, a rollback left running)."""
+    logged = sorted(health.versions_logged, reverse=True,
+                    key=lambda v: (str(v).isdigit(), int(v) if str(v).isdigit() else 0, str(v)))
+    chosen = logged[:MAX_VERSIONS_JUDGED]
+    champion = health.aliases.get("champion")
+    if champion in health.versions_logged and champion not in chosen:
+        chosen = [champion, *chosen[:MAX_VERSIONS_JUDGED - 1]]
+    return chosen
+
+
+def policy_status(ctx: Context, model: str, version: str) -> PolicyStatus:
+    """Evaluate every policy of one version of ``model`` over its policy windows (ending at its last log)
+    and keep the verdicts in the scorecard's history, as the Compliance page and ``vigil check`` do."""
+    ev = evaluate(ctx, model, version=version)
+    save_evaluation(ctx, ev, "overview")
+    return PolicyStatus.of(ev)
 
 
 def all_model_health(ctx: Context) -> list[ModelHealth]:

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.overview import ModelHealth, model_health
+from dashboard.overview import ModelHealth, PolicyStatus, model_health, policy_status, versions_to_judge
 from dashboard.ui import state
 from dashboard.ui.format import fmt_pct, fmt_time
 
 st.title("Overview")
-st.caption("One card per model: volume, time range, versions and aliases, reliability and the last ingest.")
+st.caption("One card per model: policy verdicts of the versions serving, volume, time range, versions and "
+           "aliases, reliability and the last ingest.")
 
 
 @st.cache_data(ttl=60, show_spinner="Reading the log store and the registry…")
 def _health(name: str, data_version: str) -> ModelHealth:
     return model_health(state.context(), name)
+
+
+@st.cache_data(ttl=300, show_spinner="Evaluating policies…")
+def _policies(name: str, version: str, data_version: str) -> PolicyStatus:
+    return policy_status(state.context(), name, version)
 
 
 ctx = state.guarded(state.context)
@@ -29,12 +35,15 @@ if ctx is not None:
         health = state.guarded(_health, name, version)
         if health is None:
             continue
+        statuses = [p for p in (state.guarded(_policies, name, v, version) for v in versions_to_judge(health))
+                    if p is not None]
+        reasons = [*(r for p in statuses if (r := p.reason())), *health.attention]
         with st.container(border=True):
             head, badge = st.columns([4, 1])
             head.subheader(health.name)
             if health.description:
                 head.caption(health.description)
-            if health.attention:
+            if reasons:
                 badge.error("Needs attention", icon=":material/warning:")
             else:
                 badge.success("Healthy", icon=":material/check_circle:")
@@ -51,5 +60,15 @@ if ctx is not None:
                 st.write("**Aliases:** " + ", ".join(f"`{a}` → v{v}" for a, v in sorted(health.aliases.items())))
             if health.registry_error:
                 st.warning(f"Registry unavailable: {health.registry_error}")
-            for reason in health.attention:
+            for status in statuses:
+                role = next((f" ({a})" for a, v in sorted(health.aliases.items()) if v == status.version), "")
+                verdict = ("passes every blocking policy" if status.passed
+                           else "fails " + ", ".join(status.blocking_failures))
+                warn = f"; warnings: {', '.join(status.warnings)}" if status.warnings else ""
+                st.write(f"{':green' if status.passed else ':red'}[**v{status.version}{role}** {verdict}]{warn} "
+                         f"· window {status.window}")
+            if statuses:
+                st.caption("Policy evidence and history: Compliance page (or `vigil check --model "
+                           f"{name} --version V`).")
+            for reason in reasons:
                 st.write(f"- {reason}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,31 @@ def test_model_health_flags_latency(ctx, store, schema, logs_factory, write_file
     health = model_health(ctx, "credit-risk")
     assert health.latency_p95_ms == pytest.approx(500.0)
     assert any("latency p95 500 ms above 200 ms" in r for r in health.attention)
+
+
+def test_overview_judges_each_serving_version_against_its_policies(demo_workspace: Path, tmp_path: Path,
+                                                                    monkeypatch):
+    """The demo's challenger (v2) serves traffic with a fairness gap: the card needs attention and says
+    which version fails which blocking policy, while the champion (v1) passes."""
+    import shutil
+
+    workspace = tmp_path / "ws"
+    shutil.copytree(demo_workspace, workspace)
+    for key in [k for k in os.environ if k.startswith("VIGIL_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("VIGIL_CONFIG", str(workspace / "vigil.toml"))
+    at = AppTest.from_file(str(REPO / "pages/1_overview.py"), default_timeout=180).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Needs attention"]
+    text = " ".join(md.value for md in at.markdown)
+    assert "**v2 (challenger)** fails disparate_impact[sex]" in text
+    assert "**v1 (champion)** passes every blocking policy" in text
+    assert "v2 fails blocking policy disparate_impact[sex]" in text
+    # The verdicts joined the scorecard's history, as the Compliance page's would.
+    from dashboard.context import Context
+    from dashboard.policy import evaluation_history
+    from dashboard.settings import load_settings
+
+    history = evaluation_history(Context(load_settings(workspace / "vigil.toml", env={})), "credit-risk", "2")
+    assert set(history["trigger"]) == {"overview"}
+    assert "fail" in set(history.loc[history["policy"] == "disparate_impact[sex]", "verdict"])
