@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_RELATIVE = re.compile(r"^(\d+)([hdw])$")
+RELATIVE_WINDOW = re.compile(r"^(\d+)([hdw])$")
 
 
 class WindowError(ValueError):
@@ -62,7 +62,7 @@ def parse_window(text: str, now: datetime | None = None) -> Window:
     """Parse ``FROM..TO`` (ISO dates or times, TO date inclusive) or a relative ``7d``/``24h``/``2w``
     ending at ``now`` (UTC)."""
     text = (text or "").strip()
-    rel = _RELATIVE.match(text)
+    rel = RELATIVE_WINDOW.match(text)
     if rel:
         n, unit = int(rel.group(1)), rel.group(2)
         delta = {"h": timedelta(hours=n), "d": timedelta(days=n), "w": timedelta(weeks=n)}[unit]

@@ -30,3 +30,26 @@ def test_ingest_does_not_load_the_heavy_libraries():
             "print(sorted(m for m in ('mlflow', 'evidently', 'label_studio_sdk', 'aif360') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_relative_windows_end_at_the_latest_logged_prediction(ctx, store, schema, logs_factory, write_file):
+    from datetime import datetime, timedelta
+
+    import click
+    import pytest
+
+    from dashboard.commands.common import analysis_window
+
+    before = analysis_window(ctx, "credit-risk", "7d")  # no logs yet: ends now
+    assert abs(before.end - datetime.now()) < timedelta(days=1)
+    df = logs_factory(600, start="2026-01-01")  # a minute apart: the last one at 2026-01-01 09:59
+    df.loc[500:, "model_version"] = "2"
+    store.ingest([write_file(df, "logs.parquet")], schema)
+    last = datetime(2026, 1, 1, 9, 59)
+    w = analysis_window(ctx, "credit-risk", "24h")
+    assert w.end == last + timedelta(microseconds=1) and w.start == w.end - timedelta(hours=24)
+    assert analysis_window(ctx, "credit-risk", "1h", version="1").end == datetime(2026, 1, 1, 8, 19, 0, 1)
+    fixed = analysis_window(ctx, "credit-risk", "2026-01-01..2026-01-02")
+    assert (fixed.start, fixed.end) == (datetime(2026, 1, 1), datetime(2026, 1, 3))
+    with pytest.raises(click.BadParameter, match="is not a window"):
+        analysis_window(ctx, "credit-risk", "yesterday")

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from connectors.windows import Window, WindowError, parse_window
+from connectors.windows import RELATIVE_WINDOW, Window, WindowError, parse_window
 from dashboard.access import Actor
 from dashboard.context import Context, load_context
 from dashboard.errors import USER_ERRORS
@@ -37,6 +37,31 @@ def window_option(text: str | None, default: str | None = None) -> Window | None
         return parse_window(value)
     except WindowError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def analysis_window(context: Context, model: str, text: str, version: str | None = None) -> Window:
+    """The window of an analysis command. A relative window (``7d``) ends at the model's latest logged
+    prediction, so it judges the most recent data there is (as ``vigil check`` does) even when logs arrive
+    late or a workspace holds past data; with no logs it ends now. ``FROM..TO`` is taken as written."""
+    from datetime import timedelta
+
+    from connectors.queries.operations import time_range
+
+    anchor = None
+    if RELATIVE_WINDOW.match((text or "").strip()):
+        schema = context.schema(model)
+        if context.store.has_model_table(schema):
+            with context.store.connect() as con:
+                anchor = time_range(con, schema, version)[1]
+    try:
+        return parse_window(text, now=anchor + timedelta(microseconds=1) if anchor is not None else None)
+    except WindowError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+#: Help text of a window option whose relative form ends at the latest logged prediction.
+WINDOW_HELP = ("FROM..TO (ISO dates or times, TO date inclusive) or a relative window such as 7d / 24h, "
+               "which ends at the model's latest logged prediction.")
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dashboard.commands.common import echo_json, get_context, window_option
+from dashboard.commands.common import WINDOW_HELP, analysis_window, echo_json, get_context
 from dashboard.drift import compute_drift, result_to_dict
 
 
@@ -17,9 +17,9 @@ def _fmt(x: float | None) -> str:
 @click.command("drift")
 @click.option("--model", "-m", required=True, help="Model name as configured in vigil.toml.")
 @click.option("--reference", "reference_text", default=None,
-              help="'training' (the champion's training data in MLflow) or FROM..TO; "
-                   "default: the model's configured reference.")
-@click.option("--current", "current_text", required=True, help="FROM..TO (ISO dates, TO inclusive) or 7d / 24h.")
+              help="'training' (the champion's training data in MLflow), FROM..TO or a relative window "
+                   "(ending at the latest logged prediction); default: the model's configured reference.")
+@click.option("--current", "current_text", default="7d", show_default=True, help=WINDOW_HELP)
 @click.option("--version", default=None, help="Only this model version's logs (and its training data).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the dataset drifts (for CI).")
@@ -32,12 +32,10 @@ def command(ctx: click.Context, model: str, reference_text: str | None, current_
     table overrides them.
     """
     context = get_context(ctx)
-    current = window_option(current_text)
-    assert current is not None
+    current = analysis_window(context, model, current_text, version)
     reference = "config" if reference_text is None else reference_text
     if reference not in ("training", "config"):
-        ref_window = window_option(reference)
-        assert ref_window is not None
+        ref_window = analysis_window(context, model, reference, version)
         result = compute_drift(context, model, current, ref_window, version=version)
     else:
         result = compute_drift(context, model, current, reference, version=version)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dashboard.commands.common import echo_json, get_context, window_option
+from dashboard.commands.common import WINDOW_HELP, analysis_window, echo_json, get_context
 from dashboard.fairness import FairnessReport, compute_fairness
 
 MARK = {"pass": "ok  ", "fail": "FAIL", "undefined": "n/a ", "too_small": "small", "info": "    "}
@@ -31,8 +31,7 @@ def _print(report: FairnessReport) -> None:
 
 @click.command("fairness")
 @click.option("--model", "-m", required=True, help="Model name as configured in vigil.toml.")
-@click.option("--window", "window_text", default="30d", show_default=True,
-              help="FROM..TO (ISO dates, TO inclusive) or 7d / 24h.")
+@click.option("--window", "window_text", default="30d", show_default=True, help=WINDOW_HELP)
 @click.option("--attribute", "-a", default=None, help="One protected attribute (default: all of them).")
 @click.option("--privileged", "-p", multiple=True,
               help="Privileged value of --attribute (repeat for several; default: from vigil.toml).")
@@ -48,8 +47,7 @@ def command(ctx: click.Context, model: str, window_text: str, attribute: str | N
     (a division by zero) are reported with the reason; groups below min_group_size are "too small".
     """
     context = get_context(ctx)
-    window = window_option(window_text)
-    assert window is not None
+    window = analysis_window(context, model, window_text, version)
     report = compute_fairness(context, model, window, attribute=attribute, version=version,
                               privileged=list(privileged) or None)
     if as_json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dashboard.commands.common import echo_json, get_context, window_option
+from dashboard.commands.common import WINDOW_HELP, analysis_window, echo_json, get_context
 from dashboard.operations import compute_operations
 from dashboard.quality import compute_quality
 
@@ -23,8 +23,7 @@ def _num(x: float | None) -> str:
 
 @click.command("ops")
 @click.option("--model", "-m", required=True, help="Model name as configured in vigil.toml.")
-@click.option("--window", "-w", "window_text", required=True,
-              help="FROM..TO (ISO dates, TO inclusive) or a relative window such as 7d / 24h.")
+@click.option("--window", "-w", "window_text", default="30d", show_default=True, help=WINDOW_HELP)
 @click.option("--version", "version", default=None, help="Only this model version.")
 @click.option("--bucket", type=click.Choice(["hour", "day"]), default="hour", show_default=True,
               help="Time bucket of the SLO and the breach ranges.")
@@ -35,8 +34,7 @@ def command(ctx: click.Context, model: str, window_text: str, version: str | Non
     """Operations and quality of MODEL: latency p50/p95/p99, error rate, throughput, SLO breaches,
     per-version comparison, realised and estimated accuracy."""
     context = get_context(ctx)
-    window = window_option(window_text)
-    assert window is not None
+    window = analysis_window(context, model, window_text, version)
     ops = compute_operations(context, model, window, bucket=bucket, version=version)
     quality = compute_quality(context, model, window, version=version, bucket="day")
     if as_json:

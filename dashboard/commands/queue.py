@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from dashboard.annotation import client_for, queue_and_send, queue_status
-from dashboard.commands.common import cli_actor, echo_json, get_context, window_option
+from dashboard.commands.common import WINDOW_HELP, analysis_window, cli_actor, echo_json, get_context
 from dashboard.selection import (
     BUCKETS,
     DEFAULT_BUDGET,
@@ -24,8 +24,7 @@ from dashboard.selection import (
               help="Most candidates to queue in this batch.")
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=DEFAULT_THRESHOLD,
               show_default=True, help="Only predictions whose confidence is below this.")
-@click.option("--window", "window_text", default="30d", show_default=True,
-              help="FROM..TO (ISO dates, TO inclusive) or 7d / 24h.")
+@click.option("--window", "window_text", default="30d", show_default=True, help=WINDOW_HELP)
 @click.option("--bucket", type=click.Choice(BUCKETS), default="day", show_default=True,
               help="Time bucket for stratification.")
 @click.option("--segment", default="model_version", show_default=True,
@@ -41,8 +40,7 @@ def command(ctx: click.Context, model: str, strategy: str, budget: int, threshol
     without duplicates. Needs VIGIL_LABEL_STUDIO_URL and VIGIL_LABEL_STUDIO_TOKEN.
     """
     context = get_context(ctx)
-    window = window_option(window_text)
-    assert window is not None
+    window = analysis_window(context, model, window_text)
     request = SelectionRequest(window=window, strategy=strategy, threshold=threshold, budget=budget,
                                bucket=bucket, segment=None if segment.lower() == "none" else segment)
     selection = select_candidates(context, model, request)
