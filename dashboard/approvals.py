@@ -7,6 +7,8 @@ Why here and not in the UI: the rules hold however the action is triggered (page
 - Separation of duties: the approver must not be the person who trained the version (the run's
   ``trained_by`` tag, else ``mlflow.user``). On by default; ``VIGIL_SEPARATION_OF_DUTIES=off`` turns it off
   for single-person setups (and says so in the audit entry).
+- A candidate that failed the candidate-vs-champion gate (:mod:`dashboard.gate`) counts as a blocking
+  failure ``candidate_gate``: it stays a candidate unless a manager overrides with a justification.
 - Promotion moves MLflow's ``champion`` alias and remembers the previous champion, so rollback is one call.
 """
 
@@ -26,11 +28,13 @@ from dashboard import audit
 from dashboard.access import Actor, require
 from dashboard.context import Context
 from dashboard.errors import PermissionDenied, VigilError
+from dashboard.gate import TAG_PREFIX as GATE_TAG
 from dashboard.policy import Evaluation, evaluate, save_evaluation
 
 CHAMPION = "champion"
 TAG = "vigil.approval."
 MIN_JUSTIFICATION = 20  # characters: a sentence, not "ok"
+GATE_POLICY = "candidate_gate"  # the name a failed candidate-vs-champion gate takes among blocking failures
 
 _DDL = """
 CREATE SEQUENCE IF NOT EXISTS approvals_seq START 1;
@@ -109,11 +113,17 @@ def approve(ctx: Context, actor: Actor, model: str, version: str, justification:
     ev = evaluate(ctx, model, version=version, window=window)
     save_evaluation(ctx, ev, "approval")
     failed = [r.name for r in ev.blocking_failures]
+    gate_verdict = v.tags.get(GATE_TAG + "verdict")
+    if gate_verdict == "fail":
+        failed.append(GATE_POLICY)
     justification = (justification or "").strip()
     overridden = bool(failed)
     if failed:
         if len(justification) < MIN_JUSTIFICATION:
-            raise VigilError(f"version {version} fails blocking policies ({', '.join(failed)}); promoting it anyway "
+            gate_note = (f"; the gate against v{v.tags.get(GATE_TAG + 'champion')} failed on "
+                         f"{v.tags.get(GATE_TAG + 'failed')}" if GATE_POLICY in failed else "")
+            raise VigilError(f"version {version} fails blocking policies ({', '.join(failed)}{gate_note}); "
+                             "promoting it anyway "
                              f"is an override and needs a written justification (at least {MIN_JUSTIFICATION} "
                              "characters)")
         require(actor, "policy.override")
@@ -132,7 +142,7 @@ def approve(ctx: Context, actor: Actor, model: str, version: str, justification:
     _record(ctx, approval, actor)
     details = {"version": version, "previous_champion": previous, "trained_by": trainer,
                "separation_of_duties": sod, "data_version": ev.data_version, "window": ev.window,
-               "blocking_failures": failed, "evidence": _evidence(ev)}
+               "blocking_failures": failed, "gate_verdict": gate_verdict, "evidence": _evidence(ev)}
     if overridden:
         audit.record(ctx.store, actor, "policy.override", model,
                      {"version": version, "policies": failed, "justification": justification})

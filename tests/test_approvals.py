@@ -139,3 +139,20 @@ def test_only_managers_promote_or_roll_back(registry: Registry, versions: dict[s
         approvals.rollback(registry.ctx, actor, MODEL)
     assert approvals.current_champion(registry.ctx, MODEL) is None
     assert audit.entries(registry.ctx.store, action="model.").empty
+
+
+def test_a_candidate_that_failed_the_gate_stays_a_candidate_without_an_override(
+        registry: Registry, versions: dict[str, str]) -> None:
+    ctx = registry.ctx
+    approvals.approve(ctx, MIA, MODEL, versions["fast"])
+    candidate = versions["mine"]  # passes every production policy, but lost to the champion in the gate
+    for key, value in {"verdict": "fail", "champion": versions["fast"], "failed": "holdout accuracy drop"}.items():
+        ctx.registry.set_version_tag(MODEL, candidate, f"vigil.gate.{key}", value)
+    with pytest.raises(VigilError, match=r"candidate_gate; the gate against v\d+ failed on holdout accuracy drop"):
+        approvals.approve(ctx, MAX, MODEL, candidate)
+    assert approvals.current_champion(ctx, MODEL) == versions["fast"]
+    result = approvals.approve(ctx, MAX, MODEL, candidate, justification=JUSTIFICATION)
+    assert result.overridden and result.failed_policies == ["candidate_gate"]
+    assert approvals.current_champion(ctx, MODEL) == candidate
+    promote = audit.entries(ctx.store, action="model.promote").iloc[0]  # newest first
+    assert '"gate_verdict":"fail"' in promote["details"]
