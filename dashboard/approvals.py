@@ -5,8 +5,8 @@ Why here and not in the UI: the rules hold however the action is triggered (page
   a written justification (``policy.override``), and the override stays visible: a version tag, a row in
   the ``approvals`` table and the audit trail.
 - Separation of duties: the approver must not be the person who trained the version (the run's
-  ``trained_by`` tag, else ``mlflow.user``). On by default; ``VIGIL_SEPARATION_OF_DUTIES=off`` turns it off
-  for single-person setups (and says so in the audit entry).
+  ``trained_by`` tag, else ``mlflow.user``). On by default; ``separation_of_duties = false`` in ``[vigil]``
+  (or ``VIGIL_SEPARATION_OF_DUTIES=off``) turns it off for single-person setups (and says so in the audit entry).
 - A candidate that failed the candidate-vs-champion gate (:mod:`dashboard.gate`) counts as a blocking
   failure ``candidate_gate``: it stays a candidate unless a manager overrides with a justification.
 - Promotion moves MLflow's ``champion`` alias and remembers the previous champion, so rollback is one call.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -56,10 +55,6 @@ class Approval:
     justification: str
     failed_policies: list[str]
     evaluation: Evaluation | None = None
-
-
-def separation_of_duties_enabled() -> bool:
-    return os.environ.get("VIGIL_SEPARATION_OF_DUTIES", "on").strip().lower() not in ("off", "0", "false", "no")
 
 
 def trained_by(ctx: Context, model: str, version: str) -> str | None:
@@ -105,7 +100,7 @@ def approve(ctx: Context, actor: Actor, model: str, version: str, justification:
     v = ctx.registry.version(model, version)
     if CHAMPION in v.aliases:
         raise VigilError(f"version {version} of '{model}' is already the champion")
-    sod = separation_of_duties_enabled()
+    sod = ctx.settings.separation_of_duties
     trainer = trained_by(ctx, model, version)
     if sod and trainer and trainer.strip().lower() == actor.name.strip().lower():
         raise PermissionDenied(f"separation of duties: {actor.name} trained version {version} of '{model}' and "

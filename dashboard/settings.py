@@ -189,6 +189,8 @@ class Settings:
     models: Mapping[str, ModelConfig]
     config_path: Path | None = None
     lock_timeout_s: float = 60.0
+    #: A manager may not approve a version they trained (off only for single-person setups).
+    separation_of_duties: bool = True
 
     def model(self, name: str) -> ModelConfig:
         """The configuration of ``name``, or a :class:`ConfigError` listing the configured models."""
@@ -215,6 +217,7 @@ ENV_KEYS: dict[str, str] = {
     "VIGIL_LABEL_STUDIO_TOKEN": "Label Studio API token (never displayed)",
     "VIGIL_USERS_FILE": "users file for built-in sign-in (default <data_dir>/users.toml)",
     "VIGIL_LOCK_TIMEOUT": "seconds to wait for the DuckDB file lock (default 60)",
+    "VIGIL_SEPARATION_OF_DUTIES": "on/off: may a manager approve a version they trained (default on)",
 }
 
 
@@ -236,6 +239,20 @@ def load_settings(config_path: str | os.PathLike[str] | None = None,
                           source=str(path))
     base = path.parent.resolve() if path.is_file() else Path.cwd()
     return settings_from_mapping(raw, env=env, base_dir=base, config_path=path if path.is_file() else None)
+
+
+_ON, _OFF = ("on", "true", "1", "yes"), ("off", "false", "0", "no")
+
+
+def _switch(value: Any, key: str, problems: list[str]) -> bool:
+    """An on/off setting from TOML (a boolean) or the environment (on/off, true/false, 1/0, yes/no)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _ON or text in _OFF:
+        return text in _ON
+    problems.append(f"{key}: '{value}' is not on or off")
+    return True
 
 
 def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None = None,
@@ -277,6 +294,8 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
     ls_token = env.get("VIGIL_LABEL_STUDIO_TOKEN") or None
     users_file = resolve(pick("users_file", "VIGIL_USERS_FILE", data_dir / "users.toml"))
     jobs_dir = resolve(vig.get("jobs_dir", data_dir / "jobs"))
+    sod = _switch(env.get("VIGIL_SEPARATION_OF_DUTIES", vig.get("separation_of_duties", True)),
+                  "vigil.separation_of_duties (or VIGIL_SEPARATION_OF_DUTIES)", problems)
 
     models: dict[str, ModelConfig] = {}
     raw_models = raw.get("models", {})
@@ -300,7 +319,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
         mlflow_ui_url=str(ui_url) if ui_url else None, mlflow_timeout_s=float(timeout or 10),
         label_studio_url=str(ls_url).rstrip("/") if ls_url else None, label_studio_token=ls_token,
         users_file=users_file, jobs_dir=jobs_dir, models=models, config_path=config_path,
-        lock_timeout_s=float(lock_timeout or 60),
+        lock_timeout_s=float(lock_timeout or 60), separation_of_duties=sod,
     )
 
 

@@ -90,8 +90,7 @@ def test_failing_candidate_needs_a_justified_override(registry: Registry, versio
     assert "latency_p95_ms" in override["details"] and JUSTIFICATION in override["details"]
 
 
-def test_separation_of_duties(registry: Registry, versions: dict[str, str],
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_separation_of_duties(registry: Registry, versions: dict[str, str]) -> None:
     ctx = registry.ctx
     with pytest.raises(PermissionDenied, match="separation of duties"):
         approvals.approve(ctx, MIA, MODEL, versions["mine"])
@@ -102,8 +101,8 @@ def test_separation_of_duties(registry: Registry, versions: dict[str, str],
     assert approvals.trained_by(ctx, MODEL, tagged) == "mia"
     with pytest.raises(PermissionDenied, match="separation of duties"):
         approvals.approve(ctx, MIA, MODEL, tagged, justification=JUSTIFICATION)
-    monkeypatch.setenv("VIGIL_SEPARATION_OF_DUTIES", "off")
-    approvals.approve(ctx, MIA, MODEL, tagged, justification=JUSTIFICATION)
+    single_person = Context(replace(ctx.settings, separation_of_duties=False))
+    approvals.approve(single_person, MIA, MODEL, tagged, justification=JUSTIFICATION)
     assert '"separation_of_duties":false' in audit.entries(ctx.store, action="model.promote").iloc[0]["details"]
 
 

@@ -107,3 +107,17 @@ def test_every_environment_variable_is_documented_in_the_readme():
     readme = (REPO / "README.md").read_text()
     missing = [k for k in ENV_KEYS if k not in readme]
     assert not missing, f"README does not document {missing}"
+
+
+def test_separation_of_duties_from_the_file_or_the_environment():
+    model = {"m": minimal_model()}
+    assert settings_from_mapping({"models": model}).separation_of_duties is True
+    off = settings_from_mapping({"vigil": {"separation_of_duties": False}, "models": model})
+    assert off.separation_of_duties is False
+    assert settings_from_mapping({"models": model}, env={"VIGIL_SEPARATION_OF_DUTIES": "off"}).separation_of_duties \
+        is False
+    back_on = settings_from_mapping({"vigil": {"separation_of_duties": False}, "models": model},
+                                    env={"VIGIL_SEPARATION_OF_DUTIES": "on"})
+    assert back_on.separation_of_duties is True
+    with pytest.raises(ConfigError, match=r"separation_of_duties.*'maybe' is not on or off"):
+        settings_from_mapping({"models": model}, env={"VIGIL_SEPARATION_OF_DUTIES": "maybe"})
