@@ -107,10 +107,18 @@ class SyncReport:
     retracted: int = 0
     agreement: float | None = None  # mean agreement over tasks with 2+ annotations
     annotators: pd.DataFrame = field(default_factory=pd.DataFrame)
+    duplicates_removed: int = 0  # extra tasks of one prediction, deleted in Label Studio
+    adopted: int = 0  # queued rows found already imported (an interrupted send), now marked sent
+    vanished: int = 0  # sent rows whose task was deleted in Label Studio, now skipped
 
     def line(self) -> str:
         text = (f"{self.tasks} task(s) read: {self.labelled} labelled, {self.skipped} skipped, {self.ties} tied; "
                 f"{self.written} label change(s) written ({self.retracted} retracted)")
+        for count, what in ((self.duplicates_removed, "duplicate task(s) removed"),
+                            (self.adopted, "interrupted send(s) adopted"),
+                            (self.vanished, "task(s) deleted in Label Studio, marked skipped")):
+            if count:
+                text += f"; {count} {what}"
         if self.agreement is not None:
             text += f"; agreement {self.agreement:.0%} on multiply annotated tasks"
         return text
@@ -507,9 +515,18 @@ def reconcile(context: Context, actor: Actor, model: str, client: LabelStudioCli
     project_id = ensure_project(context, model, client)
     released = _release_stale(context, model)
     keep, removed = _dedupe(client, client.tasks(project_id))
+    return {"tasks": len(keep), "released": released, "duplicates_removed": removed,
+            **_align_queue(context, model, project_id, keep)}
+
+
+def _align_queue(context: Context, model: str, project_id: int, keep: dict[str, int]) -> dict[str, int]:
+    """Bring the queue table in line with the project's tasks (``prediction_id -> task id``): pending rows
+    that have a task become sent, task ids follow the kept task, and sent rows whose task was deleted in
+    Label Studio become skipped (with the reason)."""
     frame = pd.DataFrame({"prediction_id": list(keep), "task_id": list(keep.values())})
     now = utcnow()
     with context.store.connect() as con:
+        ensure_queue(con)
         con.register("__tasks", frame)
         try:
             adopted = con.execute(
@@ -527,8 +544,7 @@ def reconcile(context: Context, actor: Actor, model: str, client: LabelStudioCli
                 "(SELECT prediction_id FROM __tasks) RETURNING prediction_id", [now, model]).fetchall()
         finally:
             con.unregister("__tasks")
-    return {"tasks": len(keep), "released": released, "adopted": len(adopted), "task_ids_fixed": len(fixed),
-            "duplicates_removed": removed, "vanished": len(vanished)}
+    return {"adopted": len(adopted), "task_ids_fixed": len(fixed), "vanished": len(vanished)}
 
 
 # --------------------------------------------------------------------------------------------- sync
@@ -547,7 +563,9 @@ def sync_labels(context: Context, actor: Actor, model: str, client: LabelStudioC
     project_id = int(row[0])
     users = client.users()
     tasks = client.tasks(project_id)
-    keep, _ = _dedupe(client, tasks)
+    keep, report.duplicates_removed = _dedupe(client, tasks)
+    aligned = _align_queue(context, model, project_id, keep)
+    report.adopted, report.vanished = aligned["adopted"], aligned["vanished"]
     tasks = [t for t in tasks if t.prediction_id is not None and keep.get(t.prediction_id) == t.id]
     report.tasks = len(tasks)
     with context.store.connect() as con:

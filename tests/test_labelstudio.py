@@ -310,6 +310,28 @@ def test_duplicate_task_made_outside_vigil_is_removed_by_reconcile(labelstudio_s
     assert_exactly_once(ctx, model, client, 3)
 
 
+def test_sync_removes_duplicates_and_follows_tasks_deleted_in_label_studio(labelstudio_server, tmp_path):
+    ctx, model, _ = workspace(tmp_path, labelstudio_server)
+    ingest_logs(ctx, model, tmp_path, n=20, seed=8)
+    client = annotation.client_for(ctx)
+    report = annotation.queue_and_send(ctx, SCIENTIST, model, select(ctx, model, budget=3), client)
+    assert report.project_id is not None
+    first, second = sorted(project_tasks(ctx, model, client))[:2]
+    client.import_tasks(report.project_id, annotation._payloads(ctx, model, [first]))  # someone re-imports
+    client.delete_task(project_tasks(ctx, model, client)[second][0])  # someone deletes a task
+    synced = annotation.sync_labels(ctx, SCIENTIST, model, client)
+    assert (synced.duplicates_removed, synced.vanished) == (1, 1)
+    assert "1 duplicate task(s) removed" in synced.line() and "marked skipped" in synced.line()
+    tasks = project_tasks(ctx, model, client)
+    assert len(tasks[first]) == 1 and second not in tasks
+    queue = annotation.queue_rows(ctx, model).set_index("prediction_id")
+    assert queue.loc[second, "state"] == "skipped"
+    assert queue.loc[second, "last_error"] == "the task was deleted in Label Studio"
+    assert queue.loc[first, "state"] == "sent" and int(queue.loc[first, "task_id"]) == tasks[first][0]
+    again = annotation.sync_labels(ctx, SCIENTIST, model, client)
+    assert (again.duplicates_removed, again.vanished, again.written) == (0, 0, 0)
+
+
 def test_roles_and_token_secrecy(labelstudio_server, tmp_path):
     ctx, model, _ = workspace(tmp_path, labelstudio_server)
     client = annotation.client_for(ctx)
