@@ -29,6 +29,7 @@ COMMAND_MODULES: dict[str, str] = {
     "ops": "dashboard.commands.ops",
     "metrics": "dashboard.commands.metrics",
     "drift": "dashboard.commands.drift",
+    "report": "dashboard.commands.report",
 }
 
 

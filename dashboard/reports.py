@@ -16,7 +16,7 @@ import pandas as pd
 from dashboard import approvals, audit, cards
 from dashboard.access import Actor, require
 from dashboard.context import Context
-from dashboard.errors import USER_ERRORS
+from dashboard.errors import USER_ERRORS, VigilError
 from dashboard.policy import Evaluation, evaluate
 from dashboard.ui.compliance_charts import audit_activity_figure, scorecard_figure
 
@@ -33,6 +33,10 @@ th { background: #f4f4f4; }
 .status { padding: 0.6rem 1rem; border-radius: 6px; margin: 0.5rem 0 1rem; }
 .ok { background: #e8f5e9; } .bad { background: #ffebee; } .override { background: #fff3e0; }
 .card h3 { margin-top: 1.2rem; }
+td { overflow-wrap: anywhere; }
+@page { size: A4 landscape; margin: 10mm; }
+@media print { body { margin: 0; max-width: none; padding: 0; } table { font-size: 7.5pt; }
+               tr, .status { break-inside: avoid; } h2 { break-after: avoid; } }
 """
 
 
@@ -89,6 +93,19 @@ def build_report(ctx: Context, actor: Actor, model: str, version: str | None = N
                  {"version": version, "window": ev.window, "data_version": ev.data_version, "passed": ev.passed,
                   "chain_ok": chain.ok})
     return "\n".join(parts)
+
+
+def export_report(ctx: Context, actor: Actor, model: str, version: str | None = None, window: str | None = None,
+                  evaluation: Evaluation | None = None, fmt: str = "html") -> bytes:
+    """The report as a file's bytes: ``html`` (UTF-8) or ``pdf`` (printed by headless Chromium)."""
+    if fmt not in ("html", "pdf"):
+        raise VigilError(f"report format '{fmt}' is not html or pdf")
+    html = build_report(ctx, actor, model, version, window, evaluation)
+    if fmt == "html":
+        return html.encode("utf-8")
+    from dashboard.report_pdf import html_to_pdf
+
+    return html_to_pdf(html)
 
 
 def _override_note(ctx: Context, model: str, version: str | None) -> str:

@@ -217,6 +217,7 @@ ENV_KEYS: dict[str, str] = {
     "VIGIL_LABEL_STUDIO_TOKEN": "Label Studio API token (never displayed)",
     "VIGIL_USERS_FILE": "users file for built-in sign-in (default <data_dir>/users.toml)",
     "VIGIL_LOCK_TIMEOUT": "seconds to wait for the DuckDB file lock (default 60)",
+    "VIGIL_CHROMIUM": "Chromium executable for PDF reports (default chromium on PATH)",
     "VIGIL_SEPARATION_OF_DUTIES": "on/off: may a manager approve a version they trained (default on)",
 }
 

@@ -194,15 +194,25 @@ def _export(model: str, version: str | None, window: str | None, ev: Evaluation 
     if not allowed(actor, "report.export"):
         st.info("Your role cannot export reports.")
         return
-    st.write("A standalone HTML file: scorecard with evidence, charts, the model card, approvals and the "
-             "audit excerpt with the chain status.")
-    if st.button("Export report", icon=":material/download:"):
-        report = state.guarded(reports.build_report, state.context(), actor, model, version, window, ev)
+    st.write("A standalone HTML file (or a PDF of it): scorecard with evidence, charts, the model card, "
+             "approvals and the audit excerpt with the chain status.")
+    html_col, pdf_col = st.columns(2)
+    name = f"vigil-compliance-{model}-{version or 'all'}"
+    if html_col.button("Export report", icon=":material/download:"):
+        report = state.guarded(reports.export_report, state.context(), actor, model, version, window, ev)
         if report is not None:
-            st.session_state["report_html"] = report
+            st.session_state["report_html"] = report.decode("utf-8")
+    if pdf_col.button("Export PDF", icon=":material/picture_as_pdf:"):
+        with st.spinner("Printing the report with Chromium…"):
+            pdf = state.guarded(reports.export_report, state.context(), actor, model, version, window, ev, "pdf")
+        if pdf is not None:
+            st.session_state["report_pdf"] = pdf
     if st.session_state.get("report_html"):
-        st.download_button("Download the report (HTML)", st.session_state["report_html"],
-                           file_name=f"vigil-compliance-{model}-{version or 'all'}.html", mime="text/html")
+        html_col.download_button("Download the report (HTML)", st.session_state["report_html"],
+                                 file_name=f"{name}.html", mime="text/html")
+    if st.session_state.get("report_pdf"):
+        pdf_col.download_button("Download the report (PDF)", st.session_state["report_pdf"],
+                                file_name=f"{name}.pdf", mime="application/pdf")
 
 
 actor = current_actor()

@@ -96,5 +96,5 @@ def test_overview_judges_each_serving_version_against_its_policies(demo_workspac
     from dashboard.settings import load_settings
 
     history = evaluation_history(Context(load_settings(workspace / "vigil.toml", env={})), "credit-risk", "2")
-    assert set(history["trigger"]) == {"overview"}
-    assert "fail" in set(history.loc[history["policy"] == "disparate_impact[sex]", "verdict"])
+    mine = history[(history["trigger"] == "overview") & (history["policy"] == "disparate_impact[sex]")]
+    assert set(mine["verdict"]) == {"fail"}  # (the shared workspace may hold other pages' verdicts too)
