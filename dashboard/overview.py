@@ -52,13 +52,6 @@ class PolicyStatus:
                    blocking_failures=tuple(r.name for r in ev.blocking_failures),
                    warnings=tuple(r.name for r in ev.warnings), window=ev.window, evaluated_at=ev.evaluated_at)
 
-    def reason(self) -> str | None:
-        """The attention line for a version failing a blocking policy (None when it passes)."""
-        if self.passed:
-            return None
-        return f"v{self.version} fails blocking {'policy' if len(self.blocking_failures) == 1 else 'policies'} " \
-               f"{', '.join(self.blocking_failures)}"
-
 
 def model_health(ctx: Context, name: str) -> ModelHealth:
     """Summarise one model. A registry outage is reported on the card, not raised: logs still show."""

@@ -37,13 +37,13 @@ if ctx is not None:
             continue
         statuses = [p for p in (state.guarded(_policies, name, v, version) for v in versions_to_judge(health))
                     if p is not None]
-        reasons = [*(r for p in statuses if (r := p.reason())), *health.attention]
+        needs_attention = bool(health.attention) or not all(p.passed for p in statuses)
         with st.container(border=True):
             head, badge = st.columns([4, 1])
             head.subheader(health.name)
             if health.description:
                 head.caption(health.description)
-            if reasons:
+            if needs_attention:
                 badge.error("Needs attention", icon=":material/warning:")
             else:
                 badge.success("Healthy", icon=":material/check_circle:")
@@ -64,11 +64,11 @@ if ctx is not None:
                 role = next((f" ({a})" for a, v in sorted(health.aliases.items()) if v == status.version), "")
                 verdict = ("passes every blocking policy" if status.passed
                            else "fails " + ", ".join(status.blocking_failures))
-                warn = f"; warnings: {', '.join(status.warnings)}" if status.warnings else ""
-                st.write(f"{':green' if status.passed else ':red'}[**v{status.version}{role}** {verdict}]{warn} "
-                         f"· window {status.window}")
+                shown = ", ".join(status.warnings[:3]) + (", …" if len(status.warnings) > 3 else "")
+                warn = f" · {len(status.warnings)} warning(s): {shown}" if status.warnings else ""
+                st.write(f"{':green' if status.passed else ':red'}[**v{status.version}{role}** {verdict}]{warn}")
             if statuses:
-                st.caption("Policy evidence and history: Compliance page (or `vigil check --model "
-                           f"{name} --version V`).")
-            for reason in reasons:
+                st.caption(f"Policies evaluated {fmt_time(statuses[0].evaluated_at)} over each policy's window. "
+                           f"Evidence and history: Compliance page (or `vigil check --model {name} --version V`).")
+            for reason in health.attention:
                 st.write(f"- {reason}")
