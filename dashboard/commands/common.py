@@ -7,11 +7,12 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import click
 
+from connectors.queries.operations import time_range
 from connectors.windows import RELATIVE_WINDOW, Window, WindowError, parse_window
 from dashboard.access import Actor
 from dashboard.context import Context, load_context
@@ -43,10 +44,6 @@ def analysis_window(context: Context, model: str, text: str, version: str | None
     """The window of an analysis command. A relative window (``7d``) ends at the model's latest logged
     prediction, so it judges the most recent data there is (as ``vigil check`` does) even when logs arrive
     late or a workspace holds past data; with no logs it ends now. ``FROM..TO`` is taken as written."""
-    from datetime import timedelta
-
-    from connectors.queries.operations import time_range
-
     anchor = None
     if RELATIVE_WINDOW.match((text or "").strip()):
         schema = context.schema(model)
