@@ -324,17 +324,15 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: _Plan, cfg: ModelConfig,
                                                         _bucketless(plan.cur))["bucket"]]
     for b in buckets:
         out[b] = []
-    if bucketed:
-        # A few columns per set of queries bounds the size of the per-(column, bucket) value tables.
-        parts = [q.numeric_summary(con, plan.ref, plan.cur, num[i:i + BUCKETED_COLUMNS_PER_PASS], bucketed=True)
-                 for i in range(0, len(num), BUCKETED_COLUMNS_PER_PASS)] or [q.numeric_summary(con, plan.ref,
-                                                                                               plan.cur, [], True)]
-        rsum, bsum, rcnt, ccnt = (pd.concat([p[j] for p in parts], ignore_index=True) for j in range(4))
-    else:
-        rsum, bsum, rcnt, ccnt = q.numeric_summary_window(con, plan.ref, plan.cur, num)
+    # A few columns per set of queries bounds the size of the merged bin tables of many buckets.
+    step = len(num) if not bucketed else BUCKETED_COLUMNS_PER_PASS
+    parts = [q.numeric_summary(con, plan.ref, plan.cur, num[i:i + step], bucketed)
+             for i in range(0, len(num), max(step, 1))]
+    rsum, bsum, rcnt, ccnt = (_concat([p[j] for p in parts]) for j in range(4))
     rsum_by: dict[Any, Any] = {r.col: r for r in rsum.itertuples()} if not rsum.empty else {}
     bsum_by: dict[Any, Any] = {(r.col, pd.Timestamp(r.bucket)): r  # type: ignore[arg-type]
                                for r in bsum.itertuples()} if not bsum.empty else {}
+    all_counts: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     for col in num:
         method_ov, thr_ov = _override(cfg, col, "numerical")
         r = rsum_by.get(col)
@@ -362,8 +360,10 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: _Plan, cfg: ModelConfig,
                 if u <= 5:
                     rc = rcnt[rcnt["col"] == col]
                     ccn = ccnt[(ccnt["col"] == col) & (pd.to_datetime(ccnt["bucket"]) == b)]
-                else:
-                    rc, ccall = q.numeric_counts(con, plan.ref, plan.cur, [col], bucketed)
+                else:  # a count-based method asked for on a column with many values: counted once per column
+                    if col not in all_counts:
+                        all_counts[col] = q.numeric_counts(con, plan.ref, plan.cur, [col], bucketed)
+                    rc, ccall = all_counts[col]
                     ccn = ccall[pd.to_datetime(ccall["bucket"]) == b]
                 score = _count_score(method, rc, ccn)
             out[b].append(ColumnDrift(col, "numerical", method, score, thr,
@@ -397,6 +397,14 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: _Plan, cfg: ModelConfig,
                                       ds.METHODS[method].drifted(score, thr), n_ref, int(cc["c"].sum()), note))
     order = {c: i for i, c in enumerate(plan.types)}
     return {b: sorted(cols, key=lambda c: order[c.column]) for b, cols in out.items()}
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames of the column passes as one (empty ones left out; the first kept for its columns)."""
+    filled = [f for f in frames if not f.empty]
+    if not filled:
+        return frames[0] if frames else pd.DataFrame()
+    return pd.concat(filled, ignore_index=True) if len(filled) > 1 else filled[0]
 
 
 def _bucketless(cur: Source) -> Source:

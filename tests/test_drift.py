@@ -289,32 +289,77 @@ def test_chart_builders(tmp_path: Path) -> None:
     assert heatmap_figure(over.iloc[0:0]).layout.title.text == "No data in the range"
 
 
+def _binned_frames(seed: int, n_r: int, n_c: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Continuous, heavy-tailed, integer-valued, constant and shifted columns (current rows carry a day)."""
+    rng = np.random.default_rng(seed)
+    ref = pd.DataFrame({"a": rng.normal(0, 1, n_r), "b": rng.integers(0, 30, n_r).astype(float),
+                        "c": rng.lognormal(3, 1, n_r), "d": rng.normal(0, 1, n_r), "k": np.full(n_r, 2.0),
+                        "f": rng.integers(0, 3, n_r).astype(float)})
+    cur = pd.DataFrame({"a": rng.normal(0.02, 1, n_c), "b": rng.integers(2, 33, n_c).astype(float),
+                        "c": rng.lognormal(3.3, 1, n_c), "d": rng.normal(0, 1, n_c), "k": np.full(n_c, 2.0),
+                        "f": rng.integers(0, 4, n_c).astype(float)})
+    cur["bucket"] = pd.Timestamp("2026-03-01") + pd.to_timedelta(rng.integers(0, 5, n_c), unit="D")
+    cur.loc[cur["bucket"] == pd.Timestamp("2026-03-03"), "a"] += 0.5  # one day drifts
+    cur.loc[cur["bucket"] == pd.Timestamp("2026-03-04"), "c"] = np.nan  # one day has no values of c
+    return ref, cur
+
+
+def _check_exact(rs: pd.DataFrame, bs: pd.DataFrame, ref: pd.DataFrame, cur: pd.DataFrame) -> int:
+    """Every (column, bucket) summary equals scipy/numpy on the same rows; returns the pairs checked."""
+    checked = 0
+    for (c, b), got in bs.set_index(["col", "bucket"]).iterrows():
+        x, y = ref[c].to_numpy(), cur.loc[cur["bucket"] == b, c].dropna().to_numpy()
+        w = stats.wasserstein_distance(x, y)
+        assert math.isclose(float(got["w1"]), w, rel_tol=1e-9, abs_tol=1e-12), (c, b, got["w1"], w)
+        assert int(got["ks_num"]) == round(stats.ks_2samp(x, y).statistic * len(x) * len(y)), (c, b)
+        assert int(got["n_cur"]) == len(y)
+        union = len(set(x) | set(y))
+        if union <= 20:
+            assert int(got["new_values"]) == len(set(y) - set(x)), (c, b)
+        else:
+            assert int(rs.set_index("col").loc[c, "u_ref"]) + int(got["new_values"]) > 20, (c, b)
+        checked += 1
+    for c, r in rs.set_index("col").iterrows():
+        u = ref[c].nunique()
+        assert int(r["u_ref"]) == u if u <= 20 else int(r["u_ref"]) > 20, c
+    return checked
+
+
 @pytest.mark.parametrize("grid", [4, 64, 65_536])
-def test_binned_window_pass_is_exact(grid: int) -> None:
-    """The bounded pass (coarse bins + row-level refinement of undecided bins) equals scipy exactly."""
+def test_binned_pass_is_exact(grid: int) -> None:
+    """The bounded pass (coarse bins + row-level refinement of undecided bins) equals scipy exactly, for
+    one window and per bucket (including a bucket where a column has no values)."""
     import duckdb
 
-    from connectors.queries.drift import numeric_summary_window
+    from connectors.queries.drift import numeric_summary
     from connectors.queries.reference import Source
 
-    rng = np.random.default_rng(grid)
-    n_r, n_c = 6000, 4500
-    ref = pd.DataFrame({"a": rng.normal(0, 1, n_r), "b": rng.integers(0, 30, n_r).astype(float),
-                        "c": rng.lognormal(3, 1, n_r), "d": rng.normal(0, 1, n_r), "k": np.full(n_r, 2.0)})
-    cur = pd.DataFrame({"a": rng.normal(0.02, 1, n_c), "b": rng.integers(2, 33, n_c).astype(float),
-                        "c": rng.lognormal(3.3, 1, n_c), "d": rng.normal(0, 1, n_c), "k": np.full(n_c, 2.0)})
+    ref, cur = _binned_frames(grid, 6000, 9000)
     con = duckdb.connect()
     con.register("ref_df", ref)
     con.register("cur_df", cur)
-    rs, bs, _, _ = numeric_summary_window(con, Source("SELECT * FROM ref_df"), Source("SELECT * FROM cur_df"),
-                                          list(ref.columns), grid=grid)
-    got: dict[str, Any] = {str(r["col"]): r for r in bs.to_dict(orient="records")}
-    for c in ref.columns:
-        w = stats.wasserstein_distance(ref[c], cur[c])
-        d = stats.ks_2samp(ref[c], cur[c]).statistic
-        assert math.isclose(float(got[c]["w1"]), w, rel_tol=1e-9, abs_tol=1e-12), (c, got[c]["w1"], w)
-        assert int(got[c]["ks_num"]) == round(d * n_r * n_c), c
+    cols = [c for c in ref.columns]
+    rs, bs, rc, cc = numeric_summary(con, Source("SELECT * FROM ref_df"), Source("SELECT * EXCLUDE (bucket) FROM cur_df"),
+                                     cols, grid=grid)
+    assert _check_exact(rs, bs, ref, cur.assign(bucket=pd.Timestamp("1970-01-01"))) == len(cols)
     assert rs.loc[rs["col"] == "k", "u_ref"].tolist() == [1]
+    assert set(rc["col"]) == {"f", "k"} and set(cc["col"]) == {"f", "k"}  # value counts where <= 5 values
+    rs, bs, rc, cc = numeric_summary(con, Source("SELECT * FROM ref_df"), Source("SELECT * FROM cur_df"), cols,
+                                     bucketed=True, grid=grid)
+    assert _check_exact(rs, bs, ref, cur) == len(cols) * 5 - 1  # c has no values on 2026-03-04
+    assert sorted(cc.loc[cc["col"] == "f", "v"].unique()) == [0.0, 1.0, 2.0, 3.0]
+    rows_per_day = cur.groupby("bucket").size().to_dict()
+    counted = cc.groupby(["col", "bucket"])["c"].sum()
+    assert counted["f"].to_dict() == rows_per_day and counted["k"].to_dict() == rows_per_day
+
+
+def test_grid_shrinks_with_buckets() -> None:
+    from connectors.queries.drift import GRID, GRID_CELLS, MIN_GRID, grid_for
+
+    assert grid_for(1, 10_000_000) == GRID and grid_for(1, 1_000_000) == 65_536
+    assert grid_for(30, 333_000) == 65_536 and grid_for(30, 67_000) == 16_384
+    assert grid_for(30, 10**9) * 30 <= GRID_CELLS
+    assert grid_for(1, 10) == grid_for(100_000, 10**9) == MIN_GRID
 
 
 def test_bench_script_runs_at_tiny_size(tmp_path: Path) -> None:
