@@ -34,7 +34,7 @@ import duckdb
 import pandas as pd
 
 from connectors.errors import ConnectorError
-from connectors.queries import latency_rollup
+from connectors.queries import current_labels, latency_rollup
 from connectors.schema import (
     LABEL_OPTIONAL,
     LABEL_REQUIRED,
@@ -305,6 +305,8 @@ class LogStore:
                             [ingest_id, schema.model, kind, name, sha, rows, path.stat().st_size, utcnow()])
                 if kind == "predictions":
                     latency_rollup.refresh(con, schema, int(ingest_id))
+                else:
+                    current_labels.refresh(con, int(ingest_id))
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
@@ -359,6 +361,7 @@ class LogStore:
                     "label::VARCHAR AS label, ? AS source, annotator::VARCHAR AS annotator, "
                     "coalesce(ts::TIMESTAMP, ?) AS ts, ? AS recorded_at, ? AS ingest_id FROM __labels_in",
                     [schema.model, source, now, now, ingest_id])
+                current_labels.refresh(con, int(ingest_id))
                 con.execute("COMMIT")
             except duckdb.Error:
                 con.execute("ROLLBACK")
@@ -440,12 +443,8 @@ def _create_core_tables(con: duckdb.DuckDBPyConnection) -> None:
         CREATE TABLE IF NOT EXISTS labels (
             prediction_id VARCHAR, model_name VARCHAR, label VARCHAR, source VARCHAR, annotator VARCHAR,
             ts TIMESTAMP, recorded_at TIMESTAMP, ingest_id BIGINT);
-        CREATE OR REPLACE VIEW current_labels AS
-            SELECT model_name, prediction_id, label, source, annotator, ts
-            FROM (SELECT *, row_number() OVER (PARTITION BY model_name, prediction_id
-                                               ORDER BY recorded_at DESC, ingest_id DESC) AS rn FROM labels)
-            WHERE rn = 1 AND label IS NOT NULL;
     """)
+    current_labels.create(con)
 
 
 def _log_columns(schema: LogSchema) -> dict[str, str]:

@@ -287,3 +287,47 @@ def test_lock_timeout_gives_a_clear_error(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_current_labels_table_follows_every_label_write(store, schema, logs_factory, write_file: Writer):
+    """The materialised latest-label table equals a full recomputation after files, syncs, updates and
+    retractions, and a failed write changes neither table."""
+    from connectors.queries.current_labels import latest_sql
+
+    def same() -> list[list[object]]:
+        got = store.query_df("SELECT * FROM current_labels ORDER BY model_name, prediction_id")
+        want = store.query_df(latest_sql() + " ORDER BY model_name, prediction_id")
+        assert got.astype(str).values.tolist() == want.astype(str).values.tolist()
+        return got[["prediction_id", "label"]].values.tolist()
+
+    store.ingest([write_file(logs_factory(10), "l.parquet")], schema)
+    assert same() == []
+    first = pd.DataFrame({"prediction_id": ["p1", "p2", "p3"], "label": ["good", "bad", "good"]})
+    store.ingest_labels([write_file(first, "a.csv")], schema)
+    assert same() == [["p1", "good"], ["p2", "bad"], ["p3", "good"]]
+    store.add_labels(schema, pd.DataFrame({"prediction_id": ["p2", "p3", "p4"], "label": ["good", None, "bad"]}),
+                     source="label_studio")
+    assert same() == [["p1", "good"], ["p2", "good"], ["p4", "bad"]]  # p3 retracted
+    with pytest.raises(Exception, match="not classes"):
+        store.add_labels(schema, pd.DataFrame({"prediction_id": ["p1"], "label": ["maybe"]}), source="x")
+    store.add_labels(schema, pd.DataFrame({"prediction_id": ["p3"], "label": ["bad"]}), source="label_studio")
+    assert same() == [["p1", "good"], ["p2", "good"], ["p3", "bad"], ["p4", "bad"]]
+
+
+def test_store_with_the_old_current_labels_view_is_migrated(tmp_path, schema, logs_factory, write_file: Writer):
+    """A store written by an earlier version (current_labels as a view) opens with the same labels."""
+    path = tmp_path / "old.duckdb"
+    old = LogStore(path)
+    old.ingest([write_file(logs_factory(5), "l.parquet")], schema)
+    old.add_labels(schema, pd.DataFrame({"prediction_id": ["p1", "p2"], "label": ["good", "bad"]}), source="gt")
+    old.add_labels(schema, pd.DataFrame({"prediction_id": ["p2"], "label": [None]}), source="gt")
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE current_labels")
+        con.execute("CREATE VIEW current_labels AS SELECT model_name, prediction_id, label, source, annotator, ts "
+                    "FROM labels WHERE false")
+    reopened = LogStore(path)
+    got = reopened.query_df("SELECT prediction_id, label FROM current_labels ORDER BY 1").values.tolist()
+    assert got == [["p1", "good"]]
+    with duckdb.connect(str(path)) as con:
+        kinds = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = 'current_labels'")
+        assert kinds.fetchall() == [("BASE TABLE",)]
