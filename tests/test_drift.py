@@ -338,7 +338,7 @@ def test_binned_pass_is_exact(grid: int) -> None:
     con = duckdb.connect()
     con.register("ref_df", ref)
     con.register("cur_df", cur)
-    cols = [c for c in ref.columns]
+    cols = list(ref.columns)
     rs, bs, rc, cc = numeric_summary(con, Source("SELECT * FROM ref_df"), Source("SELECT * EXCLUDE (bucket) FROM cur_df"),
                                      cols, grid=grid)
     assert _check_exact(rs, bs, ref, cur.assign(bucket=pd.Timestamp("1970-01-01"))) == len(cols)

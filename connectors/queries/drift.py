@@ -237,9 +237,14 @@ def numeric_summary(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source, co
                greatest((m.k + 1) * m.h, m.mx) AS hi_edge
         FROM drift_m m JOIN l USING (col, bucket)
         WHERE NOT m.single AND (m.mixed OR m.ub > l.lb)""")
-    has_refine = con.execute("SELECT count(*) FROM drift_refine").fetchone() != (0,)
-    one_bucket = not spans or int(spans[0][3]) == 1
-    (_refine_by_merge if has_refine and one_bucket else _refine_exactly)(con, ref, csql, binned, rows, rp, cp)
+    undecided = [str(c) for c, in con.execute("SELECT DISTINCT col FROM drift_refine ORDER BY col").fetchall()]
+    if not undecided:
+        con.execute("CREATE OR REPLACE TEMP TABLE drift_ex (col VARCHAR, bucket TIMESTAMP, ks_num HUGEINT, "
+                    "w1 DOUBLE)")
+    elif int(spans[0][3]) == 1:
+        _refine_by_merge(con, ref, csql, undecided, rows, rp, cp)
+    else:
+        _refine_exactly(con, ref, csql, undecided, rows, rp, cp)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE drift_bsum AS
         WITH z AS (
@@ -258,16 +263,16 @@ def numeric_summary(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source, co
                coalesce(z.u_lb, 1) AS u_lb
         FROM drift_cst s JOIN drift_rst r ON s.col = r.col AND r.n > 0
         LEFT JOIN z ON s.col = z.col AND s.bucket = z.bucket LEFT JOIN drift_ex e ON s.col = e.col AND s.bucket = e.bucket""")
-    return _distinct_and_counts(con, ref, csql, rp, cp)
+    return _distinct_and_counts(con, ref, cur, bucketed)
 
 
-def _refine_by_merge(con: duckdb.DuckDBPyConnection, ref: Source, csql: str, binned: list[str],
+def _refine_by_merge(con: duckdb.DuckDBPyConnection, ref: Source, csql: str, cols: list[str],
                      rows: Callable[[str, str, bool], str], rp: list[Any], cp: list[Any]) -> None:
     """The same result as :func:`_refine_exactly` for a single bucket, cheaper there: both sides' values
     in the undecided bins are merged in one sort per bin (the reference would be copied per bucket if
     there were many)."""
     parts, params = [], []
-    for c in binned:
+    for c in cols:
         parts.append(f"SELECT '{c}' AS col, f.bucket, x.k, x.d, 1 AS isref FROM ({rows(ref.sql, c, False)}) x "
                      f"JOIN (SELECT bucket, k FROM drift_refine WHERE col = '{c}') f ON x.k = f.k")
         parts.append(f"SELECT '{c}' AS col, x.bucket, x.k, x.d, 0 AS isref FROM ({rows(csql, c, True)}) x "
@@ -291,10 +296,10 @@ def _refine_by_merge(con: duckdb.DuckDBPyConnection, ref: Source, csql: str, bin
         FROM w GROUP BY col, bucket""", params)
 
 
-def _refine_exactly(con: duckdb.DuckDBPyConnection, ref: Source, csql: str, binned: list[str],
+def _refine_exactly(con: duckdb.DuckDBPyConnection, ref: Source, csql: str, cols: list[str],
                     rows: Callable[[str, str, bool], str], rp: list[Any], cp: list[Any]) -> None:
     """Exact KS numerator and ∫|F_ref - F_cur| over the undecided bins of ``drift_refine`` (into
-    ``drift_ex``), without copying reference rows per bucket.
+    ``drift_ex``) of ``cols`` (the columns that have some), without copying reference rows per bucket.
 
     The reference's distinct values ``v`` are sorted once per column with their cumulative count ``cr``
     (``F(v) = cr / n``) and the prefix integral ``I(v) = ∫ F`` up to ``v``; ``I(x) = I(v) + F(v)(x - v)``
@@ -306,11 +311,6 @@ def _refine_exactly(con: duckdb.DuckDBPyConnection, ref: Source, csql: str, binn
     found on the integer key ``cr·_TIE + bin (+1 for an opening row)`` (``F(v) >= g`` is ``cr >= ⌈cb·n_r/n_c⌉``),
     so rows of equal ``cr`` (bins' opening rows and the value before them) resolve to the smallest ``v``.
     """
-    cols = [str(c) for c, in con.execute("SELECT DISTINCT col FROM drift_refine").fetchall() if c in binned]
-    if not cols:
-        con.execute("CREATE OR REPLACE TEMP TABLE drift_ex (col VARCHAR, bucket TIMESTAMP, ks_num HUGEINT, "
-                    "w1 DOUBLE)")
-        return
     ref_vals = " UNION ALL ".join(
         f"SELECT '{c}' AS col, x.k, x.d AS v, count(*)::BIGINT AS c FROM ({rows(ref.sql, c, False)}) x "
         f"SEMI JOIN (SELECT k FROM drift_kb WHERE col = '{c}') f ON x.k = f.k GROUP BY x.k, x.d" for c in cols)
@@ -373,10 +373,12 @@ def _refine_exactly(con: duckdb.DuckDBPyConnection, ref: Source, csql: str, binn
         FROM t GROUP BY col, bucket""", cp * len(cols))
 
 
-def _distinct_and_counts(con: duckdb.DuckDBPyConnection, ref: Source, csql: str, rp: list[Any],
-                         cp: list[Any]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _distinct_and_counts(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source, bucketed: bool
+                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Finish :func:`numeric_summary`: exact distinct counts where a bound says they may be small (where
     Evidently's method rules look), and value counts where the union has at most 5 values."""
+    csql = _cur(cur, bucketed)
+    rp, cp = list(ref.params), list(cur.params)
     ref_lb = dict(con.execute("""
         SELECT r.col, coalesce(sum(1 + (b.mx > b.mn)::INTEGER), 1) FROM drift_rst r
         LEFT JOIN drift_rb b USING (col) WHERE r.n > 0 GROUP BY r.col""").fetchall())
@@ -386,18 +388,21 @@ def _distinct_and_counts(con: duckdb.DuckDBPyConnection, ref: Source, csql: str,
     con.execute("CREATE OR REPLACE TEMP TABLE drift_new (col VARCHAR, bucket TIMESTAMP, new_values BIGINT, "
                 "u_all BIGINT)")
     u_ref = {str(c): int(lb) for c, lb in ref_lb.items()}
+    if small:  # the reference's distinct values of these columns, read once
+        con.execute("CREATE OR REPLACE TEMP TABLE drift_rv AS " + " UNION ALL ".join(
+            f"SELECT DISTINCT '{c}' AS col, {quote(c)}::DOUBLE AS v FROM ({ref.sql}) WHERE isfinite({quote(c)})"
+            for c in small), rp * len(small))
+        u_ref.update({str(c): int(n) for c, n in con.execute("SELECT col, count(*) FROM drift_rv GROUP BY col")
+                      .fetchall()})
     for c in small:
         q = quote(c)
-        row = con.execute(f"SELECT count(DISTINCT {q}::DOUBLE) FROM ({ref.sql}) WHERE isfinite({q})", rp).fetchone()
-        u_ref[c] = int(row[0]) if row else 0
         con.execute(f"""
             INSERT INTO drift_new
-            WITH r AS (SELECT DISTINCT {q}::DOUBLE AS v FROM ({ref.sql}) WHERE isfinite({q})),
-            x AS (SELECT DISTINCT s.bucket, {q}::DOUBLE AS v FROM ({csql}) s
-                  SEMI JOIN (SELECT bucket FROM drift_bsum WHERE col = '{c}' AND u_lb <= {DISTINCT_EXACT_UPTO}) b
-                  ON s.bucket = b.bucket WHERE isfinite({q}))
+            WITH x AS (SELECT DISTINCT s.bucket, {q}::DOUBLE AS v FROM ({csql}) s
+                       SEMI JOIN (SELECT bucket FROM drift_bsum WHERE col = '{c}' AND u_lb <= {DISTINCT_EXACT_UPTO}) b
+                       ON s.bucket = b.bucket WHERE isfinite({q}))
             SELECT '{c}', x.bucket, count(*) FILTER (WHERE r.v IS NULL), {u_ref[c]} + count(*) FILTER (WHERE r.v IS NULL)
-            FROM x LEFT JOIN r ON x.v = r.v GROUP BY x.bucket""", rp + cp)
+            FROM x LEFT JOIN (SELECT v FROM drift_rv WHERE col = '{c}') r ON x.v = r.v GROUP BY x.bucket""", cp)
     uvals = ", ".join(f"('{c}', {u})" for c, u in u_ref.items()) or "(NULL, NULL)"
     ref_summary = con.execute(f"""
         SELECT r.col, r.n AS n_ref, u.u AS u_ref, coalesce(r.sd, 0) AS std_ref, r.lo AS vmin_ref, r.hi AS vmax_ref
@@ -409,34 +414,27 @@ def _distinct_and_counts(con: duckdb.DuckDBPyConnection, ref: Source, csql: str,
         ORDER BY b.col, b.bucket""").df()
     con.execute("CREATE OR REPLACE TEMP TABLE drift_few AS SELECT col, bucket FROM drift_new WHERE u_all <= 5")
     few = [str(c) for c, in con.execute("SELECT DISTINCT col FROM drift_few ORDER BY col").fetchall()]
-    if not few:
-        return ref_summary, bucket_summary, pd.DataFrame(columns=["col", "v", "c"]), \
-            pd.DataFrame(columns=["col", "bucket", "v", "c"])
-    ref_counts = con.execute(" UNION ALL ".join(
-        f"SELECT '{c}' AS col, {quote(c)}::DOUBLE AS v, count(*)::BIGINT AS c FROM ({ref.sql}) "
-        f"WHERE isfinite({quote(c)}) GROUP BY {quote(c)}" for c in few) + " ORDER BY col, v", rp * len(few)).df()
-    cur_counts = con.execute(" UNION ALL ".join(
-        f"SELECT '{c}' AS col, s.bucket, {quote(c)}::DOUBLE AS v, count(*)::BIGINT AS c FROM ({csql}) s "
-        f"SEMI JOIN (SELECT bucket FROM drift_few WHERE col = '{c}') f ON s.bucket = f.bucket "
-        f"WHERE isfinite({quote(c)}) GROUP BY s.bucket, {quote(c)}" for c in few) + " ORDER BY col, bucket, v",
-        cp * len(few)).df()
+    ref_counts, cur_counts = numeric_counts(con, ref, cur, few, bucketed, buckets_of="drift_few")
     return ref_summary, bucket_summary, ref_counts, cur_counts
 
 
-def numeric_counts(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source,
-                   columns: list[str], bucketed: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Value counts (finite values) of numerical ``columns``: reference (col, v, c), current (col, bucket, v, c)."""
+def numeric_counts(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source, columns: list[str],
+                   bucketed: bool = False, buckets_of: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Value counts (finite values) of numerical ``columns``: reference (col, v, c), current (col, bucket, v, c);
+    with ``buckets_of`` (a table of (col, bucket)), only the current buckets it lists per column."""
     if not columns:
         return pd.DataFrame(columns=["col", "v", "c"]), pd.DataFrame(columns=["col", "bucket", "v", "c"])
     rparts, cparts, rp, cp = [], [], [], []
     csql = _cur(cur, bucketed)
     for c in columns:
         q = quote(c)
+        only = (f" SEMI JOIN (SELECT bucket FROM {buckets_of} WHERE col = '{c}') f ON s.bucket = f.bucket"
+                if buckets_of else "")
         rparts.append(f"SELECT '{c}' AS col, {q}::DOUBLE AS v, count(*)::BIGINT AS c FROM ({ref.sql}) "
                       f"WHERE isfinite({q}) GROUP BY {q}")
         rp += list(ref.params)
-        cparts.append(f"SELECT '{c}' AS col, bucket, {q}::DOUBLE AS v, count(*)::BIGINT AS c FROM ({csql}) "
-                      f"WHERE isfinite({q}) GROUP BY bucket, {q}")
+        cparts.append(f"SELECT '{c}' AS col, s.bucket, {q}::DOUBLE AS v, count(*)::BIGINT AS c FROM ({csql}) s"
+                      f"{only} WHERE isfinite({q}) GROUP BY s.bucket, {q}")
         cp += list(cur.params)
     return (con.execute(" UNION ALL ".join(rparts) + " ORDER BY col, v", rp).df(),
             con.execute(" UNION ALL ".join(cparts) + " ORDER BY col, bucket, v", cp).df())
