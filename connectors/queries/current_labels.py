@@ -34,7 +34,9 @@ def create(con: duckdb.DuckDBPyConnection) -> None:
 def refresh(con: duckdb.DuckDBPyConnection, ingest_id: int) -> None:
     """Recompute the rows of the predictions whose labels batch ``ingest_id`` wrote (call inside its
     transaction)."""
-    keys = "(SELECT DISTINCT model_name, prediction_id FROM labels WHERE ingest_id = ?)"
-    con.execute(f"DELETE FROM {TABLE} WHERE (model_name, prediction_id) IN {keys}", [ingest_id])
-    con.execute(f"INSERT INTO {TABLE} {latest_sql(f'WHERE (model_name, prediction_id) IN {keys}')}", [ingest_id])
-
+    con.execute("CREATE OR REPLACE TEMP TABLE __label_keys AS SELECT DISTINCT model_name, prediction_id "
+                "FROM labels WHERE ingest_id = ?", [ingest_id])
+    keys = "(SELECT model_name, prediction_id FROM __label_keys)"
+    con.execute(f"DELETE FROM {TABLE} WHERE (model_name, prediction_id) IN {keys}")
+    con.execute(f"INSERT INTO {TABLE} {latest_sql(f'WHERE (model_name, prediction_id) IN {keys}')}")
+    con.execute("DROP TABLE __label_keys")
