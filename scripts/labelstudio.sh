@@ -120,7 +120,7 @@ cmd_start() {
     DJANGO_DB=sqlite SENTRY_DSN="" FRONTEND_SENTRY_DSN="" COLLECT_ANALYTICS=false \
       setsid "$VENV/bin/label-studio" start --no-browser --port "$PORT" --internal-host 127.0.0.1 \
         --data-dir "$DATA_DIR" --enable-legacy-api-token --user-token "$TOKEN" \
-        --username "$USERNAME" --password "$PASSWORD" --log-level WARNING \
+        --username="$USERNAME" --password="$PASSWORD" --log-level WARNING \
         > "$DATA_DIR/labelstudio.log" 2>&1 < /dev/null &
     echo $! > "$PIDFILE"
   fi
