@@ -34,9 +34,9 @@ from _common import RESULTS, median_seconds, peak_rss_mb, write_result
 
 from connectors.logstore import LogStore
 from connectors.windows import Window
-from dashboard import drift_stats as ds
 from dashboard.context import Context
-from dashboard.drift import DriftResult, compute_drift, drift_over_time
+from dashboard.monitoring import drift_stats as ds
+from dashboard.monitoring.drift import DriftResult, compute_drift, drift_over_time
 from dashboard.settings import settings_from_mapping
 
 MODEL = "bench-drift"

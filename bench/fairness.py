@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import median_seconds, peak_rss_mb, write_result
 
 from connectors.queries.fairness import confusion_counts
-from dashboard.fairness_metrics import METRIC_KEYS, Counts, group_rates, metric_rates, total
+from dashboard.monitoring.fairness_metrics import METRIC_KEYS, Counts, group_rates, metric_rates, total
 
 PRIVILEGED, UNPRIVILEGED = ["male"], ["female"]
 RATES = ("selection_rate", "base_rate", "tpr", "fpr", "fnr", "precision", "error_rate")

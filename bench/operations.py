@@ -46,7 +46,7 @@ from connectors.queries import latency_rollup
 from connectors.queries.operations import latency_stats
 from connectors.windows import Window
 from dashboard.context import Context
-from dashboard.operations import compute_operations
+from dashboard.monitoring.operations import compute_operations
 from dashboard.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]

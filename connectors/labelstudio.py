@@ -1,7 +1,7 @@
 """Label Studio (label-studio-sdk 2.x): projects, task import, annotation read-back.
 
 This adapter knows Label Studio's API and nothing about queues: the exactly-once bookkeeping lives in
-``dashboard.annotation``, which relies on three things from here:
+``dashboard.learning.annotation``, which relies on three things from here:
 
 * imports are never retried behind the caller's back (``max_retries=0``): a POST that failed or timed
   out may still have created tasks, so the caller reconciles by ``prediction_id`` before trying again;

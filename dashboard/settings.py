@@ -74,6 +74,22 @@ class ReferenceSpec:
     artifact_path: str = "training_data/train.parquet"
 
 
+def compare(value: float, comparator: str, threshold: float | tuple[float, float]) -> bool:
+    """True when ``value comparator threshold`` holds (``within``/``outside`` are inclusive bounds)."""
+    if comparator in ("within", "outside"):
+        if not isinstance(threshold, tuple):
+            raise ConfigError([f"'{comparator}' needs a [low, high] threshold"])
+        inside = threshold[0] <= value <= threshold[1]
+        return inside if comparator == "within" else not inside
+    if isinstance(threshold, tuple):
+        raise ConfigError([f"'{comparator}' needs a single number as threshold"])
+    ops = {"<": value < threshold, "<=": value <= threshold, ">": value > threshold, ">=": value >= threshold,
+           "==": value == threshold, "!=": value != threshold}
+    if comparator not in ops:
+        raise ConfigError([f"comparator '{comparator}' is not one of {', '.join(COMPARATORS)}"])
+    return ops[comparator]
+
+
 @dataclass(frozen=True)
 class PolicySpec:
     """One policy as declared in the config: ``metric comparator threshold`` with a severity."""

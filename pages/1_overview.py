@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.overview import ModelHealth, PolicyStatus, model_health, policy_status, versions_to_judge
+from dashboard.governance.overview import (
+    ModelHealth,
+    PolicyStatus,
+    model_health,
+    policy_status,
+    versions_to_judge,
+)
 from dashboard.ui import state
 from dashboard.ui.format import fmt_pct, fmt_time
 

@@ -8,7 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from connectors.windows import Window
-from dashboard.drift import (
+from dashboard.charts.drift import distribution_figure, heatmap_figure, share_figure
+from dashboard.errors import USER_ERRORS
+from dashboard.monitoring.drift import (
     DriftResult,
     champion_version,
     compute_drift,
@@ -18,10 +20,13 @@ from dashboard.drift import (
     log_span,
     share_by_bucket,
 )
-from dashboard.errors import USER_ERRORS
-from dashboard.evidently_report import DEFAULT_MAX_ROWS, EvidentlyReport, build_report, store_report
+from dashboard.monitoring.evidently_report import (
+    DEFAULT_MAX_ROWS,
+    EvidentlyReport,
+    build_report,
+    store_report,
+)
 from dashboard.ui import state
-from dashboard.ui.drift_charts import distribution_figure, heatmap_figure, share_figure
 from dashboard.ui.session import current_actor
 
 st.title("Drift")

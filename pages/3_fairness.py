@@ -8,21 +8,21 @@ import pandas as pd
 import streamlit as st
 
 from connectors.windows import Window
-from dashboard.fairness import (
+from dashboard.charts.fairness import (
+    group_rates_figure,
+    group_trend_figure,
+    intersection_heatmap,
+    metric_over_time_figure,
+)
+from dashboard.monitoring.fairness import (
     FairnessReport,
     compute_fairness,
     fairness_over_time,
     group_rates_over_time,
     model_versions,
 )
-from dashboard.fairness_metrics import INTERVAL_METRICS, SPECS
+from dashboard.monitoring.fairness_metrics import INTERVAL_METRICS, SPECS
 from dashboard.ui import state
-from dashboard.ui.fairness_charts import (
-    group_rates_figure,
-    group_trend_figure,
-    intersection_heatmap,
-    metric_over_time_figure,
-)
 
 VERDICT_TEXT = {"pass": "pass", "fail": "FAIL", "undefined": "undefined", "too_small": "too small",
                 "info": "no threshold"}

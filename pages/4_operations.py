@@ -8,11 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from connectors.windows import Window
-from dashboard.operations import OpsReport, compute_operations, data_span, logged_versions
-from dashboard.quality import CBPE_ASSUMPTIONS, QualityReport, compute_quality
-from dashboard.ui import state
-from dashboard.ui.format import fmt_num, fmt_pct
-from dashboard.ui.operations_charts import (
+from dashboard.charts.operations import (
     errors_throughput_figure,
     label_delay_figure,
     latency_figure,
@@ -20,6 +16,10 @@ from dashboard.ui.operations_charts import (
     reliability_figure,
     version_latency_figure,
 )
+from dashboard.monitoring.operations import OpsReport, compute_operations, data_span, logged_versions
+from dashboard.monitoring.quality import CBPE_ASSUMPTIONS, QualityReport, compute_quality
+from dashboard.ui import state
+from dashboard.ui.format import fmt_num, fmt_pct
 
 st.title("Operations")
 st.caption("Latency percentiles against the SLO, errors and throughput per time bucket and model version, "

@@ -8,9 +8,15 @@ import pandas as pd
 import streamlit as st
 
 from connectors.windows import Window
-from dashboard import annotation
-from dashboard.access import Actor
-from dashboard.selection import (
+from dashboard.access.roles import Actor
+from dashboard.charts.annotation import (
+    STATE_LABELS,
+    annotator_figure,
+    queue_figure,
+    uncertainty_figure,
+)
+from dashboard.learning import annotation
+from dashboard.learning.selection import (
     BUCKETS,
     DEFAULT_BUDGET,
     DEFAULT_THRESHOLD,
@@ -21,14 +27,8 @@ from dashboard.selection import (
     select_candidates,
 )
 from dashboard.ui import state
-from dashboard.ui.annotation_charts import (
-    STATE_LABELS,
-    annotator_figure,
-    label_studio_credentials,
-    queue_figure,
-    uncertainty_figure,
-)
 from dashboard.ui.format import fmt_pct, fmt_time
+from dashboard.ui.secrets import label_studio_credentials
 from dashboard.ui.session import current_actor
 
 st.title("Annotation queue")

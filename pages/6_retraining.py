@@ -6,9 +6,10 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import gate, jobs
+from dashboard.charts.retraining import comparison_figure, latency_figure
+from dashboard.governance import promotion
+from dashboard.lifecycle import gate, jobs
 from dashboard.ui import state
-from dashboard.ui.retraining_charts import comparison_figure, latency_figure
 from dashboard.ui.session import current_actor
 
 st.title("Retraining")
@@ -156,7 +157,7 @@ def _comparison(model: str) -> None:
             note = st.text_input("Note for the approver", placeholder="why this candidate should serve")
             if st.form_submit_button("Request promotion", type="primary", icon=":material/upgrade:"):
                 actor = current_actor()
-                if actor is not None and state.guarded(gate.request_promotion, ctx, actor, model, version,
+                if actor is not None and state.guarded(promotion.request_promotion, ctx, actor, model, version,
                                                         note) is not None:
                     _candidates.clear()
                     st.rerun()

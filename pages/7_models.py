@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from connectors.registry import RegistryError
-from dashboard.models import (
+from dashboard.charts.models import metrics_by_version_figure
+from dashboard.lifecycle.models import (
     LastGood,
     ModelSnapshot,
     lineage_steps,
@@ -17,7 +18,6 @@ from dashboard.models import (
 )
 from dashboard.ui import state
 from dashboard.ui.format import fmt_time
-from dashboard.ui.models_charts import metrics_by_version_figure
 
 st.title("Models")
 st.caption("MLflow registry: registered models, versions and aliases, run metrics and parameters, and lineage "

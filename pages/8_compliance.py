@@ -7,17 +7,18 @@ from datetime import datetime, time, timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import approvals, audit, cards, reports
-from dashboard.access import Actor, allowed
-from dashboard.errors import USER_ERRORS
-from dashboard.policy import Evaluation, evaluate, evaluation_history, save_evaluation
-from dashboard.ui import state
-from dashboard.ui.compliance_charts import (
+from dashboard.access.roles import Actor, allowed
+from dashboard.audit import trail as audit
+from dashboard.charts.compliance import (
     audit_activity_figure,
     scorecard_figure,
     verdict_history_figure,
     verdict_summary_figure,
 )
+from dashboard.errors import USER_ERRORS
+from dashboard.governance import approvals, cards, reports
+from dashboard.governance.policy import Evaluation, evaluate, evaluation_history, save_evaluation
+from dashboard.ui import state
 from dashboard.ui.session import current_actor
 
 st.title("Compliance")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.access import ACTIONS, ROLES, Actor, actions_for, allowed, require
+from dashboard.access.roles import ACTIONS, ROLES, Actor, actions_for, allowed, require
 from dashboard.errors import PermissionDenied
 from dashboard.ui.nav import PAGES, pages_for
 

@@ -8,8 +8,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import annotation
 from dashboard.context import Context
+from dashboard.learning import annotation
 from dashboard.settings import load_settings
 from tests.test_labelstudio import ingest_logs, project_tasks, workspace
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dashboard import approvals, audit, cards
-from dashboard.access import Actor
+from dashboard.access.roles import Actor
+from dashboard.audit import trail as audit
 from dashboard.context import Context
 from dashboard.errors import PermissionDenied, VigilError
+from dashboard.governance import approvals, cards
 from dashboard.settings import PolicySpec, ReferenceSpec, Settings
 from tests.conftest import make_logs
 from tests.fixtures import compliance as fx

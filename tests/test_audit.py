@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from connectors.logstore import LogStore
-from dashboard import audit
-from dashboard.access import Actor
+from dashboard.access.roles import Actor
+from dashboard.audit import trail as audit
 from dashboard.cli import cli
 
 ALICE = Actor("alice", "data_scientist")

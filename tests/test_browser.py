@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.access.users import DEMO_USERS
 from dashboard.ui.nav import PAGES
-from dashboard.users import DEMO_USERS
 from tests.conftest import make_logs
 from tests.fixtures.app import AppServer, app_env
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard import audit, cards
-from dashboard.access import Actor
+from dashboard.access.roles import Actor
+from dashboard.audit import trail as audit
 from dashboard.errors import PermissionDenied, VigilError
+from dashboard.governance import cards
 from tests.fixtures import compliance as fx
 from tests.fixtures.compliance import MODEL, Registry
 

@@ -151,7 +151,7 @@ def test_unknown_model_is_a_user_error_exit_2(workspace: dict[str, str | None], 
 
 
 def test_check_keeps_history_unless_told_not_to(workspace: dict[str, str | None]) -> None:
-    from dashboard.policy import evaluation_history
+    from dashboard.governance.policy import evaluation_history
 
     config = workspace["VIGIL_CONFIG"]
     assert config is not None

@@ -10,12 +10,13 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import approvals, audit, cards, reports
-from dashboard.access import Actor
+from dashboard.access.roles import Actor
+from dashboard.audit import trail as audit
+from dashboard.charts.compliance import audit_activity_figure, margin, scorecard_figure
 from dashboard.context import Context, load_context
 from dashboard.errors import PermissionDenied
+from dashboard.governance import approvals, cards, reports
 from dashboard.settings import Settings
-from dashboard.ui.compliance_charts import audit_activity_figure, margin, scorecard_figure
 from tests.conftest import DEMO_CONFIG, REPO, make_logs
 from tests.fixtures import compliance as fx
 from tests.fixtures.compliance import MODEL, Registry
@@ -204,7 +205,7 @@ def test_figures_from_frames() -> None:
     (1.5, "outside", "[0.8, 1.25]", 1),
 ])
 def test_margin_sign_matches_the_verdict(value: float, comparator: str, threshold: str, sign: int) -> None:
-    from dashboard.policy import compare
+    from dashboard.settings import compare
 
     m = margin(value, comparator, threshold)
     assert m is not None and (m > 0) == (sign > 0)
@@ -219,7 +220,7 @@ def test_report_prints_to_pdf_with_chromium_and_the_cli_writes_it(registry: Regi
     import subprocess
     import sys
 
-    from dashboard.report_pdf import find_chromium
+    from dashboard.governance.report_pdf import find_chromium
 
     if find_chromium() is None:
         pytest.fail("Chromium is missing: run `make browser` (apt-get install chromium)")

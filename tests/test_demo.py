@@ -126,7 +126,7 @@ def test_volume_range_and_registry(demo_workspace: Path, demo_scenario: DemoScen
 
 
 def test_demo_sign_in_accounts(demo_workspace: Path) -> None:
-    from dashboard.users import DEMO_USERS, authenticate
+    from dashboard.access.users import DEMO_USERS, authenticate
 
     listed = (demo_workspace / "demo-users.txt").read_text()
     for name, (role, password) in DEMO_USERS.items():

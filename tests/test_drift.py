@@ -19,10 +19,10 @@ import pytest
 from scipy import stats
 
 from connectors.windows import parse_window
-from dashboard import drift_stats as ds
 from dashboard.context import Context
-from dashboard.drift import compute_drift, drift_over_time, result_to_dict, share_by_bucket
 from dashboard.errors import VigilError
+from dashboard.monitoring import drift_stats as ds
+from dashboard.monitoring.drift import compute_drift, drift_over_time, result_to_dict, share_by_bucket
 from dashboard.settings import settings_from_mapping
 
 REF_WINDOW = parse_window("2026-03-01..2026-03-02")
@@ -271,8 +271,8 @@ def test_default_method_rule() -> None:
 
 
 def test_chart_builders(tmp_path: Path) -> None:
-    from dashboard.drift import distribution
-    from dashboard.ui.drift_charts import distribution_figure, heatmap_figure, share_figure
+    from dashboard.charts.drift import distribution_figure, heatmap_figure, share_figure
+    from dashboard.monitoring.drift import distribution
 
     ref, cur = mixed_frames(400, 400, seed=8)
     ctx = make_ctx(tmp_path, FEATURES_MIXED)

@@ -16,14 +16,14 @@ from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
 from connectors.windows import Window
-from dashboard.access import Actor
+from dashboard.access.roles import Actor
 from dashboard.cli import cli
 from dashboard.commands.common import run_cli
 from dashboard.context import Context, load_context
 from dashboard.demo.scenario import DemoScenario
-from dashboard.drift import compute_drift, drift_over_time
 from dashboard.errors import PermissionDenied
-from dashboard.evidently_report import ARTIFACT_DIR, build_report, store_report
+from dashboard.monitoring.drift import compute_drift, drift_over_time
+from dashboard.monitoring.evidently_report import ARTIFACT_DIR, build_report, store_report
 from dashboard.settings import settings_from_mapping
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,7 +133,7 @@ def test_store_report_needs_permission_and_lands_on_the_version_run(tmp_path: Pa
     raw = {"vigil": {"data_dir": str(tmp_path / "data"), "mlflow_tracking_uri": uri},
            "models": {"m": {"features": {"x": "numerical"}, "classes": ["a", "b"], "favourable": "a"}}}
     ctx = Context(settings_from_mapping(raw, env={}, base_dir=tmp_path))
-    from dashboard.evidently_report import EvidentlyReport
+    from dashboard.monitoring.evidently_report import EvidentlyReport
 
     report = EvidentlyReport(html="<html>r</html>", file_name="r.html", n_reference=1, n_current=1,
                              sample_reference=1, sample_current=1, reference_label="a", current_label="b")

@@ -20,7 +20,12 @@ from dashboard.cli import cli
 from dashboard.commands.common import run_cli
 from dashboard.context import Context
 from dashboard.errors import VigilError
-from dashboard.fairness import METRIC_KEYS, compute_fairness, fairness_over_time, group_rates_over_time
+from dashboard.monitoring.fairness import (
+    METRIC_KEYS,
+    compute_fairness,
+    fairness_over_time,
+    group_rates_over_time,
+)
 from dashboard.settings import PolicySpec
 from tests.conftest import DEMO_CONFIG, make_logs
 from tests.fixtures.fairness import age_group, aif360_reference, scenario

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from connectors.queries.fairness import confusion_counts
-from dashboard.fairness_metrics import (
+from dashboard.monitoring.fairness_metrics import (
     METRIC_KEYS,
     Counts,
     benefit_entropy,

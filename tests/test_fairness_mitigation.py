@@ -8,8 +8,8 @@ import pytest
 
 from dashboard.context import Context
 from dashboard.errors import VigilError
-from dashboard.fairness_metrics import Counts, group_rates
-from dashboard.mitigation import reweighing_weights
+from dashboard.lifecycle.mitigation import reweighing_weights
+from dashboard.monitoring.fairness_metrics import Counts, group_rates
 from dashboard.settings import ModelConfig
 
 

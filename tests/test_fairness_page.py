@@ -13,14 +13,14 @@ from streamlit.testing.v1 import AppTest
 from connectors.logstore import LogStore
 from connectors.schema import LogSchema
 from connectors.windows import parse_window
-from dashboard.context import Context
-from dashboard.fairness import compute_fairness, fairness_over_time
-from dashboard.settings import Settings
-from dashboard.ui.fairness_charts import (
+from dashboard.charts.fairness import (
     group_rates_figure,
     intersection_heatmap,
     metric_over_time_figure,
 )
+from dashboard.context import Context
+from dashboard.monitoring.fairness import compute_fairness, fairness_over_time
+from dashboard.settings import Settings
 from tests.fixtures.fairness import scenario
 
 REPO = Path(__file__).resolve().parents[1]

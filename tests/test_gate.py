@@ -9,11 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import audit, gate
-from dashboard.access import Actor
+from dashboard.access.roles import Actor
+from dashboard.audit import trail as audit
 from dashboard.context import Context
 from dashboard.demo.train import train_model
 from dashboard.errors import PermissionDenied, VigilError
+from dashboard.governance import approvals, promotion
+from dashboard.lifecycle import gate
 from dashboard.settings import ModelConfig, ProtectedAttribute, RetrainSpec
 from tests.fixtures.retraining import TRAIN_ROWS
 
@@ -102,7 +104,7 @@ def test_a_biased_candidate_fails_the_gate_stays_a_candidate_and_cannot_be_reque
     assert di["candidate"] < 0.8 <= di["champion"]
     assert math.isclose(di["delta"], di["candidate"] - di["champion"])
     with pytest.raises(VigilError, match="stays a candidate"):
-        gate.request_promotion(retrain_ctx, SCIENTIST, "credit-risk", biased.model_version)
+        promotion.request_promotion(retrain_ctx, SCIENTIST, "credit-risk", biased.model_version)
     aliases = {a: v.version for v in retrain_ctx.registry.versions("credit-risk") for a in v.aliases}
     assert aliases == {"champion": "1", "challenger": biased.model_version}
 
@@ -110,21 +112,21 @@ def test_a_biased_candidate_fails_the_gate_stays_a_candidate_and_cannot_be_reque
 def test_a_fair_candidate_passes_is_requested_and_only_a_manager_promotes_it(retrain_ctx: Context):
     fair = train_model(retrain_ctx.settings, "credit-risk", rows=TRAIN_ROWS, seed=6, alias="challenger")
     with pytest.raises(VigilError, match="no gate verdict"):
-        gate.request_promotion(retrain_ctx, SCIENTIST, "credit-risk", fair.model_version)
+        promotion.request_promotion(retrain_ctx, SCIENTIST, "credit-risk", fair.model_version)
     with pytest.raises(PermissionDenied):
         gate.run_gate_as(retrain_ctx, Actor("ann", "annotator"), "credit-risk", fair.model_version)
     result = gate.run_gate_as(retrain_ctx, SCIENTIST, "credit-risk", fair.model_version)
     assert result.verdict == "pass", [p for p in result.policies if p.passed is False]
     with pytest.raises(PermissionDenied):
-        gate.request_promotion(retrain_ctx, Actor("ann", "annotator"), "credit-risk", fair.model_version)
-    gate.request_promotion(retrain_ctx, SCIENTIST, "credit-risk", fair.model_version, note="better recall")
+        promotion.request_promotion(retrain_ctx, Actor("ann", "annotator"), "credit-risk", fair.model_version)
+    promotion.request_promotion(retrain_ctx, SCIENTIST, "credit-risk", fair.model_version, note="better recall")
     tags = retrain_ctx.registry.version("credit-risk", fair.model_version).tags
     assert tags["vigil.promotion.status"] == "requested" and tags["vigil.promotion.requested_by"] == "dana"
     for who in (SCIENTIST, Actor("root", "admin")):
         with pytest.raises(PermissionDenied, match=r"model\.promote"):
-            gate.promote(retrain_ctx, who, "credit-risk", fair.model_version)
+            approvals.approve(retrain_ctx, who, "credit-risk", fair.model_version)
     assert retrain_ctx.registry.version_by_alias("credit-risk", "champion").version == "1"
-    gate.promote(retrain_ctx, MANAGER, "credit-risk", fair.model_version,
+    approvals.approve(retrain_ctx, MANAGER, "credit-risk", fair.model_version,
                  justification="passed the retraining gate on holdout and production rows")
     assert retrain_ctx.registry.version_by_alias("credit-risk", "champion").version == fair.model_version
     trail = audit.entries(retrain_ctx.store)

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dashboard import audit, gate, jobs
-from dashboard.access import Actor
+from dashboard.access.roles import Actor
+from dashboard.audit import trail as audit
 from dashboard.cli import cli
 from dashboard.context import Context
 from dashboard.errors import PermissionDenied, VigilError
-from dashboard.retrain_rules import decisions, evaluate_rule
+from dashboard.lifecycle import gate, jobs
+from dashboard.lifecycle.retrain_rules import decisions, evaluate_rule
 from dashboard.settings import load_settings
 from tests.fixtures.retraining import TRAIN_ROWS, build_retrain_workspace
 

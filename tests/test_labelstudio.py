@@ -20,12 +20,12 @@ import pytest
 
 from connectors.labelstudio import LabelStudioClient
 from connectors.windows import Window
-from dashboard import annotation
-from dashboard.access import Actor
+from dashboard.access.roles import Actor
 from dashboard.context import Context
 from dashboard.errors import PermissionDenied
-from dashboard.quality import compute_quality
-from dashboard.selection import SelectionRequest, select_candidates
+from dashboard.learning import annotation
+from dashboard.learning.selection import SelectionRequest, select_candidates
+from dashboard.monitoring.quality import compute_quality
 from dashboard.settings import load_settings
 from tests.conftest import DEMO_CONFIG, REPO, make_logs
 from tests.fixtures.labelstudio import LabelStudioServer
@@ -230,7 +230,7 @@ def test_crash_between_import_and_bookkeeping_then_retry(labelstudio_server, tmp
     annotation.queue_candidates(ctx, SCIENTIST, model, select(ctx, model, budget=7).candidates, "least-confidence")
     crash = textwrap.dedent("""
         import os
-        from dashboard import annotation as a
+        from dashboard.learning import annotation as a
         from dashboard.context import load_context
         ctx = load_context()
         model = os.environ["MODEL"]

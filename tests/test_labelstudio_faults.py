@@ -16,7 +16,7 @@ from connectors.labelstudio import (
     LabelStudioServerError,
     LabelStudioUnavailable,
 )
-from dashboard import annotation
+from dashboard.learning import annotation
 from tests.fixtures.app import free_port
 from tests.test_labelstudio import (
     SCIENTIST,

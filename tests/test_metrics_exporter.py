@@ -15,13 +15,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.windows import WindowError, parse_window
 from dashboard.context import Context
-from dashboard.drift import compute_drift
 from dashboard.errors import VigilError
-from dashboard.fairness import compute_fairness
-from dashboard.metrics_exporter import VigilCollector, serve
-from dashboard.operations import compute_operations
-from dashboard.policy import evaluate
-from dashboard.quality import compute_quality
+from dashboard.governance.policy import evaluate
+from dashboard.monitoring.drift import compute_drift
+from dashboard.monitoring.fairness import compute_fairness
+from dashboard.monitoring.operations import compute_operations
+from dashboard.monitoring.quality import compute_quality
+from dashboard.service.metrics import VigilCollector, serve
 from dashboard.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from connectors.registry import DatasetInfo, Lineage, Registry, RegistryError
-from dashboard.models import LastGood, lineage_steps, load_snapshot, metrics_long, mlflow_links
-from dashboard.ui.models_charts import metrics_by_version_figure
+from dashboard.charts.models import metrics_by_version_figure
+from dashboard.lifecycle.models import LastGood, lineage_steps, load_snapshot, metrics_long, mlflow_links
 from tests.fixtures.mlflow import MlflowServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from connectors.windows import Window, parse_window
 from dashboard.cli import cli
 from dashboard.commands.common import run_cli
 from dashboard.errors import VigilError
-from dashboard.operations import compute_operations
+from dashboard.monitoring.operations import compute_operations
 
 WINDOW = parse_window("2026-01-01..2026-01-02")
 

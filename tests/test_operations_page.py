@@ -12,11 +12,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from connectors.windows import Window
-from dashboard.context import load_context
-from dashboard.demo.scenario import DemoScenario
-from dashboard.operations import compute_operations
-from dashboard.quality import compute_quality
-from dashboard.ui.operations_charts import (
+from dashboard.charts.operations import (
     errors_throughput_figure,
     label_delay_figure,
     latency_figure,
@@ -24,6 +20,10 @@ from dashboard.ui.operations_charts import (
     reliability_figure,
     version_latency_figure,
 )
+from dashboard.context import load_context
+from dashboard.demo.scenario import DemoScenario
+from dashboard.monitoring.operations import compute_operations
+from dashboard.monitoring.quality import compute_quality
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = str(REPO / "pages/4_operations.py")

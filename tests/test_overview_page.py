@@ -9,7 +9,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard.overview import model_health
+from dashboard.governance.overview import model_health
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,7 +92,7 @@ def test_overview_judges_each_serving_version_against_its_policies(demo_workspac
     assert "warning(s): feature_drift[income]" in text
     # The verdicts joined the scorecard's history, as the Compliance page's would.
     from dashboard.context import Context
-    from dashboard.policy import evaluation_history
+    from dashboard.governance.policy import evaluation_history
     from dashboard.settings import load_settings
 
     history = evaluation_history(Context(load_settings(workspace / "vigil.toml", env={})), "credit-risk", "2")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,8 +10,9 @@ import pandas as pd
 import pytest
 
 from dashboard.context import Context
-from dashboard.policy import FAIL, NO_DATA, PASS, builtin_policies, compare, evaluate, policies_for
-from dashboard.settings import PolicySpec
+from dashboard.governance.policy import FAIL, NO_DATA, PASS, builtin_policies, evaluate, policies_for
+from dashboard.monitoring import quality
+from dashboard.settings import PolicySpec, compare
 from tests.conftest import make_logs
 
 MODEL = "credit-risk"
@@ -139,8 +139,11 @@ def test_ingest_rejects(ctx: Context, tmp_path: Path) -> None:
 
 def test_errors_fail_closed(ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _ingest(ctx, tmp_path, make_logs(50), "e.parquet")
-    # An analytics module that is not installed (import blocked for this test only).
-    monkeypatch.setitem(sys.modules, "dashboard.quality", None)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("quality query failed")
+
+    monkeypatch.setattr(quality, "compute_quality", broken)
     ev = evaluate(ctx, MODEL, window=WINDOW, policies=_policies(
         PolicySpec("typo", "acuracy", ">=", 0.7),
         PolicySpec("acc", "accuracy", ">=", 0.7),
@@ -148,8 +151,9 @@ def test_errors_fail_closed(ctx: Context, tmp_path: Path, monkeypatch: pytest.Mo
     ))
     by = {r.policy: r for r in ev.results}
     assert by["typo"].verdict == "error: unknown metric" and by["typo"].blocking_failure
-    assert by["acc"].verdict == "error: not available" and by["acc"].value is None and by["acc"].blocking_failure
-    assert by["acc warn"].verdict == "error: not available" and not by["acc warn"].blocking_failure
+    assert by["acc"].verdict == "error: quality query failed" and by["acc"].value is None
+    assert by["acc"].blocking_failure
+    assert by["acc warn"].verdict == "error: quality query failed" and not by["acc warn"].blocking_failure
 
 
 def test_analysis_error_is_reported_not_raised(ctx: Context) -> None:
@@ -182,8 +186,8 @@ def test_relative_window_ends_at_the_latest_log(ctx: Context, tmp_path: Path,
 def test_a_changed_policy_set_is_audited(ctx: Context, tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from dashboard import audit
-    from dashboard.policy import record_policy_set
+    from dashboard.audit import trail as audit
+    from dashboard.governance.policy import record_policy_set
 
     cfg = ctx.model(MODEL)
     assert record_policy_set(ctx, MODEL, policies_for(cfg)) is True  # first sight
@@ -197,8 +201,8 @@ def test_a_changed_policy_set_is_audited(ctx: Context, tmp_path: Path) -> None:
 
 
 def test_evaluations_are_kept_once_per_data_version(ctx: Context, tmp_path: Path) -> None:
-    from dashboard.policy import evaluation_history, save_evaluation
-    from dashboard.ui.compliance_charts import verdict_history_figure
+    from dashboard.charts.compliance import verdict_history_figure
+    from dashboard.governance.policy import evaluation_history, save_evaluation
 
     _ingest(ctx, tmp_path, make_logs(100), "h1.parquet")
     policies = _policies(PolicySpec("err", "error_rate", "<=", 0.5))

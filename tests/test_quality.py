@@ -10,7 +10,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 
 from connectors.windows import parse_window
 from dashboard.errors import VigilError
-from dashboard.quality import CBPE_ASSUMPTIONS, classification_metrics, compute_quality
+from dashboard.monitoring.quality import CBPE_ASSUMPTIONS, classification_metrics, compute_quality
 
 WINDOW = parse_window("2026-01-01..2026-01-31")
 #: Estimated accuracy must lie within this of realised accuracy on a calibrated model. With 20 000

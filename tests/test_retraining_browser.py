@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import jobs
+from dashboard.access.users import DEMO_USERS
 from dashboard.context import Context
+from dashboard.lifecycle import jobs
 from dashboard.settings import load_settings
-from dashboard.users import DEMO_USERS
 from tests.fixtures.app import AppServer, app_env
 from tests.test_browser import assert_no_exception, go_to, sign_in, wait_idle
 

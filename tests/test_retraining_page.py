@@ -8,11 +8,11 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import gate, jobs
+from dashboard.charts.retraining import comparison_figure, jobs_duration_figure, latency_figure
 from dashboard.context import Context
 from dashboard.demo.train import train_model
+from dashboard.lifecycle import gate, jobs
 from dashboard.settings import load_settings
-from dashboard.ui.retraining_charts import comparison_figure, jobs_duration_figure, latency_figure
 from tests.fixtures.retraining import TRAIN_ROWS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from connectors.windows import Window
-from dashboard.access import Actor
-from dashboard.annotation import queue_candidates
+from dashboard.access.roles import Actor
 from dashboard.context import Context
 from dashboard.errors import PermissionDenied, VigilError
-from dashboard.selection import SelectionRequest, select_candidates
+from dashboard.learning.annotation import queue_candidates
+from dashboard.learning.selection import SelectionRequest, select_candidates
 from dashboard.settings import settings_from_mapping
 from tests.conftest import make_logs
 

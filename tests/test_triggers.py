@@ -29,9 +29,9 @@ from connectors.triggers import (
     parse_result,
     verify,
 )
-from dashboard import jobs
-from dashboard.access import Actor
+from dashboard.access.roles import Actor
 from dashboard.context import Context
+from dashboard.lifecycle import jobs
 from dashboard.settings import load_settings
 
 SECRET = "s3cret-shared"

@@ -10,12 +10,8 @@ import pytest
 from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
-from dashboard import audit
-from dashboard.access import Actor
-from dashboard.cli import cli
-from dashboard.errors import PermissionDenied
-from dashboard.settings import Settings
-from dashboard.users import (
+from dashboard.access.roles import Actor
+from dashboard.access.users import (
     DEMO_USERS,
     SignInFailed,
     UserError,
@@ -27,6 +23,10 @@ from dashboard.users import (
     role_for_email,
     set_role,
 )
+from dashboard.audit import trail as audit
+from dashboard.cli import cli
+from dashboard.errors import PermissionDenied
+from dashboard.settings import Settings
 from tests.conftest import DEMO_CONFIG, REPO
 
 ADMIN = Actor("root", "admin")

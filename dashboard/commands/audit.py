@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dashboard import audit
+from dashboard.audit import trail as audit
 from dashboard.commands.common import echo_json, get_context, window_option
 
 

@@ -9,7 +9,15 @@ from pathlib import Path
 import click
 
 from dashboard.commands.common import get_context, to_jsonable
-from dashboard.policy import FAIL, NO_DATA, PASS, Evaluation, PolicyResult, evaluate, save_evaluation
+from dashboard.governance.policy import (
+    FAIL,
+    NO_DATA,
+    PASS,
+    Evaluation,
+    PolicyResult,
+    evaluate,
+    save_evaluation,
+)
 
 
 def _value(r: PolicyResult) -> str:

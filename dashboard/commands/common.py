@@ -14,7 +14,7 @@ import click
 
 from connectors.queries.operations import time_range
 from connectors.windows import RELATIVE_WINDOW, Window, WindowError, parse_window
-from dashboard.access import Actor
+from dashboard.access.roles import Actor
 from dashboard.context import Context, load_context
 from dashboard.errors import USER_ERRORS
 

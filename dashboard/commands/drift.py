@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from dashboard.commands.common import WINDOW_HELP, analysis_window, echo_json, get_context
-from dashboard.drift import compute_drift, result_to_dict
+from dashboard.monitoring.drift import compute_drift, result_to_dict
 
 
 def _fmt(x: float | None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from dashboard.commands.common import WINDOW_HELP, analysis_window, echo_json, get_context
-from dashboard.fairness import FairnessReport, compute_fairness
+from dashboard.monitoring.fairness import FairnessReport, compute_fairness
 
 MARK = {"pass": "ok  ", "fail": "FAIL", "undefined": "n/a ", "too_small": "small", "info": "    "}
 

@@ -6,7 +6,7 @@ import click
 
 from connectors.logstore import FileResult
 from dashboard.commands.common import cli_actor, echo_json, get_context
-from dashboard.ingestion import ingest_files
+from dashboard.monitoring.ingestion import ingest_files
 
 
 @click.command("ingest")

@@ -8,7 +8,7 @@ import click
 
 from connectors.windows import WindowError
 from dashboard.commands.common import get_context
-from dashboard.metrics_exporter import PARTS, VigilCollector, serve
+from dashboard.service.metrics import PARTS, VigilCollector, serve
 
 
 @click.command("metrics")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from dashboard.commands.common import WINDOW_HELP, analysis_window, echo_json, get_context
-from dashboard.operations import compute_operations
-from dashboard.quality import compute_quality
+from dashboard.monitoring.operations import compute_operations
+from dashboard.monitoring.quality import compute_quality
 
 
 def _ms(x: float | None) -> str:

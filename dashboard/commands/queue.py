@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from dashboard.annotation import client_for, queue_and_send, queue_status
 from dashboard.commands.common import WINDOW_HELP, analysis_window, cli_actor, echo_json, get_context
-from dashboard.selection import (
+from dashboard.learning.annotation import client_for, queue_and_send, queue_status
+from dashboard.learning.selection import (
     BUCKETS,
     DEFAULT_BUDGET,
     DEFAULT_THRESHOLD,

@@ -23,7 +23,7 @@ def command(ctx: click.Context, model: str, version: str | None, window_text: st
             output: Path) -> None:
     """The compliance report: policy scorecard with evidence, charts, the model card, approvals and the
     audit excerpt with the chain status. PDF is printed by headless Chromium."""
-    from dashboard import reports
+    from dashboard.governance import reports
 
     fmt = fmt or ("pdf" if output.suffix.lower() == ".pdf" else "html")
     data = reports.export_report(get_context(ctx), cli_actor(), model, version, window_text, fmt=fmt)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from dashboard import jobs
 from dashboard.commands.common import cli_actor, echo_json, get_context
+from dashboard.lifecycle import jobs
 
 
 @click.command("retrain")
@@ -50,7 +50,7 @@ def command(ctx: click.Context, model: str | None, if_needed: bool, include_labe
     extra = {k: v for k, v in (("rows", rows), ("seed", seed)) if v is not None}
     options = {"include_labels": include_labels, "reweighing": reweighing, "runner": runner, "extra": extra}
     if if_needed:
-        from dashboard.retrain_rules import retrain_if_needed
+        from dashboard.lifecycle.retrain_rules import retrain_if_needed
 
         decision, job = retrain_if_needed(context, actor, model, **options)
         if as_json and job is None:

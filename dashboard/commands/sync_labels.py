@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from dashboard.annotation import client_for, queue_status, sync_labels
 from dashboard.commands.common import cli_actor, echo_json, get_context
+from dashboard.learning.annotation import client_for, queue_status, sync_labels
 
 
 @click.command("sync-labels")

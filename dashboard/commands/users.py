@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from dashboard import users as users_mod
-from dashboard.access import ROLES
+from dashboard.access import users as users_mod
+from dashboard.access.roles import ROLES
 from dashboard.commands.common import cli_actor, echo_json, get_context
 
 

@@ -214,8 +214,8 @@ def build_workspace(folder: str | Path, *, rows: int = DemoScenario.rows, seed: 
 
 def _demo_users(root: Path) -> None:
     """The demo's sign-in accounts (one per role) and ``demo-users.txt`` listing them for ``make demo``."""
+    from dashboard.access.users import DEMO_USERS, ensure_demo_users
     from dashboard.settings import load_settings
-    from dashboard.users import DEMO_USERS, ensure_demo_users
 
     settings = load_settings(root / "vigil.toml", env={})
     ensure_demo_users(settings.users_file)

@@ -1,7 +1,7 @@
 """The page registry: every page, its title, and the roles that may see it.
 
 ``st.navigation`` receives only the pages of the signed-in role, so a page left out cannot be reached
-even by URL. Permission checks on actions live in the core as well (``dashboard.access``).
+even by URL. Permission checks on actions live in the core as well (``dashboard.access.roles``).
 """
 
 from __future__ import annotations

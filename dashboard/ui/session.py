@@ -3,7 +3,7 @@
 OIDC is used when ``.streamlit/secrets.toml`` has an ``[auth]`` section; the signed-in e-mail is mapped
 to a role by the users file (a user's ``email``) or by ``[vigil_roles]`` in the secrets. Otherwise the
 built-in form checks the users file. The role chooses the pages (``dashboard.ui.nav``); the core checks
-it again on every action (``dashboard.access``).
+it again on every action (``dashboard.access.roles``).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.access import Actor
+from dashboard.access.roles import Actor
+from dashboard.access.users import SignInFailed, authenticate, load_users, role_for_email
 from dashboard.errors import USER_ERRORS
 from dashboard.ui.state import context
-from dashboard.users import SignInFailed, authenticate, load_users, role_for_email
 
 _KEY = "user"
 MAX_FAILURES = 5  # per browser session, after which the form asks to reload
@@ -119,7 +119,7 @@ def _builtin_sign_in() -> Actor | None:
 
 
 def _record_sign_in(actor: Actor, method: str) -> None:
-    from dashboard import audit
+    from dashboard.audit import trail as audit
 
     try:
         audit.record(context().store, actor, "signin", actor.name, {"method": method})

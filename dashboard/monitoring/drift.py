@@ -2,10 +2,10 @@
 
 Evidently 0.7's ``DataDriftPreset`` is the specification: column types come from the model config,
 missing values (NULL, NaN, ±inf) are dropped per column, the default test is picked from the cleaned
-reference size and the distinct values of both sides (:func:`dashboard.drift_stats.default_method`),
+reference size and the distinct values of both sides (:func:`dashboard.monitoring.drift_stats.default_method`),
 thresholds and their direction are Evidently's, and the dataset drifts when the share of drifted columns
 reaches ``thresholds.drift_share`` (0.5). Row-level work is SQL (:mod:`connectors.queries.drift`); the
-formulas over its aggregates are in :mod:`dashboard.drift_stats`.
+formulas over its aggregates are in :mod:`dashboard.monitoring.drift_stats`.
 
 Differences from Evidently, on purpose: where Evidently raises for a whole report (a column that is
 empty after cleaning, a feature missing from the reference), Vigil reports that column as not tested
@@ -29,9 +29,9 @@ from connectors.queries import drift as q
 from connectors.queries import reference as refq
 from connectors.queries.reference import LABEL_COLUMN, PREDICTION_COLUMN, Source
 from connectors.windows import Window, parse_window
-from dashboard import drift_stats as ds
 from dashboard.context import Context
 from dashboard.errors import VigilError
+from dashboard.monitoring import drift_stats as ds
 from dashboard.settings import ModelConfig
 
 _EPOCH = pd.Timestamp("1970-01-01")

@@ -13,12 +13,13 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard import approvals, audit, cards
-from dashboard.access import Actor, require
+from dashboard.access.roles import Actor, require
+from dashboard.audit import trail as audit
+from dashboard.charts.compliance import audit_activity_figure, scorecard_figure
 from dashboard.context import Context
 from dashboard.errors import USER_ERRORS, VigilError
-from dashboard.policy import Evaluation, evaluate
-from dashboard.ui.compliance_charts import audit_activity_figure, scorecard_figure
+from dashboard.governance import approvals, cards
+from dashboard.governance.policy import Evaluation, evaluate
 
 AUDIT_EXCERPT = 200
 
@@ -103,7 +104,7 @@ def export_report(ctx: Context, actor: Actor, model: str, version: str | None = 
     html = build_report(ctx, actor, model, version, window, evaluation)
     if fmt == "html":
         return html.encode("utf-8")
-    from dashboard.report_pdf import html_to_pdf
+    from dashboard.governance.report_pdf import html_to_pdf
 
     return html_to_pdf(html)
 

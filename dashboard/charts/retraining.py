@@ -14,7 +14,7 @@ STATE_COLOURS = {"queued": "#9e9e9e", "running": "#1e88e5", "succeeded": "#43a04
 def comparison_figure(comparison: pd.DataFrame) -> go.Figure:
     """Champion vs candidate: quality metrics and disparate impact per dataset (holdout, production).
 
-    ``comparison`` is :func:`dashboard.gate.comparison_frame` (dataset, metric, champion, candidate, delta).
+    ``comparison`` is :func:`dashboard.lifecycle.gate.comparison_frame` (dataset, metric, champion, candidate, delta).
     """
     datasets = [d for d in ("holdout", "production") if d in set(comparison["dataset"])]
     fig = make_subplots(rows=1, cols=max(len(datasets), 1), subplot_titles=[f"{d} rows" for d in datasets] or [""],
@@ -47,7 +47,7 @@ def latency_figure(comparison: pd.DataFrame) -> go.Figure:
 
 
 def jobs_duration_figure(jobs: pd.DataFrame) -> go.Figure:
-    """Duration of recent jobs, coloured by state (from :func:`dashboard.jobs.jobs_frame`)."""
+    """Duration of recent jobs, coloured by state (from :func:`dashboard.lifecycle.jobs.jobs_frame`)."""
     fig = go.Figure()
     for state, part in jobs.groupby("state", sort=False):
         fig.add_bar(name=str(state), x=part["id"], y=part["duration_s"],

@@ -20,7 +20,8 @@ from typing import Any
 import pandas as pd
 
 from connectors.windows import Window, parse_window
-from dashboard.access import Actor, require
+from dashboard.access.roles import Actor, require
+from dashboard.audit import trail
 from dashboard.context import Context
 from dashboard.errors import VigilError
 
@@ -87,7 +88,7 @@ def _accuracy(ctx: Context, model: str, win: Window) -> tuple[float | None, int]
 
 def _disparate_impacts(ctx: Context, model: str, win: Window) -> dict[str, tuple[float | None, str]]:
     """Disparate impact of predictions per protected attribute (the Fairness page's computation)."""
-    from dashboard.fairness import compute_fairness
+    from dashboard.monitoring.fairness import compute_fairness
 
     report = compute_fairness(ctx, model, win)
     out: dict[str, tuple[float | None, str]] = {}
@@ -111,7 +112,7 @@ def evaluate_rule(ctx: Context, model: str) -> Decision:
     if spec.drift_share_above is not None:
         share: float | None = None
         try:
-            from dashboard.drift import compute_drift
+            from dashboard.monitoring.drift import compute_drift
 
             share = float(compute_drift(ctx, model, win, "training").share_drifted)
             note = "drift against the champion's training data"
@@ -139,10 +140,9 @@ def record_decision(ctx: Context, actor: Actor, decision: Decision, job_id: str 
         con.execute("INSERT INTO retrain_decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [datetime.now(UTC).replace(tzinfo=None), decision.model, actor.name, decision.retrain,
                      json.dumps(decision.reasons), json.dumps([c.__dict__ for c in decision.checks]), job_id])
-    from dashboard.jobs import _audit
-
-    _audit(ctx, actor, "retrain.rule", decision.model, {"retrain": decision.retrain, "reasons": decision.reasons,
-                                                        "window": decision.window, "job_id": job_id})
+    trail.record(ctx.store, actor, "retrain.rule", decision.model,
+                 {"retrain": decision.retrain, "reasons": decision.reasons, "window": decision.window,
+                  "job_id": job_id})
 
 
 def decisions(ctx: Context, model: str, limit: int = 20) -> pd.DataFrame:
@@ -156,7 +156,7 @@ def decisions(ctx: Context, model: str, limit: int = 20) -> pd.DataFrame:
 def retrain_if_needed(ctx: Context, actor: Actor, model: str, **options: Any) -> tuple[Decision, Any]:
     """Evaluate the rule; start a retrain when it says so. Returns the decision and the job (or None)."""
     require(actor, "retrain.start")
-    from dashboard import jobs
+    from dashboard.lifecycle import jobs
 
     decision = evaluate_rule(ctx, model)
     job = None

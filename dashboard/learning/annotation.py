@@ -49,11 +49,11 @@ from connectors.labelstudio import (
 )
 from connectors.logstore import utcnow
 from connectors.queries.selection import ensure_queue, first
-from dashboard import audit
-from dashboard.access import Actor, require
+from dashboard.access.roles import Actor, require
+from dashboard.audit import trail as audit
 from dashboard.context import Context
 from dashboard.errors import VigilError
-from dashboard.selection import Selection
+from dashboard.learning.selection import Selection
 
 BATCH_SIZE = 50
 LEASE = timedelta(minutes=15)

@@ -2,7 +2,7 @@
 
 Why a separate worker process per job: a retrain takes minutes and must survive the Streamlit script
 run (and even an app restart) that started it. The app records a ``queued`` row in the ``jobs`` table
-of the log store, launches ``python -m dashboard.jobs run <id>`` detached in its own session (so a
+of the log store, launches ``python -m dashboard.lifecycle.jobs run <id>`` detached in its own session (so a
 cancel kills the worker *and* the training command it started, one process group), and returns.
 The worker marks the job ``running``, runs the runner (the model's ``training_command`` by default),
 and on success points the ``challenger`` alias at the new version and runs the candidate gate. State
@@ -43,7 +43,8 @@ from connectors.triggers import (
     WebhookRunner,
     parse_result,
 )
-from dashboard.access import Actor, require
+from dashboard.access.roles import Actor, require
+from dashboard.audit import trail
 from dashboard.context import Context
 from dashboard.errors import VigilError
 from dashboard.settings import Settings
@@ -290,9 +291,7 @@ def recover(ctx: Context) -> list[Job]:
 
 def _audit(ctx: Context, actor: Actor, action: str, target: str, details: Mapping[str, Any]) -> None:
     """Append to the hash-chained audit trail."""
-    from dashboard import audit
-
-    audit.record(ctx.store, actor, action, target, dict(details))
+    trail.record(ctx.store, actor, action, target, dict(details))
 
 
 def _worker_env(settings: Settings) -> dict[str, str]:
@@ -312,7 +311,7 @@ def _launch_worker(settings: Settings, job_id: str, log_path: Path) -> int:
     """
     cmd = 'exec setsid "$0" "$@" >>"$VIGIL_JOB_LOG" 2>&1 </dev/null & echo $!'
     env = {**_worker_env(settings), "VIGIL_JOB_LOG": str(log_path)}
-    out = subprocess.run(["/bin/sh", "-c", cmd, sys.executable, "-m", "dashboard.jobs", "run", job_id],
+    out = subprocess.run(["/bin/sh", "-c", cmd, sys.executable, "-m", "dashboard.lifecycle.jobs", "run", job_id],
                          env=env, capture_output=True, text=True, timeout=30, check=False)
     try:
         return int(out.stdout.strip())
@@ -435,7 +434,7 @@ def _finish(ctx: Context, job: Job, state: str, message: str, **values: Any) -> 
 
 
 def run_worker(ctx: Context, job_id: str) -> int:
-    """The body of ``python -m dashboard.jobs run <id>`` (runs in the detached worker process)."""
+    """The body of ``python -m dashboard.lifecycle.jobs run <id>`` (runs in the detached worker process)."""
     with contextlib.suppress(OSError):
         os.setsid()  # already a session leader when started through setsid
     job = get_job(ctx, job_id)
@@ -483,7 +482,7 @@ def run_worker(ctx: Context, job_id: str) -> int:
 
 def _finalize(ctx: Context, job: Job, version: str, run_id: str | None) -> int:
     """Point ``challenger`` at the new version and run the candidate gate."""
-    from dashboard import gate
+    from dashboard.lifecycle import gate
 
     summary: dict[str, Any] = {"run_id": run_id, "model_version": version}
     try:
@@ -519,7 +518,7 @@ def _last_result(log_path: Path) -> dict[str, Any] | None:
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2 or args[0] != "run":
-        print("usage: python -m dashboard.jobs run JOB_ID", file=sys.stderr)
+        print("usage: python -m dashboard.lifecycle.jobs run JOB_ID", file=sys.stderr)
         return 2
     from dashboard.context import load_context
 

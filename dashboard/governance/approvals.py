@@ -7,7 +7,7 @@ Why here and not in the UI: the rules hold however the action is triggered (page
 - Separation of duties: the approver must not be the person who trained the version (the run's
   ``trained_by`` tag, else ``mlflow.user``). On by default; ``separation_of_duties = false`` in ``[vigil]``
   (or ``VIGIL_SEPARATION_OF_DUTIES=off``) turns it off for single-person setups (and says so in the audit entry).
-- A candidate that failed the candidate-vs-champion gate (:mod:`dashboard.gate`) counts as a blocking
+- A candidate that failed the candidate-vs-champion gate (:mod:`dashboard.lifecycle.gate`) counts as a blocking
   failure ``candidate_gate``: it stays a candidate unless a manager overrides with a justification.
 - Promotion moves MLflow's ``champion`` alias and remembers the previous champion, so rollback is one call.
 """
@@ -23,12 +23,12 @@ from typing import Any
 import pandas as pd
 
 from connectors.registry import RegistryNotFound
-from dashboard import audit
-from dashboard.access import Actor, require
+from dashboard.access.roles import Actor, require
+from dashboard.audit import trail as audit
 from dashboard.context import Context
 from dashboard.errors import PermissionDenied, VigilError
-from dashboard.gate import TAG_PREFIX as GATE_TAG
-from dashboard.policy import Evaluation, evaluate, save_evaluation
+from dashboard.governance.policy import Evaluation, evaluate, save_evaluation
+from dashboard.lifecycle.gate import TAG_PREFIX as GATE_TAG
 
 CHAMPION = "champion"
 TAG = "vigil.approval."
@@ -173,7 +173,7 @@ def rollback(ctx: Context, actor: Actor, model: str, reason: str = "") -> Approv
 
 
 def _card_note(ctx: Context, model: str, version: str, note: str) -> None:
-    from dashboard import cards
+    from dashboard.governance import cards
 
     # A version without a run cannot hold a card; the approval itself is recorded elsewhere.
     with contextlib.suppress(VigilError):

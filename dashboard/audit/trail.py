@@ -20,15 +20,27 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import duckdb
 import pandas as pd
 
 from connectors.logstore import LogStore
-from dashboard.access import Actor
 
 GENESIS = "0" * 64
+
+
+@runtime_checkable
+class Principal(Protocol):
+    """Who acted, as the trail records it (an access ``Actor``): the trail needs only a name and a role, so
+    it imports nothing of access and every domain, access included, can write to it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
+
 _LOCK = threading.Lock()
 
 _DDL = """
@@ -117,17 +129,17 @@ def entry_hash(seq: int, ts: datetime, actor: str, role: str, action: str, targe
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def record(store: Any, actor: Actor | str, action: str, target: str | None = None,
+def record(store: Any, actor: Principal | str, action: str, target: str | None = None,
            details: Mapping[str, Any] | None = None, *, model: str | None = None,
            detail: Mapping[str, Any] | None = None, role: str | None = None) -> Entry:
     """Append one entry and move the head; returns the stored entry.
 
-    ``store`` is the LogStore (or the Context). ``actor`` is the acting :class:`Actor`, or a bare name
+    ``store`` is the LogStore (or the Context). ``actor`` is the acting :class:`Principal`, or a bare name
     for an unauthenticated attempt (a failed sign-in), whose role is recorded as ``role`` or ``-``.
     ``model``/``detail`` are accepted as aliases of ``target``/``details``.
     """
     log_store = _resolve_store(store)
-    if isinstance(actor, Actor):
+    if isinstance(actor, Principal):
         name, actor_role = actor.name, actor.role
     else:
         name, actor_role = str(actor), role or "-"

@@ -2,7 +2,7 @@
 
 Why this shape: the database returns per-group confusion counts in one GROUP BY over every protected
 attribute at once (a few dozen rows whatever the log size); everything else here is arithmetic over
-those rows (:mod:`dashboard.fairness_metrics`). The page, the CLI and policy checks call these functions.
+those rows (:mod:`dashboard.monitoring.fairness_metrics`). The page, the CLI and policy checks call these functions.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from connectors.schema import quote
 from connectors.windows import Window
 from dashboard.context import Context
 from dashboard.errors import VigilError
-from dashboard.fairness_metrics import (
+from dashboard.monitoring.fairness_metrics import (
     INTERVAL_METRICS,
     METRIC_KEYS,
     Counts,

@@ -20,7 +20,7 @@ from typing import Any
 from markdown_it import MarkdownIt
 
 from connectors.registry import RegistryNotFound
-from dashboard.access import Actor, require
+from dashboard.access.roles import Actor, require
 from dashboard.context import Context
 from dashboard.errors import VigilError
 
@@ -34,7 +34,7 @@ SECTIONS: dict[str, str] = {
     "owners": "Owners",
     "approvals": "Approvals",
 }
-# Approvals are written by the approval workflow (``dashboard.approvals``), not by authors, so they do
+# Approvals are written by the approval workflow (``dashboard.governance.approvals``), not by authors, so they do
 # not count towards completeness.
 AUTHORED: tuple[str, ...] = tuple(k for k in SECTIONS if k != "approvals")
 TAG = "vigil.card."
@@ -177,7 +177,7 @@ def save_card(ctx: Context, actor: Actor, model: str, version: str, sections: di
                      datetime.now(UTC).isoformat(timespec="seconds"))
     _write(ctx, card)
     changed = sorted(k for k in SECTIONS if merged.get(k, "") != current.sections.get(k, ""))
-    from dashboard import audit
+    from dashboard.audit import trail as audit
 
     audit.record(ctx.store, actor, "card.edit", model, {"version": str(version), "revision": card.revision,
                                                         "changed": changed, "completeness": card.completeness()})

@@ -23,8 +23,8 @@ import pandas as pd
 from connectors.windows import Window, WindowError, parse_window
 from dashboard.context import Context
 from dashboard.errors import VigilError
-from dashboard.policy_metrics import EvalInput, NotAvailable, providers
-from dashboard.settings import COMPARATORS, ModelConfig, PolicySpec
+from dashboard.governance.policy_metrics import EvalInput, providers
+from dashboard.settings import ConfigError, ModelConfig, PolicySpec, compare
 
 DEFAULT_WINDOW = "7d"
 PASS, FAIL, NO_DATA = "pass", "fail", "no data"
@@ -151,22 +151,6 @@ def known_metrics() -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------- evaluation
 
-def compare(value: float, comparator: str, threshold: float | tuple[float, float]) -> bool:
-    """True when ``value comparator threshold`` holds (``within``/``outside`` are inclusive bounds)."""
-    if comparator in ("within", "outside"):
-        if not isinstance(threshold, tuple):
-            raise VigilError(f"'{comparator}' needs a [low, high] threshold")
-        inside = threshold[0] <= value <= threshold[1]
-        return inside if comparator == "within" else not inside
-    if isinstance(threshold, tuple):
-        raise VigilError(f"'{comparator}' needs a single number as threshold")
-    ops = {"<": value < threshold, "<=": value <= threshold, ">": value > threshold, ">=": value >= threshold,
-           "==": value == threshold, "!=": value != threshold}
-    if comparator not in ops:
-        raise VigilError(f"comparator '{comparator}' is not one of {', '.join(COMPARATORS)}")
-    return ops[comparator]
-
-
 def last_log_time(ctx: Context, model: str, version: str | None = None) -> datetime | None:
     schema = ctx.schema(model)
     if not ctx.store.has_model_table(schema):
@@ -205,7 +189,7 @@ def record_policy_set(ctx: Context, model: str, policies: list[tuple[PolicySpec,
     The first evaluation after the config changed appends a ``policy.change`` entry by the system actor
     with the old and new digests and the new set; returns True when it did.
     """
-    from dashboard import audit
+    from dashboard.audit import trail as audit
 
     digest, listed = policy_set_digest(policies)
     with ctx.store.connect() as con:
@@ -255,10 +239,6 @@ def evaluate(ctx: Context, model: str, version: str | None = None, window: str |
         ev = EvalInput(ctx, model, version, win, memo)
         try:
             measurements = entry[0](ev, spec)
-        except NotAvailable as exc:
-            results.append(PolicyResult(subject=None, value=None, verdict="error: not available", rows=0,
-                                        detail=str(exc), **common))
-            continue
         except Exception as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             results.append(PolicyResult(subject=None, value=None, verdict=f"error: {message[:200]}", rows=0,
@@ -271,7 +251,7 @@ def evaluate(ctx: Context, model: str, version: str | None = None, window: str |
             else:
                 try:
                     verdict = PASS if compare(m.value, spec.comparator, spec.threshold) else FAIL
-                except VigilError as exc:
+                except ConfigError as exc:
                     verdict = f"error: {exc}"
             results.append(PolicyResult(subject=m.subject, value=m.value, verdict=verdict, rows=m.rows,
                                         detail=m.detail, **common))

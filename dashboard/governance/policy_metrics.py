@@ -2,13 +2,12 @@
 
 Why a separate module: the analytics (drift, fairness, operations, quality) each own their maths; a
 provider only calls the module's public ``compute_*`` function once per evaluation (memoised) and picks
-the numbers out. A provider whose module cannot be imported reports ``not available``; it never
-invents a value.
+the numbers out; it never invents a value. The analytics are imported inside each provider, so a
+policy set that uses only latency never loads the drift code.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,10 +15,6 @@ from typing import Any
 from connectors.windows import Window
 from dashboard.context import Context
 from dashboard.settings import PolicySpec
-
-
-class NotAvailable(Exception):
-    """The analytics module behind a metric is not installed or lacks the function."""
 
 
 @dataclass(frozen=True)
@@ -54,17 +49,6 @@ class EvalInput:
         return value
 
 
-def _module_fn(module: str, name: str) -> Callable[..., Any]:
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        raise NotAvailable(f"{module} is not available") from None
-    fn = getattr(mod, name, None)
-    if fn is None:
-        raise NotAvailable(f"{module}.{name} is not available")
-    return fn
-
-
 def _f(x: Any) -> float | None:
     if x is None:
         return None
@@ -79,9 +63,10 @@ def _f(x: Any) -> float | None:
 
 def _drift(ev: EvalInput, spec: PolicySpec) -> Any:
     reference = str(spec.params.get("reference", "config"))
-    fn = _module_fn("dashboard.drift", "compute_drift")
+    from dashboard.monitoring.drift import compute_drift
+
     return ev.cached(("drift", ev.window, ev.version, reference),
-                     lambda: fn(ev.ctx, ev.model, ev.window, reference=reference, version=ev.version))
+                     lambda: compute_drift(ev.ctx, ev.model, ev.window, reference=reference, version=ev.version))
 
 
 def drift_share(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
@@ -124,9 +109,10 @@ def feature_drift(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
 
 def fairness_metric(key: str) -> Callable[[EvalInput, PolicySpec], list[Measurement]]:
     def provider(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
-        fn = _module_fn("dashboard.fairness", "compute_fairness")
+        from dashboard.monitoring.fairness import compute_fairness
+
         report = ev.cached(("fairness", ev.window, ev.version),
-                           lambda: fn(ev.ctx, ev.model, ev.window, version=ev.version))
+                           lambda: compute_fairness(ev.ctx, ev.model, ev.window, version=ev.version))
         wanted = spec.params.get("attribute")
         out = []
         for attr in report.attributes:
@@ -153,9 +139,10 @@ def fairness_metric(key: str) -> Callable[[EvalInput, PolicySpec], list[Measurem
 # ------------------------------------------------------------------------------------ operations
 
 def _ops(ev: EvalInput) -> Any:
-    fn = _module_fn("dashboard.operations", "compute_operations")
+    from dashboard.monitoring.operations import compute_operations
+
     return ev.cached(("ops", ev.window, ev.version),
-                     lambda: fn(ev.ctx, ev.model, ev.window, bucket="day", version=ev.version))
+                     lambda: compute_operations(ev.ctx, ev.model, ev.window, bucket="day", version=ev.version))
 
 
 def latency_p95(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
@@ -183,9 +170,10 @@ def error_rate(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
 # --------------------------------------------------------------------------------------- quality
 
 def _quality(ev: EvalInput) -> Any:
-    fn = _module_fn("dashboard.quality", "compute_quality")
+    from dashboard.monitoring.quality import compute_quality
+
     return ev.cached(("quality", ev.window, ev.version),
-                     lambda: fn(ev.ctx, ev.model, ev.window, version=ev.version))
+                     lambda: compute_quality(ev.ctx, ev.model, ev.window, version=ev.version))
 
 
 def accuracy(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
@@ -218,7 +206,8 @@ def label_coverage(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
 # ------------------------------------------------------------------------- card and ingestion
 
 def card_completeness(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
-    cards = importlib.import_module("dashboard.cards")
+    from dashboard.governance import cards
+
     version = ev.version or cards.champion_version(ev.ctx, ev.model)
     if version is None:
         return [Measurement(None, 0, "no version given and no champion alias")]
@@ -243,14 +232,6 @@ def ingest_rejects(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
 Provider = Callable[[EvalInput, PolicySpec], list[Measurement]]
 
 
-def _fairness_keys() -> tuple[str, ...]:
-    try:
-        return tuple(importlib.import_module("dashboard.fairness_metrics").METRIC_KEYS)
-    except (ImportError, AttributeError):
-        return ("disparate_impact", "statistical_parity_difference", "equal_opportunity_difference",
-                "average_odds_difference")
-
-
 def providers() -> dict[str, tuple[Provider, str, str]]:
     """metric name -> (provider, description, time basis: "data" = log time, "wall" = wall-clock)."""
     table: dict[str, tuple[Provider, str, str]] = {
@@ -270,6 +251,8 @@ def providers() -> dict[str, tuple[Provider, str, str]]:
         "card_completeness": (card_completeness, "share of model card sections filled", "data"),
         "ingest_rejects": (ingest_rejects, "files rejected at ingestion", "wall"),
     }
-    for key in _fairness_keys():
+    from dashboard.monitoring.fairness_metrics import METRIC_KEYS
+
+    for key in METRIC_KEYS:
         table[key] = (fairness_metric(key), f"fairness: {key.replace('_', ' ')} per protected attribute", "data")
     return table

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from connectors.logstore import FileResult, IngestReport
-from dashboard.access import Actor, require
+from dashboard.access.roles import Actor, require
 from dashboard.context import Context
 
 
@@ -26,7 +26,7 @@ def ingest_files(ctx: Context, actor: Actor, model: str, paths: Iterable[str | P
 
 def _audit(ctx: Context, actor: Actor, model: str, labels: bool, report: IngestReport) -> None:
     try:
-        from dashboard import audit
+        from dashboard.audit import trail as audit
     except ImportError:  # the audit trail ships separately; ingestion works without it
         return
     details = {"kind": "labels" if labels else "predictions", "rows_added": report.rows_added,

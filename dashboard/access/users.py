@@ -22,7 +22,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from dashboard.access import ROLES, Actor, require
+from dashboard.access.roles import ROLES, Actor, require
 from dashboard.errors import PermissionDenied, VigilError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}$")
@@ -132,7 +132,7 @@ def _check_role(role: str) -> None:
 
 def _audit(store: Any, actor: Actor | str, action: str, target: str, details: dict[str, Any]) -> None:
     if store is not None:
-        from dashboard import audit
+        from dashboard.audit import trail as audit
 
         audit.record(store, actor, action, target, details)
 

@@ -168,7 +168,7 @@ def _mean(total: Any, count: Any) -> float | None:
 
 
 def _span_message(ctx: Context, model: str, window: Window, version: str | None) -> str:
-    from dashboard.operations import data_span
+    from dashboard.monitoring.operations import data_span
 
     first, last, n = data_span(ctx, model, version)
     what = f"model {model}" + (f" version {version}" if version else "")

@@ -1,13 +1,11 @@
-"""Figures and small Streamlit glue for the Annotation queue page (figures are pure: frames in, figures out)."""
+"""Figures of the Annotation queue page: frames in, figures out."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
-import streamlit as st
 
 STATE_LABELS: dict[str, str] = {"pending": "queued", "sending": "being sent", "sent": "in Label Studio",
                                 "labelled": "labelled", "skipped": "skipped"}
@@ -46,23 +44,3 @@ def annotator_figure(progress: pd.DataFrame) -> go.Figure:
     fig.update_layout(barmode="stack", height=260, margin={"t": 30, "b": 40, "l": 40, "r": 10},
                       yaxis={"title": "tasks"}, legend={"orientation": "h", "y": 1.15})
     return fig
-
-
-def label_studio_credentials(url: str | None, token: str | None) -> tuple[str | None, str | None]:
-    """URL and token from the settings, else from Streamlit secrets (``VIGIL_LABEL_STUDIO_URL`` /
-    ``VIGIL_LABEL_STUDIO_TOKEN`` at top level, or ``url`` / ``token`` under ``[label_studio]``)."""
-    def secret(flat: str, section_key: str) -> str | None:
-        try:
-            secrets: Any = st.secrets
-            if flat in secrets:
-                return str(secrets[flat])
-            section = secrets.get("label_studio")
-            if section and section_key in section:
-                return str(section[section_key])
-        except (FileNotFoundError, KeyError, AttributeError):
-            return None
-        except Exception:  # no secrets.toml at all: Streamlit raises its own error type
-            return None
-        return None
-
-    return url or secret("VIGIL_LABEL_STUDIO_URL", "url"), token or secret("VIGIL_LABEL_STUDIO_TOKEN", "token")

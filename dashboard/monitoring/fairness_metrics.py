@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from dashboard.settings import PolicySpec, Thresholds
+from dashboard.settings import PolicySpec, Thresholds, compare
 
 Verdict = Literal["pass", "fail", "undefined", "too_small", "info"]
 Z95 = 1.959963984540054
@@ -301,8 +301,6 @@ def metrics_from_counts(unpriv: Counts, priv: Counts, everyone: Counts | None = 
         elif (nu + np_ if spec.kind == "index" else min(nu, np_)) < t.min_group_size:
             verdict = "too_small"
         elif policy is not None:
-            from dashboard.policy import compare  # the policy engine's own comparison
-
             verdict = "pass" if compare(rate.value, policy.comparator, policy.threshold) else "fail"
         elif band is None:
             verdict = "info"

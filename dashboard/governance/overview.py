@@ -9,7 +9,7 @@ from typing import Any
 from connectors.errors import ConnectorError
 from connectors.registry import RegistryNotFound
 from dashboard.context import Context
-from dashboard.policy import Evaluation, evaluate, save_evaluation
+from dashboard.governance.policy import Evaluation, evaluate, save_evaluation
 
 #: At most this many of the most recent logged versions are judged on the Overview.
 MAX_VERSIONS_JUDGED = 3

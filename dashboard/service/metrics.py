@@ -42,8 +42,8 @@ from prometheus_client.registry import Collector
 from connectors.windows import Window, parse_window
 from dashboard.context import Context
 from dashboard.errors import USER_ERRORS, VigilError
-from dashboard.operations import compute_operations
-from dashboard.quality import compute_quality
+from dashboard.monitoring.operations import compute_operations
+from dashboard.monitoring.quality import compute_quality
 
 __all__ = ["PARTS", "VigilCollector", "serve"]
 
@@ -163,7 +163,7 @@ class VigilCollector(Collector):
                     ["model", "version"], labels, rep.label_coverage)
 
     def _drift(self, fam: _Families, model: str, window: Window) -> None:
-        from dashboard.drift import compute_drift
+        from dashboard.monitoring.drift import compute_drift
 
         res = compute_drift(self.ctx, model, window, reference=self.drift_reference)
         fam.add("vigil_drift_share", "Share of drifted columns versus the reference", ["model"], [model],
@@ -172,7 +172,7 @@ class VigilCollector(Collector):
                 ["model"], [model], 1.0 if res.dataset_drift else 0.0)
 
     def _fairness(self, fam: _Families, model: str, window: Window) -> None:
-        from dashboard.fairness import compute_fairness
+        from dashboard.monitoring.fairness import compute_fairness
 
         rep = compute_fairness(self.ctx, model, window)
         for attr in rep.attributes:
@@ -181,7 +181,7 @@ class VigilCollector(Collector):
                     ["model", "attribute"], [model, attr.attribute], None if di is None else di.value)
 
     def _policy(self, fam: _Families, model: str, window: Window) -> None:
-        from dashboard.policy import evaluate
+        from dashboard.governance.policy import evaluate
 
         # An explicit FROM..TO in ISO times, so the policies judge the same window as the other gauges.
         ev = evaluate(self.ctx, model, window=f"{window.start.isoformat()}..{window.end.isoformat()}")

@@ -8,8 +8,8 @@ accuracy, F1, ROC AUC, AIF360 group-fairness metrics per protected attribute, an
 latency, then judges policies. The evidence lands on the candidate version as tags and the artifact
 ``gate/gate_evidence.json``; a failing candidate keeps its ``challenger`` alias and is never promoted.
 
-Promotion itself is a manager's action: :func:`request_promotion` records a request; the manager's
-approval (:mod:`dashboard.approvals`, which :func:`promote` calls) moves ``champion``.
+The gate only returns and records a verdict; promotion (:mod:`dashboard.governance.promotion` and
+:mod:`dashboard.governance.approvals`) consumes it, so nothing here imports governance.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ import pandas as pd
 from connectors.registry import RegistryNotFound
 from connectors.schema import quote
 from connectors.windows import parse_window
-from dashboard.access import Actor, require
+from dashboard.access.roles import Actor, require
+from dashboard.audit import trail
 from dashboard.context import Context
 from dashboard.errors import VigilError
 from dashboard.settings import ModelConfig, ProtectedAttribute
@@ -105,9 +106,9 @@ def group_counts(y_true: np.ndarray, y_pred: np.ndarray, privileged: np.ndarray)
 
 
 def fairness_from_counts(counts: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
-    """AIF360's ClassificationMetric values (unprivileged vs privileged) via :mod:`dashboard.fairness_metrics`,
+    """AIF360's ClassificationMetric values (unprivileged vs privileged) via :mod:`dashboard.monitoring.fairness_metrics`,
     the same formulas as the Fairness page; NaN where a metric is undefined."""
-    from dashboard.fairness_metrics import Counts, metric_rates
+    from dashboard.monitoring.fairness_metrics import Counts, metric_rates
 
     def as_counts(c: Mapping[str, int]) -> Counts:
         n = c["tp"] + c["fp"] + c["tn"] + c["fn"]
@@ -404,51 +405,14 @@ def policies_frame(evidence: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["policy", "result", "severity", "candidate", "champion", "threshold", "detail"])
 
 
-# ------------------------------------------------------------------------------------------ promotion
-
-def _audit(ctx: Context, actor: Actor, action: str, target: str, details: Mapping[str, Any]) -> None:
-    from dashboard.jobs import _audit as audit
-
-    audit(ctx, actor, action, target, details)
-
-
-def request_promotion(ctx: Context, actor: Actor, model: str, version: str, note: str = "") -> dict[str, str]:
-    """Record a promotion request on the version (tags + audit entry); a manager decides."""
-    require(actor, "promotion.request")
-    v = ctx.registry.version(model, version)
-    verdict = v.tags.get(TAG_PREFIX + "verdict")
-    if verdict is None:
-        raise VigilError(f"version {version} of '{model}' has no gate verdict yet; run the gate (a retrain does) "
-                         "before requesting promotion")
-    if verdict != "pass":
-        raise VigilError(f"version {version} of '{model}' failed the gate ({v.tags.get(TAG_PREFIX + 'failed')}); "
-                         "a failing candidate stays a candidate")
-    if "champion" in v.aliases:
-        raise VigilError(f"version {version} of '{model}' is already the champion")
-    when = datetime.now(UTC).isoformat(timespec="seconds")
-    tags = {"vigil.promotion.status": "requested", "vigil.promotion.requested_by": actor.name,
-            "vigil.promotion.requested_at": when, "vigil.promotion.note": note or "-"}
-    for key, text in tags.items():
-        ctx.registry.set_version_tag(model, version, key, text)
-    _audit(ctx, actor, "promotion.request", model, {"version": version, "note": note, "verdict": verdict})
-    return tags
-
-
-def promote(ctx: Context, actor: Actor, model: str, version: str, justification: str = "") -> Any:
-    """Move ``champion`` to ``version``: a manager's action, implemented (policy check, separation of duties,
-    override with justification, audit) by :func:`dashboard.approvals.approve`; the role check is there too."""
-    from dashboard.approvals import approve
-
-    require(actor, "model.promote")
-    return approve(ctx, actor, model, version, justification)
-
+# ------------------------------------------------------------------------------------------ on request
 
 def run_gate_as(ctx: Context, actor: Actor, model: str, version: str,
                 progress: Callable[[str], None] | None = None) -> GateResult:
     """Evaluate and record the gate on request (a version registered outside a Vigil job)."""
     require(actor, "retrain.start")
     result = run_gate(ctx, model, version, progress)
-    _audit(ctx, actor, "gate.run", model, {"version": version, "verdict": result.verdict})
+    trail.record(ctx.store, actor, "gate.run", model, {"version": version, "verdict": result.verdict})
     return result
 
 

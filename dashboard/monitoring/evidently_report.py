@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.windows import Window
-from dashboard.access import Actor, require
+from dashboard.access.roles import Actor, require
 from dashboard.context import Context
-from dashboard.drift import sample_windows
 from dashboard.errors import VigilError
+from dashboard.monitoring.drift import sample_windows
 
 DEFAULT_MAX_ROWS = 20_000
 ARTIFACT_DIR = "drift_reports"

@@ -1,0 +1,3 @@
+"""What production traffic looks like: ingestion, drift, fairness, operations, quality, Evidently report.
+
+May import: access, audit, the shared ground and connectors; never learning, lifecycle or governance."""
