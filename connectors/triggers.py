@@ -86,7 +86,11 @@ def parse_result(line: str) -> dict[str, Any] | None:
 
 
 class LocalProcessRunner:
-    """Runs ``training_command --model M --config PATH [options]`` in its own process group."""
+    """Runs ``training_command --model M --config PATH [options]`` as a child process.
+
+    ``env`` is the command's whole environment (nothing else of this process's environment is passed
+    on, so secrets stay here); without it the command inherits this process's environment.
+    """
 
     name = "local"
 
@@ -95,7 +99,7 @@ class LocalProcessRunner:
             raise TriggerError("no training_command is configured for this model; set training_command in its "
                                "[models.<name>] table of vigil.toml (e.g. \"python -m dashboard.demo.train\")")
         self.command = command
-        self.env = dict(env or {})
+        self.env = dict(env) if env is not None else None
         self.cwd = str(cwd) if cwd else None
 
     def argv(self, request: TrainingRequest) -> list[str]:
@@ -111,7 +115,7 @@ class LocalProcessRunner:
 
     def start(self, request: TrainingRequest, log: IO[bytes]) -> subprocess.Popen[bytes]:
         """Start the training process (stdout and stderr into ``log``) and return it without waiting."""
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        env = {**(os.environ if self.env is None else self.env), "PYTHONUNBUFFERED": "1"}
         argv = self.argv(request)
         try:
             return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -23,6 +23,8 @@ FeatureType = Literal["numerical", "categorical"]
 FEATURE_TYPES: tuple[str, ...] = ("numerical", "categorical")
 COMPARATORS: tuple[str, ...] = ("<", "<=", ">", ">=", "==", "!=", "within", "outside")
 SEVERITIES: tuple[str, ...] = ("blocking", "warning")
+# When a policy judges a version: before it serves (on the gate's evidence), on its production traffic, or both.
+PHASES: tuple[str, ...] = ("pre_deployment", "production", "both")
 DEFAULT_CONFIG_NAME = "vigil.toml"
 DEFAULT_DATA_DIR = ".vigil"
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$")
@@ -101,6 +103,7 @@ class PolicySpec:
     severity: Literal["blocking", "warning"] = "blocking"
     window: str | None = None  # e.g. "7d", "24h" or "FROM..TO"; None means the policy's default
     params: Mapping[str, Any] = field(default_factory=dict)
+    phase: str | None = None  # one of PHASES; None means the metric's own phase
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,12 @@ class RetrainSpec:
     holdout: str | None = None  # Parquet/CSV with the features and a `label` column
     max_metric_drop: float = 0.02  # the default holdout is in-sample for the champion: allow for it
     max_latency_ratio: float = 2.0
+    # Out-of-time evaluation: the labelled production rows of the last ``evaluation_days`` (or the latest
+    # ``evaluation_share`` of them) are never given to training; the gate scores both versions on them.
+    evaluation_days: float = 7.0
+    evaluation_share: float | None = None
+    timeout_minutes: float = 120.0  # a training command running longer is stopped and its job failed
+    env_passthrough: tuple[str, ...] = ()  # extra environment variables the training command may see
 
 
 RETRAIN_KEYS: tuple[str, ...] = tuple(RetrainSpec.__dataclass_fields__)
@@ -505,6 +514,21 @@ def _parse_retrain(key: str, r: Any, problems: list[str]) -> RetrainSpec:
                 problems.append(f"{key}.{k}: must be a non-negative number")
             else:
                 values[k] = int(v) if k == "min_labels" else float(v)
+        elif k in ("evaluation_days", "timeout_minutes"):
+            if not isinstance(v, int | float) or isinstance(v, bool) or v <= 0:
+                problems.append(f"{key}.{k}: must be a positive number (e.g. {getattr(RetrainSpec, k):g})")
+            else:
+                values[k] = float(v)
+        elif k == "evaluation_share":
+            if not isinstance(v, int | float) or isinstance(v, bool) or not 0 < v < 1:
+                problems.append(f"{key}.{k}: must be a share between 0 and 1 (e.g. 0.2), exclusive")
+            else:
+                values[k] = float(v)
+        elif k == "env_passthrough":
+            if not (isinstance(v, list) and all(isinstance(x, str) and x.replace("_", "").isalnum() for x in v)):
+                problems.append(f"{key}.{k}: must be a list of environment variable names, e.g. [\"AWS_PROFILE\"]")
+            else:
+                values[k] = tuple(v)
         elif k == "disparate_impact_outside":
             if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int | float) for x in v)
                     and v[0] < v[1]):
@@ -526,6 +550,8 @@ def _parse_retrain(key: str, r: Any, problems: list[str]) -> RetrainSpec:
         else:
             values[k] = v
     spec = RetrainSpec(**values)
+    if "evaluation_days" in r and "evaluation_share" in r:
+        problems.append(f"{key}: set evaluation_days or evaluation_share, not both")
     if spec.runner == "webhook" and not spec.webhook_url:
         problems.append(f"{key}.webhook_url: required when runner = \"webhook\"")
     if spec.runner == "github" and not (spec.github_repo and spec.github_workflow):
@@ -578,11 +604,15 @@ def _parse_policy(key: str, p: Any, problems: list[str]) -> PolicySpec | None:
     severity = p.get("severity", "blocking")
     if severity not in SEVERITIES:
         problems.append(f"{key}.severity: must be \"blocking\" or \"warning\"")
+    phase = p.get("phase")
+    if phase is not None and phase not in PHASES:
+        problems.append(f"{key}.phase: must be one of {', '.join(PHASES)} (default: the metric's own phase)")
     if len(problems) > start:
         return None
-    params = {k: v for k, v in p.items() if k not in {"name", "metric", "comparator", "threshold", "severity", "window"}}
+    params = {k: v for k, v in p.items()
+              if k not in {"name", "metric", "comparator", "threshold", "severity", "window", "phase"}}
     return PolicySpec(name=str(p.get("name") or metric), metric=str(metric), comparator=str(comparator),
-                      threshold=thr, severity=severity, window=p.get("window"), params=params)
+                      threshold=thr, severity=severity, window=p.get("window"), params=params, phase=phase)
 
 
 def log_schema(cfg: ModelConfig) -> LogSchema:

@@ -137,8 +137,8 @@ def _comparison(model: str) -> None:
     else:
         st.error(f"v{version} fails the gate: it stays a candidate "
                  f"(evaluated {evidence['evaluated_at']}).", icon=":material/block:")
-    for ds, info in evidence.get("datasets", {}).items():
-        st.caption(f"**{ds}**: {info.get('rows', 0):,} rows from {info.get('source', '')}")
+    st.dataframe(gate.datasets_frame(evidence), hide_index=True, width="stretch")
+    st.caption(gate.disjointness_text(evidence))
     comp = gate.comparison_frame(evidence)
     if len(comp):
         st.plotly_chart(comparison_figure(comp), width="stretch")
@@ -149,11 +149,30 @@ def _comparison(model: str) -> None:
             st.plotly_chart(latency_figure(comp), width="stretch")
     st.write("**Policies**")
     st.dataframe(gate.policies_frame(evidence), hide_index=True, width="stretch")
-    if cand.promotion:
-        st.info(f"Promotion {cand.promotion}" + (f" by {cand.requested_by}" if cand.requested_by else "")
-                + ". A manager approves it on the Compliance page.")
-    elif evidence["verdict"] == "pass":
-        with st.form("request_promotion"):
+    _promotion(model, version, evidence["verdict"] == "pass")
+
+
+def _promotion(model: str, version: str, passed: bool) -> None:
+    """The version's promotion request: ask for it, follow it, withdraw it."""
+    ctx = state.context()
+    found = state.guarded(promotion.requests, ctx, model) or []
+    mine = [r for r in found if r.version == version]
+    latest = mine[0] if mine else None
+    if latest is not None and latest.state == promotion.OPEN:
+        st.info(f"Promotion requested by {latest.requested_by} at {latest.requested_at:%Y-%m-%d %H:%M} UTC"
+                + (f" (note: {latest.note})" if latest.note else "") + ". A manager decides on the Compliance page.",
+                icon=":material/pending:")
+        if st.button("Withdraw the request", icon=":material/undo:", key=f"withdraw_{version}"):
+            actor = current_actor()
+            if actor is not None and state.guarded(promotion.withdraw, ctx, actor, model, version) is not None:
+                _candidates.clear()
+                st.rerun()
+        return
+    if latest is not None:
+        st.caption(f"Last request {latest.state} by {latest.decided_by or '-'}"
+                   + (f": {latest.decision_note}" if latest.decision_note else ""))
+    if passed:
+        with st.form("request_promotion", clear_on_submit=True):
             note = st.text_input("Note for the approver", placeholder="why this candidate should serve")
             if st.form_submit_button("Request promotion", type="primary", icon=":material/upgrade:"):
                 actor = current_actor()

@@ -16,8 +16,14 @@ from dashboard.charts.compliance import (
     verdict_summary_figure,
 )
 from dashboard.errors import USER_ERRORS
-from dashboard.governance import approvals, cards, reports
-from dashboard.governance.policy import Evaluation, evaluate, evaluation_history, save_evaluation
+from dashboard.governance import approvals, cards, promotion, reports
+from dashboard.governance.policy import (
+    NOT_APPLICABLE,
+    Evaluation,
+    evaluate,
+    evaluation_history,
+    save_evaluation,
+)
 from dashboard.ui import state
 from dashboard.ui.session import current_actor
 
@@ -46,6 +52,8 @@ def _highlight(frame: pd.DataFrame) -> object:
             return "color: #2e7d32; font-weight: 600"
         if text == "fail" or text.startswith("error"):
             return "color: #c62828; font-weight: 600"
+        if text == NOT_APPLICABLE:
+            return "color: #1565c0; font-style: italic"
         return "color: #757575"
 
     return frame.style.map(colour, subset=["verdict"])
@@ -59,10 +67,12 @@ def _scorecard(model: str, version: str | None, window: str | None, overrides: d
     if version and version in overrides:
         st.warning(f"**Version {version} was promoted by override.** Justification: {overrides[version]}",
                    icon=":material/gavel:")
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     c1.metric("Blocking failures", len(ev.blocking_failures))
     c2.metric("Warnings", len(ev.warnings))
-    c3.metric("Policies", len(ev.results))
+    c3.metric("Not applicable yet", len(ev.not_applicable))
+    c4.metric("Policies", len(ev.results))
+    st.caption(f"Phase judged: **{ev.phase.replace('_', '-')}**: {ev.phase_note}.")
     if ev.passed:
         st.success("Every blocking policy passes.", icon=":material/check_circle:")
     else:
@@ -93,7 +103,8 @@ def _card(model: str, version: str | None, actor: Actor) -> None:
     if card is None:
         return
     st.caption(f"Version {v} · revision {card.revision}"
-               + (f" by {card.updated_by} at {card.updated_at}" if card.revision else " (not written yet)")
+               + (f" by {card.updated_by} at {card.updated_at}" if card.revision
+                  else f" (from {card.updated_by}, not yet saved in Vigil)" if card.updated_by else " (not written yet)")
                + f" · completeness {card.completeness():.0%}")
     for key, title in cards.SECTIONS.items():
         st.markdown(f"#### {title}")
@@ -115,6 +126,28 @@ def _card(model: str, version: str | None, actor: Actor) -> None:
                      hide_index=True)
 
 
+def _requests(model: str, actor: Actor) -> None:
+    """Open promotion requests with the requester's note; a manager rejects one with a reason here."""
+    ctx = state.context()
+    found = state.guarded(promotion.requests, ctx, model) or []
+    pending = [r for r in found if r.state == promotion.OPEN]
+    for r in pending:
+        who = state.guarded(approvals.trainer, ctx, model, r.version)
+        st.info(f"**Promotion of version {r.version} requested** by {r.requested_by} at "
+                f"{r.requested_at:%Y-%m-%d %H:%M} UTC. Note: {r.note or '(none)'}"
+                + (f" · trained by {who.name or 'unknown'} ({who.source})" if who else ""), icon=":material/pending:")
+        if allowed(actor, "promotion.reject"):
+            with st.form(f"reject_{r.version}", clear_on_submit=True):
+                reason = st.text_input(f"Reason to reject version {r.version}", key=f"reject_reason_{r.version}")
+                if (st.form_submit_button("Reject the request", icon=":material/block:")
+                        and state.guarded(promotion.reject, ctx, actor, model, r.version, reason) is not None):
+                        st.session_state["approval_flash"] = f"Promotion of version {r.version} rejected."
+                        st.rerun()
+    if found:
+        with st.expander("Promotion requests", icon=":material/history:"):
+            st.dataframe(promotion.requests_frame(found), hide_index=True, width="stretch")
+
+
 def _approvals(model: str, versions: pd.DataFrame, actor: Actor, overrides: dict[str, str]) -> None:
     ctx = state.context()
     flash = st.session_state.pop("approval_flash", None)
@@ -122,37 +155,42 @@ def _approvals(model: str, versions: pd.DataFrame, actor: Actor, overrides: dict
         st.success(flash)
     champion = state.guarded(approvals.current_champion, ctx, model)
     st.write(f"Current champion: **version {champion}**" if champion else "No champion yet.")
+    _requests(model, actor)
     if allowed(actor, "model.promote"):
         candidates = [str(v) for v in versions.get("version", []) if str(v) != champion]
         if candidates:
             with st.form("promote", clear_on_submit=True):
                 st.markdown("**Promote a candidate**")
                 chosen = st.selectbox("Version to promote", candidates)
+                note = st.text_input("Decision note", help="Kept with the promotion request and the audit entry.")
                 justification = st.text_area(
                     "Override justification",
                     help=f"Only needed when a blocking policy fails: at least {approvals.MIN_JUSTIFICATION} "
                          "characters, shown wherever the version appears and kept in the audit trail.")
                 if st.form_submit_button("Promote to champion", type="primary"):
-                    result = state.guarded(approvals.approve, ctx, actor, model, chosen, justification)
+                    result = state.guarded(approvals.approve, ctx, actor, model, chosen, justification, None, note)
                     if result is not None:
                         st.session_state["approval_flash"] = (f"Version {chosen} is now the champion"
                                                               + (" (override recorded)." if result.overridden
                                                                  else "."))
                         _versions.clear()
                         st.rerun()
-        if champion and st.button("Roll back to the previous champion", icon=":material/undo:"):
-            result = state.guarded(approvals.rollback, ctx, actor, model, "rolled back from the Compliance page")
-            if result is not None:
-                st.session_state["approval_flash"] = f"Champion moved back to version {result.version}."
-                _versions.clear()
-                st.rerun()
+        if champion:
+            with st.form("rollback", clear_on_submit=True):
+                st.markdown("**Roll back to the previous champion**")
+                reason = st.text_input("Reason for the rollback", key="rollback_reason")
+                sure = st.checkbox(f"Yes, move the champion away from version {champion}", key="rollback_confirm")
+                if st.form_submit_button("Roll back", icon=":material/undo:"):
+                    if not sure:
+                        st.error("Tick the confirmation to roll back.")
+                    else:
+                        result = state.guarded(approvals.rollback, ctx, actor, model, reason)
+                        if result is not None:
+                            st.session_state["approval_flash"] = f"Champion moved back to version {result.version}."
+                            _versions.clear()
+                            st.rerun()
     else:
         st.info("Only managers promote or roll back versions.")
-    if "tags" in versions.columns:
-        requested = [str(r["version"]) for _, r in versions.iterrows()
-                     if "vigil.promotion.status=requested" in str(r["tags"])]
-        if requested:
-            st.info("Promotion requested for version(s): " + ", ".join(requested))
     hist = state.guarded(approvals.history, ctx, model)
     if hist is not None and not hist.empty:
         st.markdown("**Approval history**")

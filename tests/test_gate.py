@@ -60,13 +60,14 @@ def _m(acc: float, auc: float, di: float, lat: float = 1.0) -> dict[str, float |
             "statistical_parity_difference_sex": 0.0, "latency_ms_per_1k": lat}
 
 
-def test_policies_fail_a_worse_or_unfair_candidate_and_skip_thin_production_data():
-    datasets = {"holdout": {"rows": 1000}, "production": {"rows": 10}}
+def test_policies_fail_a_worse_or_unfair_candidate_and_skip_thin_evaluation_data():
+    datasets: dict[str, dict[str, object]] = {"holdout": {"rows": 1000},
+                                              "evaluation": {"rows": 10, "overlap_candidate": 0}}
     good = gate.judge(_cfg(), {"holdout": {"candidate": _m(0.80, 0.80, 1.0), "champion": _m(0.81, 0.80, 1.0)},
-                               "production": {"candidate": _m(0.1, 0.1, 0.1), "champion": _m(0.9, 0.9, 1.0)}},
+                               "evaluation": {"candidate": _m(0.1, 0.1, 0.1), "champion": _m(0.9, 0.9, 1.0)}},
                       datasets)
     assert all(p.passed is not False for p in good if p.blocking)
-    thin = next(p for p in good if p.dataset == "production")
+    thin = next(p for p in good if p.dataset == "evaluation" and p.metric == "rows")
     assert thin.passed is None and "too few" in thin.detail
     worse = gate.judge(_cfg(), {"holdout": {"candidate": _m(0.75, 0.80, 1.0), "champion": _m(0.81, 0.80, 1.0)}},
                        datasets)
@@ -78,6 +79,21 @@ def test_policies_fail_a_worse_or_unfair_candidate_and_skip_thin_production_data
                                            "champion": _m(0.9, 0.9, 1.0, lat=1.0)}}, datasets)
     latency = next(p for p in slow if p.metric == "latency_ms_per_1k")
     assert latency.passed is False and not latency.blocking  # a warning, not a blocker
+
+
+def test_evaluation_rows_that_may_have_been_trained_on_judge_nothing():
+    metrics = {"holdout": {"candidate": _m(0.9, 0.9, 1.0), "champion": _m(0.8, 0.8, 1.0)},
+               "evaluation": {"candidate": _m(0.99, 0.99, 1.0), "champion": _m(0.7, 0.7, 1.0)}}
+    for overlap, passed in ((3, False), (None, None)):
+        out = gate.judge(_cfg(), metrics, {"holdout": {"rows": 1000},
+                                           "evaluation": {"rows": 500, "overlap_candidate": overlap}})
+        leak = next(p for p in out if p.metric == "evaluation_overlap")
+        assert leak.passed is passed and leak.blocking
+        assert not [p for p in out if p.dataset == "evaluation" and p.metric != "evaluation_overlap"]
+    clean = gate.judge(_cfg(), metrics, {"holdout": {"rows": 1000},
+                                         "evaluation": {"rows": 500, "overlap_candidate": 0}})
+    assert next(p for p in clean if p.metric == "evaluation_overlap").passed is True
+    assert any(p.dataset == "evaluation" and p.metric == "accuracy" for p in clean)
 
 
 def test_without_a_champion_only_absolute_thresholds_apply():
@@ -93,8 +109,10 @@ def test_a_biased_candidate_fails_the_gate_stays_a_candidate_and_cannot_be_reque
     assert result.verdict == "fail" and result.champion == "1"
     failed = {p.metric for p in result.policies if p.passed is False and p.blocking}
     assert "disparate_impact_sex" in failed
-    # Same rows for both versions: both scored on the same holdout and production rows.
-    assert result.datasets["production"]["rows"] == 400
+    # Same rows for both versions: both scored on the same holdout and out-of-time evaluation rows.
+    evaluation = result.datasets["evaluation"]
+    assert evaluation["rows"] == evaluation["available_rows"] >= 50 and evaluation["overlap_candidate"] == 0
+    assert result.metrics["evaluation"]["candidate"]["rows"] == result.metrics["evaluation"]["champion"]["rows"]
     tags = retrain_ctx.registry.version("credit-risk", biased.model_version).tags
     assert tags["vigil.gate.verdict"] == "fail" and "disparate impact (sex)" in tags["vigil.gate.failed"]
     evidence = gate.load_evidence(retrain_ctx, "credit-risk", biased.model_version)
@@ -126,8 +144,10 @@ def test_a_fair_candidate_passes_is_requested_and_only_a_manager_promotes_it(ret
         with pytest.raises(PermissionDenied, match=r"model\.promote"):
             approvals.approve(retrain_ctx, who, "credit-risk", fair.model_version)
     assert retrain_ctx.registry.version_by_alias("credit-risk", "champion").version == "1"
-    approvals.approve(retrain_ctx, MANAGER, "credit-risk", fair.model_version,
-                 justification="passed the retraining gate on holdout and production rows")
+    # No production traffic yet: judged on its pre-deployment evidence, which passes: no override needed.
+    approval = approvals.approve(retrain_ctx, MANAGER, "credit-risk", fair.model_version, note="gate passed")
+    assert not approval.overridden and approval.evaluation is not None
+    assert approval.evaluation.phase == "pre_deployment"
     assert retrain_ctx.registry.version_by_alias("credit-risk", "champion").version == fair.model_version
     trail = audit.entries(retrain_ctx.store)
     assert {"gate.run", "promotion.request", "model.promote"} <= set(trail["action"])

@@ -92,16 +92,26 @@ def assert_end_to_end(ctx: Context, job: jobs.Job) -> None:
     assert training and re.fullmatch(r"[0-9a-f]{8,}", training[0].digest)
     run = ctx.registry.run(job.run_id or "")
     assert run.params["include_labels"] == "True"
-    assert run.params["production_rows"] == "400"  # the labelled production rows joined the training set
+    # The labelled rows before the out-of-time cut-off joined training; the rest are the evaluation set.
+    split = job.params["split"]
+    assert run.params["labels_before"] == split["labels_before"]
+    trained = int(run.params["production_rows"])
     assert {"accuracy", "f1", "roc_auc", "disparate_impact_sex"} <= set(run.metrics)
     tags = ctx.registry.version("credit-risk", version).tags
     assert tags["vigil.gate.verdict"] == job.result["verdict"]
     assert tags["vigil.gate.champion"] == "1"
-    assert tags["vigil.job_id"] == job.id
+    assert tags["vigil.job_id"] == job.id and tags["vigil.trained_by"] == job.requested_by
+    assert tags["vigil.parent_version"] == "1" and tags["vigil.data.disjoint"] == "true"
     evidence = gate.load_evidence(ctx, "credit-risk", version)
     assert evidence is not None and evidence["candidate"] == "2" and evidence["champion"] == "1"
-    assert evidence["datasets"]["production"]["rows"] == 400
-    for ds in ("holdout", "production"):
+    evaluation = evidence["datasets"]["evaluation"]
+    assert evaluation["rows"] >= 50 and trained >= 50 and evaluation["rows"] + trained == 400
+    assert evaluation["overlap_candidate"] == 0 and evaluation["range"].startswith(split["labels_before"][:16].replace("T", " "))
+    assert evidence["datasets"]["training"]["production_rows"] == trained
+    for key in ("vigil.data.training.digest", "vigil.data.holdout.digest", "vigil.data.evaluation.digest",
+                "vigil.data.evaluation.rows"):
+        assert tags[key], key
+    for ds in ("holdout", "evaluation"):
         for role in ("candidate", "champion"):
             m = evidence["metrics"][ds][role]
             assert 0 <= m["accuracy"] <= 1 and m["latency_ms_per_1k"] > 0
@@ -115,7 +125,8 @@ def test_retrain_end_to_end_on_the_sqlite_store(retrain_ctx: Context):
     done = jobs.wait(retrain_ctx, job.id, timeout_s=WAIT_S)
     assert_end_to_end(retrain_ctx, done)
     log = jobs.tail_log(done)
-    assert "added 400 labelled production rows" in log and "gate verdict" in log
+    assert re.search(r"added \d+ labelled production rows logged before", log) and "gate verdict" in log
+    assert "out-of-time evaluation set: labelled predictions" in log
     actions = list(audit.entries(retrain_ctx.store)["action"])
     assert "retrain.start" in actions
 
@@ -236,7 +247,8 @@ def test_retrain_rule_records_why_it_did_not_retrain(retrain_ws: Path):
 
 
 def test_retrain_rule_triggers_on_low_accuracy_and_the_cli_follows_the_job(retrain_ws: Path):
-    ctx = add_retrain_table(retrain_ws, "accuracy_below = 0.99\ndrift_share_above = 1.0\n")
+    # The workspace's labels cover its first 13 of 20 days: a 30-day window sees them all.
+    ctx = add_retrain_table(retrain_ws, 'accuracy_below = 0.99\ndrift_share_above = 1.0\nwindow = "30d"\n')
     decision = evaluate_rule(ctx, "credit-risk")
     assert decision.retrain
     assert any(r.startswith("actual accuracy") for r in decision.reasons)
@@ -252,4 +264,6 @@ def test_retrain_rule_triggers_on_low_accuracy_and_the_cli_follows_the_job(retra
 
 
 def test_worker_entry_point_refuses_bad_usage():
-    assert jobs.main(["bogus"]) == 2
+    from dashboard.service import worker
+
+    assert worker.main(["bogus"]) == 2

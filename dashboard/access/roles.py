@@ -20,6 +20,8 @@ ACTIONS: dict[str, frozenset[str]] = {
     "retrain.start": frozenset({"data_scientist", "admin"}),
     "retrain.cancel": frozenset({"data_scientist", "admin"}),
     "promotion.request": frozenset({"data_scientist", "admin"}),
+    "promotion.withdraw": frozenset({"data_scientist", "admin"}),
+    "promotion.reject": frozenset({"manager"}),
     "model.promote": frozenset({"manager"}),
     "model.rollback": frozenset({"manager"}),
     "policy.override": frozenset({"manager"}),

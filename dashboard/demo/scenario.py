@@ -205,11 +205,22 @@ def build_workspace(folder: str | Path, *, rows: int = DemoScenario.rows, seed: 
                    store.ingest_labels(label_paths, schema, source=scenario.label_source, progress=ingested)):
         if report.rejected:
             raise VigilError("the demo's own files were rejected:\n" + "\n".join(report.problem_lines()[:10]))
+    _seed_cards(settings, scenario.model, workspace.versions)
     _demo_users(root)
     (root / MARKER).write_text(json.dumps({"rows": rows, "seed": seed, "versions": workspace.versions,
                                            "scenario": scenario.facts()}, indent=2), encoding="utf-8")
     say(f"demo workspace ready in {root}", 1.0)
     return workspace
+
+
+def _seed_cards(settings: Any, model: str, versions: dict[str, str]) -> None:
+    """Each demo version's first card revision, from the model_card.md its training run logged."""
+    from dashboard.context import Context
+    from dashboard.governance.cards import seed_card
+
+    ctx = Context(settings)
+    for version in sorted(versions.values(), key=int):
+        seed_card(ctx, model, version)
 
 
 def _demo_users(root: Path) -> None:

@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -78,22 +79,23 @@ def reweighing_weights(groups: pd.Series, labels: pd.Series) -> np.ndarray:
     return w
 
 
-def labelled_production_rows(settings: Settings, model: str, limit: int = 100_000) -> pd.DataFrame:
-    """Production rows that have a ground-truth label (current_labels joined to the logs)."""
-    from connectors.logstore import LogStore
-    from connectors.schema import quote
-    from dashboard.settings import log_schema
+def labelled_production_rows(settings: Settings, model: str, before: datetime | None,
+                             limit: int = 100_000) -> pd.DataFrame:
+    """Production rows with a ground-truth label logged before ``before`` (the out-of-time cut-off), with
+    their ``prediction_id`` so the run can list what it trained on."""
+    from dashboard.context import Context
+    from dashboard.lifecycle.evaluation_split import labelled_rows
 
-    schema = log_schema(settings.model(model))
-    cols = ", ".join(f"t.{quote(c)}" for c in (*FEATURES, "sex"))
-    store = LogStore(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s)
-    if not store.has_model_table(schema):
-        return pd.DataFrame(columns=[*FEATURES, "sex", LABEL])
-    # Identifiers come from the validated config; values are bound parameters.
-    sql = (f"SELECT {cols}, l.label AS {LABEL} FROM {schema.table} t JOIN current_labels l "
-           "ON l.prediction_id = t.prediction_id AND l.model_name = ? WHERE t.status = 'ok' "
-           "ORDER BY hash(t.prediction_id) LIMIT ?")
-    return store.query_df(sql, [model, limit])
+    return labelled_rows(Context(settings), model, [*FEATURES, "sex"], before=before, limit=limit)
+
+
+def evaluation_cutoff(settings: Settings, model: str) -> datetime | None:
+    """The split Vigil would choose now (used when the trainer runs by hand, without --labels-before)."""
+    from dashboard.context import Context
+    from dashboard.lifecycle.evaluation_split import plan
+
+    split = plan(Context(settings), model)
+    return split.labels_before if split else None
 
 
 def code_version() -> str | None:
@@ -133,10 +135,14 @@ def _experiment(settings: Settings, model: str) -> str:
 
 
 def train_model(settings: Settings, model: str = "credit-risk", *, seed: int = 7, rows: int = DEFAULT_ROWS,
-                include_labels: bool = False, reweighing: bool = False, variant: Variant = "fair",
-                alias: str | None = "challenger", description: str | None = None,
+                include_labels: bool = False, labels_before: datetime | None = None, reweighing: bool = False,
+                variant: Variant = "fair", alias: str | None = "challenger", description: str | None = None,
                 progress: Callable[[str], None] | None = None) -> TrainResult:
-    """Train, evaluate, log and register one version of the demo model; return its run and version."""
+    """Train, evaluate, log and register one version of the demo model; return its run and version.
+
+    With ``include_labels``, labelled production rows logged before ``labels_before`` join the training
+    set (default: the cut-off Vigil's out-of-time split chooses now); the rest are the gate's evaluation
+    set. The run lists the production rows it used (``training_data/prediction_ids.parquet``)."""
     import mlflow
     import sklearn
     from mlflow.data.pandas_dataset import from_pandas
@@ -154,11 +160,16 @@ def train_model(settings: Settings, model: str = "credit-risk", *, seed: int = 7
     biased = variant == "biased"
     data = training_frame(seed, rows, female_flip=FEMALE_FLIP if biased else 0.0)
     added = 0
+    used_ids = pd.DataFrame({"prediction_id": pd.Series([], dtype="string")})
     if include_labels:
-        prod = labelled_production_rows(settings, model)
+        if labels_before is None:
+            labels_before = evaluation_cutoff(settings, model)
+        prod = labelled_production_rows(settings, model, labels_before)
         added = len(prod)
+        used_ids = pd.DataFrame({"prediction_id": prod["prediction_id"].astype("string")})
         data = pd.concat([data, prod[data.columns]], ignore_index=True)
-        say(f"added {added:,} labelled production rows")
+        say(f"added {added:,} labelled production rows logged before "
+            f"{labels_before:%Y-%m-%d %H:%M} UTC" if labels_before else f"added {added:,} labelled production rows")
     inputs = [*FEATURES, "sex"] if biased else list(FEATURES)
     train_df, test_df = train_test_split(data, test_size=0.25, random_state=seed, stratify=data[LABEL])
     pipe = build_pipeline(("sex",) if biased else (), seed=seed)
@@ -182,6 +193,7 @@ def train_model(settings: Settings, model: str = "credit-risk", *, seed: int = 7
             mlflow.log_params({"model_type": "LogisticRegression", "C": 1.0, "seed": seed, "variant": variant,
                                "training_rows": len(train_df), "holdout_rows": len(test_df),
                                "include_labels": include_labels, "production_rows": added,
+                               "labels_before": labels_before.isoformat() if labels_before else "none",
                                "reweighing": reweighing, "features": ",".join(inputs),
                                "sklearn_version": sklearn.__version__})
             mlflow.log_metrics(metrics)
@@ -194,6 +206,9 @@ def train_model(settings: Settings, model: str = "credit-risk", *, seed: int = 7
                 path = Path(tmp) / "train.parquet"
                 data.to_parquet(path, index=False)
                 mlflow.log_artifact(str(path), "training_data")
+                ids_path = Path(tmp) / "prediction_ids.parquet"
+                used_ids.to_parquet(ids_path, index=False)
+                mlflow.log_artifact(str(ids_path), "training_data")
                 source = _dataset_source(mlflow.get_artifact_uri("training_data/train.parquet"),
                                          settings.mlflow_tracking_uri)
                 dataset = from_pandas(data, source=source, name=f"{model}-training", targets=LABEL)
@@ -288,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="path of vigil.toml (default: VIGIL_CONFIG or ./vigil.toml)")
     parser.add_argument("--include-labels", action="store_true",
                         help="add labelled production rows from the log store to the training set")
+    parser.add_argument("--labels-before", type=datetime.fromisoformat, default=None,
+                        help="with --include-labels: only production rows logged before this UTC time "
+                             "(Vigil passes its out-of-time cut-off; default: the cut-off it would choose now)")
     parser.add_argument("--reweighing", action="store_true", help="reweigh samples so sex and outcome are independent")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="synthetic training rows")
@@ -300,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         result = train_model(settings, args.model, seed=args.seed, rows=args.rows,
-                             include_labels=args.include_labels, reweighing=args.reweighing,
+                             include_labels=args.include_labels, labels_before=args.labels_before,
+                             reweighing=args.reweighing,
                              variant=args.variant, alias=args.alias or None,
                              progress=lambda m: print(m, flush=True))
     except USER_ERRORS as exc:

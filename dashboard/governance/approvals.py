@@ -4,12 +4,17 @@ Why here and not in the UI: the rules hold however the action is triggered (page
 - Only ``model.promote`` roles (managers) approve; a failing blocking policy can be overridden only with
   a written justification (``policy.override``), and the override stays visible: a version tag, a row in
   the ``approvals`` table and the audit trail.
-- Separation of duties: the approver must not be the person who trained the version (the run's
-  ``trained_by`` tag, else ``mlflow.user``). On by default; ``separation_of_duties = false`` in ``[vigil]``
-  (or ``VIGIL_SEPARATION_OF_DUTIES=off``) turns it off for single-person setups (and says so in the audit entry).
-- A candidate that failed the candidate-vs-champion gate (:mod:`dashboard.lifecycle.gate`) counts as a blocking
-  failure ``candidate_gate``: it stays a candidate unless a manager overrides with a justification.
-- Promotion moves MLflow's ``champion`` alias and remembers the previous champion, so rollback is one call.
+- Separation of duties: the approver must not be the person who trained the version: the Vigil user who
+  requested the retrain (version tag ``vigil.trained_by``), else for a version registered outside Vigil
+  the run's ``trained_by`` tag or ``mlflow.user``. On by default; ``separation_of_duties = false`` in
+  ``[vigil]`` (or ``VIGIL_SEPARATION_OF_DUTIES=off``) turns it off for single-person setups (and says so
+  in the audit entry).
+- The policies are judged in the phase that applies to the version (:func:`dashboard.governance.policy.evaluate`):
+  a candidate without traffic on its pre-deployment evidence (the gate, ``candidate_gate`` among them),
+  a version serving traffic on its production data as well.
+- Approving closes the version's open promotion request (:mod:`dashboard.governance.promotion`) with the
+  decision note; promotion moves MLflow's ``champion`` alias and remembers the previous champion, so
+  rollback is one call, with a reason.
 """
 
 from __future__ import annotations
@@ -27,13 +32,15 @@ from dashboard.access.roles import Actor, require
 from dashboard.audit import trail as audit
 from dashboard.context import Context
 from dashboard.errors import PermissionDenied, VigilError
+from dashboard.governance import promotion
 from dashboard.governance.policy import Evaluation, evaluate, save_evaluation
 from dashboard.lifecycle.gate import TAG_PREFIX as GATE_TAG
+from dashboard.lifecycle.jobs import TRAINED_BY_TAG
 
 CHAMPION = "champion"
 TAG = "vigil.approval."
 MIN_JUSTIFICATION = 20  # characters: a sentence, not "ok"
-GATE_POLICY = "candidate_gate"  # the name a failed candidate-vs-champion gate takes among blocking failures
+MIN_ROLLBACK_REASON = 10
 
 _DDL = """
 CREATE SEQUENCE IF NOT EXISTS approvals_seq START 1;
@@ -57,15 +64,37 @@ class Approval:
     evaluation: Evaluation | None = None
 
 
-def trained_by(ctx: Context, model: str, version: str) -> str | None:
-    """Who trained a version: the run's ``trained_by`` tag, else ``mlflow.user``; None if unknown."""
+@dataclass(frozen=True)
+class Trainer:
+    """Who trained a version, and where Vigil learned it (shown next to the name)."""
+
+    name: str | None
+    source: str
+
+    @property
+    def from_vigil(self) -> bool:
+        return self.source.startswith("Vigil")
+
+
+def trainer(ctx: Context, model: str, version: str) -> Trainer:
+    """The Vigil user who requested the job that trained ``version``; for a version registered outside
+    Vigil, the run's ``trained_by`` tag, else the run's ``mlflow.user`` (the OS account that trained)."""
     v = ctx.registry.version(model, version)
-    if v.tags.get("trained_by"):
-        return v.tags["trained_by"]
+    if v.tags.get(TRAINED_BY_TAG):
+        return Trainer(v.tags[TRAINED_BY_TAG], f"Vigil: requested retrain job {v.tags.get('vigil.job_id', '?')}")
     if not v.run_id:
-        return None
+        return Trainer(None, "unknown: the version has no run")
     tags = ctx.registry.run(v.run_id).tags
-    return tags.get("trained_by") or tags.get("mlflow.user") or None
+    if tags.get("trained_by"):
+        return Trainer(tags["trained_by"], "the run's trained_by tag (registered outside Vigil)")
+    if tags.get("mlflow.user"):
+        return Trainer(tags["mlflow.user"], "the run's mlflow.user (registered outside Vigil: the OS account "
+                                            "that ran the training)")
+    return Trainer(None, "unknown: the run records no user")
+
+
+def trained_by(ctx: Context, model: str, version: str) -> str | None:
+    return trainer(ctx, model, version).name
 
 
 def current_champion(ctx: Context, model: str) -> str | None:
@@ -93,32 +122,31 @@ def _evidence(ev: Evaluation) -> list[dict[str, Any]]:
 
 
 def approve(ctx: Context, actor: Actor, model: str, version: str, justification: str = "",
-            window: str | None = None) -> Approval:
-    """Promote ``version`` to champion after the policy check; an override needs ``justification``."""
+            window: str | None = None, note: str = "") -> Approval:
+    """Promote ``version`` to champion after the policy check; an override needs ``justification``.
+    ``note`` is the decision note kept with the closed promotion request."""
     require(actor, "model.promote")
     version = str(version)
     v = ctx.registry.version(model, version)
     if CHAMPION in v.aliases:
         raise VigilError(f"version {version} of '{model}' is already the champion")
     sod = ctx.settings.separation_of_duties
-    trainer = trained_by(ctx, model, version)
-    if sod and trainer and trainer.strip().lower() == actor.name.strip().lower():
-        raise PermissionDenied(f"separation of duties: {actor.name} trained version {version} of '{model}' and "
-                               "cannot approve it; another manager must")
+    who = trainer(ctx, model, version)
+    if sod and who.name and who.name.strip().lower() == actor.name.strip().lower():
+        raise PermissionDenied(f"separation of duties: {actor.name} trained version {version} of '{model}' "
+                               f"({who.source}) and cannot approve it; another manager must")
     ev = evaluate(ctx, model, version=version, window=window)
     save_evaluation(ctx, ev, "approval")
     failed = [r.name for r in ev.blocking_failures]
     gate_verdict = v.tags.get(GATE_TAG + "verdict")
-    if gate_verdict == "fail":
-        failed.append(GATE_POLICY)
     justification = (justification or "").strip()
     overridden = bool(failed)
     if failed:
         if len(justification) < MIN_JUSTIFICATION:
             gate_note = (f"; the gate against v{v.tags.get(GATE_TAG + 'champion')} failed on "
-                         f"{v.tags.get(GATE_TAG + 'failed')}" if GATE_POLICY in failed else "")
-            raise VigilError(f"version {version} fails blocking policies ({', '.join(failed)}{gate_note}); "
-                             "promoting it anyway "
+                         f"{v.tags.get(GATE_TAG + 'failed')}" if gate_verdict == "fail" else "")
+            raise VigilError(f"version {version} fails blocking policies ({', '.join(failed)}{gate_note}; "
+                             f"{ev.phase_note}); promoting it anyway "
                              f"is an override and needs a written justification (at least {MIN_JUSTIFICATION} "
                              "characters)")
         require(actor, "policy.override")
@@ -135,9 +163,12 @@ def approve(ctx: Context, actor: Actor, model: str, version: str, justification:
         ctx.registry.set_version_tag(model, version, TAG + key, value)
     approval = Approval(model, version, "promote", actor.name, previous, overridden, justification, failed, ev)
     _record(ctx, approval, actor)
-    details = {"version": version, "previous_champion": previous, "trained_by": trainer,
-               "separation_of_duties": sod, "data_version": ev.data_version, "window": ev.window,
-               "blocking_failures": failed, "gate_verdict": gate_verdict, "evidence": _evidence(ev)}
+    decision = (note or "").strip() or justification or "promoted: every blocking policy passed"
+    request = promotion.close(ctx, actor, model, version, "approved", decision)
+    details = {"version": version, "previous_champion": previous, "trained_by": who.name,
+               "trained_by_source": who.source, "separation_of_duties": sod, "data_version": ev.data_version,
+               "window": ev.window, "phase": ev.phase, "blocking_failures": failed, "gate_verdict": gate_verdict,
+               "request_id": request.id if request else None, "note": decision, "evidence": _evidence(ev)}
     if overridden:
         audit.record(ctx.store, actor, "policy.override", model,
                      {"version": version, "policies": failed, "justification": justification})
@@ -148,9 +179,12 @@ def approve(ctx: Context, actor: Actor, model: str, version: str, justification:
     return approval
 
 
-def rollback(ctx: Context, actor: Actor, model: str, reason: str = "") -> Approval:
-    """Move ``champion`` back to the version it replaced (one action; audited)."""
+def rollback(ctx: Context, actor: Actor, model: str, reason: str) -> Approval:
+    """Move ``champion`` back to the version it replaced (one action, with its reason; audited)."""
     require(actor, "model.rollback")
+    if len((reason or "").strip()) < MIN_ROLLBACK_REASON:
+        raise VigilError(f"say why you roll back (at least {MIN_ROLLBACK_REASON} characters); the reason is kept in "
+                         "the approval history and the audit trail")
     current = current_champion(ctx, model)
     if current is None:
         raise VigilError(f"'{model}' has no champion to roll back")

@@ -138,13 +138,49 @@ def _read_json(ctx: Context, run_id: str, path: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+RUN_CARD = "model_card.md"  # a card a training run logged at the root of its artifacts
+FROM_RUN = "the training run's model_card.md"
+
+
 def load_card(ctx: Context, model: str, version: str) -> ModelCard:
-    """The current card of a version (an empty card at revision 0 when none was written)."""
+    """The current card of a version. With no revision saved in Vigil yet: the card its training run logged
+    (``model_card.md``, revision 0, ``updated_by`` says so), else an empty card at revision 0."""
     v = ctx.registry.version(model, version)
-    if not v.run_id or not v.tags.get(TAG + "revision"):
+    if not v.run_id:
         return ModelCard(model, str(version))
+    if not v.tags.get(TAG + "revision"):
+        sections = run_card_sections(ctx, v.run_id)
+        return ModelCard(model, str(version), sections, 0, FROM_RUN if sections else "")
     data = _read_json(ctx, v.run_id, f"{_folder(str(version))}/model_card.json")
     return ModelCard.from_json(data) if data else ModelCard(model, str(version))
+
+
+def parse_markdown_card(text: str) -> dict[str, str]:
+    """Sections of a Markdown card: each ``## <title>`` whose title is one of :data:`SECTIONS` (case and
+    spacing ignored) up to the next heading of that level; other headings stay inside their section."""
+    titles = {" ".join(title.lower().split()): key for key, title in SECTIONS.items()}
+    sections: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        if line.startswith("## ") or line.startswith("# "):
+            current = titles.get(" ".join(line.lstrip("#").strip().lower().split())) if line.startswith("## ") \
+                else None
+            if current is not None:
+                sections.setdefault(current, [])
+            continue
+        if current is not None:
+            sections[current].append(line)
+    return {k: "\n".join(lines).strip() for k, lines in sections.items() if "\n".join(lines).strip()}
+
+
+def run_card_sections(ctx: Context, run_id: str) -> dict[str, str]:
+    """The sections of the ``model_card.md`` a run logged ({} when it logged none)."""
+    with tempfile.TemporaryDirectory(prefix="vigil-card-") as tmp:
+        try:
+            local = ctx.registry.download_artifact(run_id, RUN_CARD, tmp)
+        except Exception:  # no card logged (stores differ in how they say so): nothing to import
+            return {}
+        return parse_markdown_card(Path(local).read_text(encoding="utf-8", errors="replace"))
 
 
 def history(ctx: Context, model: str, version: str) -> list[ModelCard]:
@@ -204,6 +240,87 @@ def _write(ctx: Context, card: ModelCard) -> None:
     for key, value in (("revision", str(card.revision)), ("updated_by", card.updated_by),
                        ("updated_at", card.updated_at), ("completeness", f"{card.completeness():.2f}")):
         ctx.registry.set_version_tag(card.model, card.version, TAG + key, value)
+
+
+# ------------------------------------------------------------------------------- carried forward
+
+CARRIED: tuple[str, ...] = ("intended_use", "out_of_scope_use", "limitations", "owners")  # people's words
+FROM_EVIDENCE: tuple[str, ...] = ("training_data", "evaluation", "fairness")  # facts of this version
+
+
+def _fmt(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def evidence_sections(evidence: dict[str, Any]) -> dict[str, str]:
+    """Training data, evaluation and fairness sections written from the gate's evidence of a version."""
+    ds = evidence.get("datasets", {})
+    metrics = evidence.get("metrics", {})
+    train, hold, ev = ds.get("training", {}), ds.get("holdout", {}), ds.get("evaluation", {})
+    out: dict[str, str] = {}
+    lines = []
+    if train.get("rows") is not None:
+        lines.append(f"{train['rows']:,} training rows (dataset digest `{train.get('digest') or 'n/a'}`).")
+    if train.get("production_rows") is not None:
+        cut = train.get("labels_before")
+        lines.append(f"{train['production_rows']:,} of them labelled production rows"
+                     + (f" logged before {cut}" if cut and cut != "none" else "")
+                     + f" (prediction ids digest `{train.get('production_ids_digest')}`).")
+    if lines:
+        out["training_data"] = " ".join(lines)
+    champion = evidence.get("champion")
+    parts = []
+    for name, info in (("Holdout", hold), ("Out-of-time evaluation", ev)):
+        m = metrics.get("holdout" if name == "Holdout" else "evaluation", {}).get("candidate")
+        if not m:
+            continue
+        champ = metrics.get("holdout" if name == "Holdout" else "evaluation", {}).get("champion", {})
+        vs = (f" (champion v{champion}: accuracy {_fmt(champ.get('accuracy'))}, ROC AUC {_fmt(champ.get('roc_auc'))})"
+              if champ else "")
+        parts.append(f"{name}, {info.get('rows', 0):,} rows from {info.get('source', '')}: accuracy "
+                     f"{_fmt(m.get('accuracy'))}, F1 {_fmt(m.get('f1'))}, ROC AUC {_fmt(m.get('roc_auc'))}{vs}.")
+    if parts:
+        out["evaluation"] = "\n\n".join(parts) + f"\n\nCandidate gate: {evidence.get('verdict', 'n/a')} " \
+                            f"(evaluated {evidence.get('evaluated_at', '')})."
+    fair = []
+    for ds_name in ("evaluation", "holdout"):
+        m = metrics.get(ds_name, {}).get("candidate", {})
+        for key, value in sorted(m.items()):
+            if key.startswith(("disparate_impact_", "statistical_parity_difference_")):
+                metric, _, attr = key.rpartition("_")
+                fair.append(f"- {ds_name}: {metric.replace('_', ' ')} ({attr}) {_fmt(value)}")
+    if fair:
+        out["fairness"] = "\n".join(fair)
+    return out
+
+
+def seed_card(ctx: Context, model: str, version: str, parent: str | None = None,
+              evidence: dict[str, Any] | None = None, requested_by: str = "") -> ModelCard:
+    """Write a new version's first card revision, as the system (part of a retrain someone requested):
+    the parent's intended use, out-of-scope use, limitations and owners carried forward; training data,
+    evaluation and fairness from the gate's evidence of this version; the rest from the card the run
+    logged. A version that already has a revision is left as it is."""
+    v = ctx.registry.version(model, version)
+    if v.tags.get(TAG + "revision"):
+        return load_card(ctx, model, version)
+    sections = run_card_sections(ctx, v.run_id) if v.run_id else {}
+    sources = {k: "run" for k in sections}
+    if parent and parent not in ("none", str(version)):
+        prior = load_card(ctx, model, parent)
+        for key in CARRIED:
+            if prior.text(key):
+                sections[key], sources[key] = prior.text(key), f"v{parent}"
+    for key, text in evidence_sections(evidence or {}).items():
+        sections[key], sources[key] = text, "gate evidence"
+    sections.pop("approvals", None)
+    card = ModelCard(model, str(version), sections, 1, "vigil", datetime.now(UTC).isoformat(timespec="seconds"))
+    _write(ctx, card)
+    from dashboard.audit import trail as audit
+
+    audit.record(ctx.store, "vigil", "card.seed", model,
+                 {"version": str(version), "parent": parent, "sources": sources, "requested_by": requested_by,
+                  "completeness": card.completeness()}, role="system")
+    return card
 
 
 def append_approval_note(ctx: Context, model: str, version: str, note: str) -> None:

@@ -5,9 +5,18 @@ Every model gets the built-in policies (from its ``[thresholds]``); policies dec
 carries its evidence: value, comparator, threshold, window, row count, evaluation time and the log
 store's data version, so a scorecard can be traced back to the data it judged.
 
+Phases: a policy judges a version before it serves (``pre_deployment``: the candidate gate's evidence
+on the holdout and the out-of-time evaluation set, the model card), on its production traffic
+(``production``: drift, live latency and errors, live accuracy, fairness of real decisions), or both.
+By default (``phase="auto"``) a version is judged on what applies to it: a version without traffic on
+its pre-deployment evidence, with its production policies "not applicable yet"; a version that serves
+on its production data, plus its pre-deployment evidence when it went through the gate; the model as a
+whole on production data. Relative windows end at the latest logged prediction of the version judged.
+
 Verdicts: ``pass``, ``fail``, ``no data`` (nothing to measure: e.g. no labels yet; fails only with
-``require_data = true``) and ``error: ...`` (the analysis could not run; a blocking policy with an
-error fails closed, so a broken pipeline never passes a CI gate).
+``require_data = true``), ``not applicable yet`` (a production policy of a version with no traffic:
+never a pass, never a failure) and ``error: ...`` (the analysis could not run; a blocking policy with
+an error fails closed, so a broken pipeline never passes a CI gate).
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ from dashboard.governance.policy_metrics import EvalInput, providers
 from dashboard.settings import ConfigError, ModelConfig, PolicySpec, compare
 
 DEFAULT_WINDOW = "7d"
-PASS, FAIL, NO_DATA = "pass", "fail", "no data"
+PASS, FAIL, NO_DATA, NOT_APPLICABLE = "pass", "fail", "no data", "not applicable yet"
+PHASE_CHOICES: tuple[str, ...] = ("auto", "pre_deployment", "production", "all")
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class PolicyResult:
     data_version: str
     detail: str = ""
     source: str = "built-in"  # or "config"
+    phase: str = "production"  # pre_deployment | production | both
 
     @property
     def blocking_failure(self) -> bool:
@@ -73,6 +84,8 @@ class Evaluation:
     evaluated_at: datetime
     data_version: str
     results: list[PolicyResult] = field(default_factory=list)
+    phase: str = "production"  # what was judged: pre_deployment | production | all
+    phase_note: str = ""  # why (for the scorecard)
 
     @property
     def blocking_failures(self) -> list[PolicyResult]:
@@ -80,25 +93,30 @@ class Evaluation:
 
     @property
     def warnings(self) -> list[PolicyResult]:
-        return [r for r in self.results if r.severity == "warning" and r.verdict != PASS]
+        return [r for r in self.results if r.severity == "warning" and r.verdict not in (PASS, NOT_APPLICABLE)]
+
+    @property
+    def not_applicable(self) -> list[PolicyResult]:
+        return [r for r in self.results if r.verdict == NOT_APPLICABLE]
 
     @property
     def passed(self) -> bool:
         return not self.blocking_failures
 
     def frame(self) -> pd.DataFrame:
-        rows = [{"policy": r.name, "metric": r.metric, "value": r.value, "comparator": r.comparator,
+        rows = [{"policy": r.name, "metric": r.metric, "phase": r.phase, "value": r.value, "comparator": r.comparator,
                  "threshold": r.threshold_text(), "severity": r.severity, "verdict": r.verdict,
                  "window": r.window, "rows": r.rows, "evaluated_at": r.evaluated_at,
                  "data_version": r.data_version, "detail": r.detail, "source": r.source}
                 for r in self.results]
-        return pd.DataFrame(rows, columns=["policy", "metric", "value", "comparator", "threshold", "severity",
+        return pd.DataFrame(rows, columns=["policy", "metric", "phase", "value", "comparator", "threshold", "severity",
                                            "verdict", "window", "rows", "evaluated_at", "data_version", "detail",
                                            "source"])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "version": self.version, "window": self.window,
-                "evaluated_at": self.evaluated_at.isoformat(), "data_version": self.data_version,
+        return {"model": self.model, "version": self.version, "window": self.window, "phase": self.phase,
+                "phase_note": self.phase_note, "evaluated_at": self.evaluated_at.isoformat(),
+                "data_version": self.data_version,
                 "passed": self.passed, "blocking_failures": [r.name for r in self.blocking_failures],
                 "results": [{**asdict(r), "name": r.name, "evaluated_at": r.evaluated_at.isoformat(),
                              "threshold": list(r.threshold) if isinstance(r.threshold, tuple) else r.threshold}
@@ -130,10 +148,36 @@ def builtin_policies(cfg: ModelConfig) -> list[PolicySpec]:
         PolicySpec("accuracy", "accuracy", ">=", t.min_accuracy, "blocking"),
         PolicySpec("estimated_accuracy", "estimated_accuracy", ">=", t.min_accuracy, "warning"),
         PolicySpec("label_coverage", "label_coverage", ">=", 0.01, "warning"),
-        PolicySpec("card_completeness", "card_completeness", ">=", 0.75, "warning"),
         PolicySpec("ingest_rejects", "ingest_rejects", "<=", 0.0, "warning"),
     ]
+    # Pre-deployment: a candidate's evidence from the gate (same rows as the champion, out-of-time rows
+    # it never trained on) and its card.
+    policies += [
+        PolicySpec("candidate_gate", "gate_verdict", "==", 1.0, "blocking"),
+        PolicySpec("training_leakage", "evaluation_overlap", "==", 0.0, "blocking"),
+        PolicySpec("holdout_accuracy", "holdout_accuracy", ">=", t.min_accuracy, "blocking"),
+        PolicySpec("evaluation_accuracy", "evaluation_accuracy", ">=", t.min_accuracy, "blocking"),
+    ]
+    if cfg.protected:
+        policies += [
+            PolicySpec("evaluation_disparate_impact", "evaluation_disparate_impact", "within",
+                       (t.disparate_impact_low, t.disparate_impact_high), "blocking"),
+            PolicySpec("evaluation_statistical_parity_difference", "evaluation_statistical_parity_difference",
+                       "within", pd_thr, "warning"),
+        ]
+    policies += [
+        PolicySpec("batch_latency_ratio", "batch_latency_ratio", "<=", cfg.retrain.max_latency_ratio, "warning"),
+        PolicySpec("card_completeness", "card_completeness", ">=", 0.75, "warning"),
+    ]
     return policies
+
+
+def phase_of(spec: PolicySpec, table: dict[str, tuple[Any, str, str, str]] | None = None) -> str:
+    """The policy's phase: its own, else its metric's (an unknown metric: both, so its error shows)."""
+    if spec.phase:
+        return spec.phase
+    entry = (table if table is not None else providers()).get(spec.metric)
+    return entry[3] if entry else "both"
 
 
 def policies_for(cfg: ModelConfig) -> list[tuple[PolicySpec, str]]:
@@ -146,7 +190,7 @@ def policies_for(cfg: ModelConfig) -> list[tuple[PolicySpec, str]]:
 
 
 def known_metrics() -> dict[str, str]:
-    return {name: desc for name, (_, desc, _) in providers().items()}
+    return {name: desc for name, (_, desc, _, _) in providers().items()}
 
 
 # ------------------------------------------------------------------------------------- evaluation
@@ -175,9 +219,11 @@ def resolve_window(text: str | None, anchor: datetime | None, basis: str = "data
 
 def policy_set_digest(policies: list[tuple[PolicySpec, str]]) -> tuple[str, list[dict[str, Any]]]:
     """A stable SHA-256 of the effective policy set (what is judged, how, and from where)."""
+    table = providers()
     listed = [{"name": p.name, "metric": p.metric, "comparator": p.comparator,
                "threshold": list(p.threshold) if isinstance(p.threshold, tuple) else p.threshold,
-               "severity": p.severity, "window": p.window, "params": dict(p.params), "source": source}
+               "severity": p.severity, "window": p.window, "params": dict(p.params), "source": source,
+               "phase": phase_of(p, table)}
               for p, source in policies]
     text = json.dumps(listed, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest(), listed
@@ -206,14 +252,69 @@ def record_policy_set(ctx: Context, model: str, policies: list[tuple[PolicySpec,
     return True
 
 
+def _known_version(ctx: Context, model: str, version: str) -> None:
+    """Raise a clear error unless ``version`` is registered (callers know it has no logged traffic)."""
+    from connectors.registry import RegistryNotFound
+
+    try:
+        ctx.registry.version(model, version)
+    except RegistryNotFound:
+        try:
+            known = ", ".join(v.version for v in reversed(ctx.registry.versions(model))) or "none"
+        except RegistryNotFound:
+            raise VigilError(f"'{model}' is not a registered model in MLflow; register it or fix the model "
+                             "name") from None
+        raise VigilError(f"'{model}' has no version {version} in MLflow (its versions: {known})") from None
+
+
+def _has_gate_evidence(ctx: Context, model: str, version: str) -> bool:
+    """Whether the version went through the candidate gate (a version only in the logs did not)."""
+    from connectors.registry import RegistryNotFound
+    from dashboard.lifecycle.gate import TAG_PREFIX
+
+    try:
+        return TAG_PREFIX + "verdict" in ctx.registry.version(model, version).tags
+    except RegistryNotFound:
+        return False
+
+
+def phases_to_judge(ctx: Context, model: str, version: str | None, phase: str,
+                    anchor: datetime | None) -> tuple[bool, bool, str, str]:
+    """(judge pre-deployment, judge production, the phase judged, why) for ``phase``."""
+    if phase not in PHASE_CHOICES:
+        raise VigilError(f"phase '{phase}' is not one of {', '.join(PHASE_CHOICES)}")
+    traffic = version is None or anchor is not None
+    if phase == "pre_deployment" and version is None:
+        raise VigilError("pre-deployment policies judge one version: give a version (vigil check --version V)")
+    if phase == "auto":
+        if version is None:
+            return False, True, "production", "the model as a whole is judged on its production traffic"
+        evidence = _has_gate_evidence(ctx, model, version)
+        if not traffic:
+            return True, True, "pre_deployment", (f"version {version} has no production traffic yet: judged on its "
+                                                  "pre-deployment evidence; production policies apply once it serves")
+        if evidence:
+            return True, True, "all", (f"version {version} serves traffic and went through the candidate gate: "
+                                       "judged on both")
+        return False, True, "production", (f"version {version} serves traffic and has no gate evidence: judged on "
+                                           "its production traffic")
+    pre, prod = phase in ("pre_deployment", "all"), phase in ("production", "all")
+    note = f"{phase.replace('_', '-')} policies, as asked"
+    if prod and not traffic:
+        note += f"; version {version} has no production traffic yet"
+    return pre, prod, phase, note
+
+
 def evaluate(ctx: Context, model: str, version: str | None = None, window: str | None = None,
-             policies: list[tuple[PolicySpec, str]] | None = None) -> Evaluation:
-    """Evaluate every policy of ``model`` (one version, or all versions' logs when None).
+             policies: list[tuple[PolicySpec, str]] | None = None, phase: str = "auto") -> Evaluation:
+    """Evaluate the policies of ``model`` (one version, or all versions' logs when None) in ``phase``
+    (``auto``: what applies to the version, see the module docstring).
 
     ``window`` overrides each policy's own window. Each analysis runs once per distinct window. The
     configured policy set is checked against the last one seen, and a change is audited.
     """
     cfg = ctx.model(model)
+    version = None if version is None else str(version)
     if policies is None:
         record_policy_set(ctx, model, policies_for(cfg))
     chosen = policies if policies is not None else policies_for(cfg)
@@ -221,28 +322,45 @@ def evaluate(ctx: Context, model: str, version: str | None = None, window: str |
     evaluated_at = datetime.now(UTC).replace(tzinfo=None)
     data_version = ctx.store.data_version(model)
     anchor = last_log_time(ctx, model, version)
+    if version is not None and anchor is None:
+        _known_version(ctx, model, version)  # a version nobody logged nor registered is an error, not "no data"
+    judge_pre, judge_prod, judged, note = phases_to_judge(ctx, model, version, phase, anchor)
+    window_anchor = anchor if anchor is not None or version is None else last_log_time(ctx, model)
     memo: dict[tuple[Any, ...], Any] = {}
     results: list[PolicyResult] = []
     labels: set[str] = set()
     for spec, source in chosen:
         entry = table.get(spec.metric)
+        policy_phase = phase_of(spec, table)
+        if (policy_phase == "pre_deployment" and not judge_pre) or (policy_phase == "production" and not judge_prod):
+            continue
         basis = entry[2] if entry else "data"
-        win = resolve_window(window or spec.window, anchor, basis)
-        labels.add(win.label)
+        win = resolve_window(window or spec.window, window_anchor, basis)
         common: dict[str, Any] = {"policy": spec.name, "metric": spec.metric, "comparator": spec.comparator,
-                  "threshold": spec.threshold, "severity": spec.severity, "window": win.label,
-                  "evaluated_at": evaluated_at, "data_version": data_version, "source": source}
+                                  "threshold": spec.threshold, "severity": spec.severity,
+                                  "evaluated_at": evaluated_at, "data_version": data_version, "source": source,
+                                  "phase": policy_phase}
+        measures_traffic = policy_phase == "production" or (entry is not None and entry[3] == "production")
+        if measures_traffic and version is not None and anchor is None:
+            results.append(PolicyResult(subject=None, value=None, verdict=NOT_APPLICABLE, rows=0, window="-",
+                                        detail=f"version {version} has no production traffic yet; judged once it "
+                                               "serves", **common))
+            continue
         if entry is None:
+            labels.add(win.label)
             results.append(PolicyResult(subject=None, value=None, verdict="error: unknown metric", rows=0,
-                                        detail=f"known metrics: {', '.join(sorted(table))}", **common))
+                                        window=win.label, detail=f"known metrics: {', '.join(sorted(table))}",
+                                        **common))
             continue
         ev = EvalInput(ctx, model, version, win, memo)
         try:
             measurements = entry[0](ev, spec)
         except Exception as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            labels.add(win.label)
             results.append(PolicyResult(subject=None, value=None, verdict=f"error: {message[:200]}", rows=0,
-                                        detail=type(exc).__name__, **common))
+                                        window=win.label, detail=f"{type(exc).__name__}: {message[:500]}",
+                                        **common))
             continue
         require_data = bool(spec.params.get("require_data", False))
         for m in measurements:
@@ -253,11 +371,12 @@ def evaluate(ctx: Context, model: str, version: str | None = None, window: str |
                     verdict = PASS if compare(m.value, spec.comparator, spec.threshold) else FAIL
                 except ConfigError as exc:
                     verdict = f"error: {exc}"
+            labels.add(m.window or win.label)
             results.append(PolicyResult(subject=m.subject, value=m.value, verdict=verdict, rows=m.rows,
-                                        detail=m.detail, **common))
-    window_label = ", ".join(sorted(labels))
+                                        window=m.window or win.label, detail=m.detail, **common))
+    window_label = ", ".join(sorted(labels)) or "-"
     return Evaluation(model=model, version=version, window=window_label, evaluated_at=evaluated_at,
-                      data_version=data_version, results=results)
+                      data_version=data_version, results=results, phase=judged, phase_note=note)
 
 
 # --------------------------------------------------------------------------------------- history
@@ -267,7 +386,10 @@ CREATE TABLE IF NOT EXISTS policy_results (
     evaluated_at TIMESTAMP, model VARCHAR, version VARCHAR, policy VARCHAR, metric VARCHAR, value DOUBLE,
     comparator VARCHAR, threshold VARCHAR, severity VARCHAR, verdict VARCHAR, "window" VARCHAR, rows BIGINT,
     data_version VARCHAR, detail VARCHAR, source VARCHAR, trigger VARCHAR);
+ALTER TABLE policy_results ADD COLUMN IF NOT EXISTS phase VARCHAR;
 """
+_HISTORY_COLUMNS = ("evaluated_at", "model", "version", "policy", "metric", "value", "comparator", "threshold",
+                    "severity", "verdict", "window", "rows", "data_version", "detail", "source", "trigger", "phase")
 
 
 def save_evaluation(ctx: Context, ev: Evaluation, trigger: str) -> bool:
@@ -277,14 +399,17 @@ def save_evaluation(ctx: Context, ev: Evaluation, trigger: str) -> bool:
     with ctx.store.connect() as con:
         con.execute(_HISTORY_DDL)
         seen = con.execute('SELECT count(*) FROM policy_results WHERE model = ? AND version = ? AND "window" = ? '
-                           "AND data_version = ?", [ev.model, version, ev.window, ev.data_version]).fetchone()
-        if seen and seen[0]:
+                           "AND data_version = ? AND policy IN (SELECT unnest(?))",
+                           [ev.model, version, ev.window, ev.data_version, [r.name for r in ev.results]]).fetchone()
+        if seen and seen[0] >= len(ev.results):
             return False
         rows = [(ev.evaluated_at, ev.model, version, r.name, r.metric, r.value, r.comparator, r.threshold_text(),
-                 r.severity, r.verdict, r.window, r.rows, r.data_version, r.detail, r.source, trigger)
+                 r.severity, r.verdict, r.window, r.rows, r.data_version, r.detail, r.source, trigger, r.phase)
                 for r in ev.results]
         if rows:
-            con.executemany("INSERT INTO policy_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            columns = ", ".join(f'"{c}"' for c in _HISTORY_COLUMNS)
+            con.executemany(f"INSERT INTO policy_results ({columns}) VALUES ({', '.join('?' for _ in _HISTORY_COLUMNS)})",
+                            rows)
     return bool(rows)
 
 

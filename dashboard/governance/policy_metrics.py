@@ -25,6 +25,7 @@ class Measurement:
     rows: int
     detail: str = ""
     subject: str | None = None  # the column or protected attribute the value is about
+    window: str | None = None  # the rows measured, when not the policy's time window (gate evidence)
 
 
 @dataclass
@@ -125,9 +126,14 @@ def fairness_metric(key: str) -> Callable[[EvalInput, PolicySpec], list[Measurem
             rows = int(m.n_privileged) + int(m.n_unprivileged)
             detail = (f"{m.uses}; privileged {', '.join(attr.privileged)} (n={m.n_privileged}) vs "
                       f"{', '.join(attr.unprivileged)} (n={m.n_unprivileged})")
+            value = _f(m.value)
             if m.value is None:
                 detail = f"undefined: {m.undefined_reason}"
-            out.append(Measurement(_f(m.value), rows, detail, attr.attribute))
+            elif m.verdict == "too_small":
+                value = None  # a ratio of a handful of rows proves nothing either way
+                detail = (f"groups too small to judge (min_group_size {ev.ctx.model(ev.model).thresholds.min_group_size}"
+                          f"): {detail}")
+            out.append(Measurement(value, rows, detail, attr.attribute))
         if not out:
             out.append(Measurement(None, 0, f"no protected attribute '{wanted}'" if wanted
                                    else "the model has no protected attributes"))
@@ -215,7 +221,7 @@ def card_completeness(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
     missing = card.missing_sections()
     return [Measurement(card.completeness(), len(cards.AUTHORED),
                         f"version {version}; missing: {', '.join(missing)}" if missing else f"version {version}; "
-                        "every section filled")]
+                        "every section filled", window=f"card revision {card.revision}")]
 
 
 def ingest_rejects(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
@@ -229,30 +235,156 @@ def ingest_rejects(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
     return [Measurement(float(n_rej), n_rej + n_ok, f"{n_rej} rejected of {n_rej + n_ok} files")]
 
 
+# ------------------------------------------------------------------- pre-deployment: gate evidence
+
+def _gate_evidence(ev: EvalInput) -> dict[str, Any] | None:
+    if ev.version is None:
+        return None
+    from dashboard.lifecycle import gate
+
+    found: dict[str, Any] | None = ev.cached(("gate", ev.version),
+                                             lambda: gate.load_evidence(ev.ctx, ev.model, str(ev.version)))
+    return found
+
+
+def _no_evidence(ev: EvalInput) -> list[Measurement]:
+    if ev.version is None:
+        return [Measurement(None, 0, "pre-deployment policies judge one version: give a version")]
+    return [Measurement(None, 0, f"version {ev.version} has not been through the candidate gate (a retrain runs "
+                                 "it; or 'Run the gate' on the Retraining page)")]
+
+
+def _dataset_window(evidence: dict[str, Any], dataset: str) -> str:
+    info = evidence.get("datasets", {}).get(dataset, {})
+    if dataset == "evaluation":
+        return f"out-of-time {info.get('range', 'n/a')}"
+    return "holdout"
+
+
+def gate_verdict(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+    evidence = _gate_evidence(ev)
+    if evidence is None:
+        return _no_evidence(ev)
+    failed = [p["name"] for p in evidence.get("policies", []) if p.get("passed") is False and p.get("blocking")]
+    rows = sum(int(d.get("rows") or 0) for k, d in evidence.get("datasets", {}).items() if k != "training")
+    detail = (f"against champion v{evidence.get('champion') or '-'}, evaluated {evidence.get('evaluated_at')}"
+              + (f"; failed: {'; '.join(failed)}" if failed else "; every gate policy passed"))
+    return [Measurement(1.0 if evidence.get("verdict") == "pass" else 0.0, rows, detail,
+                        window=f"gate of {evidence.get('evaluated_at')}")]
+
+
+def evaluation_overlap(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+    evidence = _gate_evidence(ev)
+    if evidence is None:
+        return _no_evidence(ev)
+    info = evidence.get("datasets", {}).get("evaluation", {})
+    leaked = info.get("overlap_candidate")
+    rows = int(info.get("rows") or 0)
+    if "overlap_candidate" not in info:
+        return [Measurement(None, rows, "the gate evidence predates the out-of-time split; run the gate again",
+                            window=_dataset_window(evidence, "evaluation"))]
+    if leaked is None:
+        return [Measurement(None, rows, "the candidate's run did not list the production rows it trained on "
+                                        "(training_data/prediction_ids.parquet), so disjointness is unproven",
+                            window=_dataset_window(evidence, "evaluation"))]
+    trained = evidence.get("datasets", {}).get("training", {}).get("production_rows")
+    return [Measurement(float(leaked), rows, f"{leaked} of {rows} evaluation rows were among the {trained} production "
+                                             "rows the candidate trained on", window=_dataset_window(evidence, "evaluation"))]
+
+
+def evidence_metric(dataset: str, key: str) -> Callable[[EvalInput, PolicySpec], list[Measurement]]:
+    """A candidate's metric on the gate's holdout or out-of-time evaluation set; fairness keys give one
+    measurement per protected attribute. Evaluation rows not shown unseen by training measure nothing."""
+    def provider(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+        evidence = _gate_evidence(ev)
+        if evidence is None:
+            return _no_evidence(ev)
+        info = evidence.get("datasets", {}).get(dataset, {})
+        rows, window = int(info.get("rows") or 0), _dataset_window(evidence, dataset)
+        values = evidence.get("metrics", {}).get(dataset, {}).get("candidate", {})
+        why = ""
+        if dataset == "evaluation" and info.get("overlap_candidate") != 0:
+            why = ("not judged: the evaluation rows overlap the candidate's training rows"
+                   if info.get("overlap_candidate") else "not judged: the evaluation rows are not shown unseen by "
+                   "training")
+        elif not values:
+            why = f"no {dataset} rows were scored ({info.get('source', 'none')})"
+        attrs = ev.ctx.model(ev.model).protected_names if key in FAIRNESS_EVIDENCE else (None,)
+        wanted = spec.params.get("attribute")
+        out = []
+        for attr in attrs:
+            if wanted and attr != wanted:
+                continue
+            name = f"{key}_{attr}" if attr else key
+            value = None if why else _f(values.get(name))
+            detail = why or (f"candidate on {rows:,} rows from {info.get('source', '')}" if value is not None
+                             else f"{name} is undefined on these rows")
+            out.append(Measurement(value, rows, detail, attr, window=window))
+        return out or [Measurement(None, rows, f"no protected attribute '{wanted}'", str(wanted), window=window)]
+
+    return provider
+
+
+def batch_latency_ratio(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+    evidence = _gate_evidence(ev)
+    if evidence is None:
+        return _no_evidence(ev)
+    hold = evidence.get("metrics", {}).get("holdout", {})
+    cand = _f(hold.get("candidate", {}).get("latency_ms_per_1k"))
+    champ = _f(hold.get("champion", {}).get("latency_ms_per_1k"))
+    rows = int(evidence.get("datasets", {}).get("holdout", {}).get("rows") or 0)
+    if cand is None or not champ:
+        return [Measurement(None, rows, "no champion to compare batch latency with", window="holdout")]
+    return [Measurement(cand / champ, rows, f"{cand:.2f} vs champion {champ:.2f} ms per 1,000 rows", window="holdout")]
+
+
+FAIRNESS_EVIDENCE: tuple[str, ...] = ("disparate_impact", "statistical_parity_difference",
+                                      "equal_opportunity_difference", "average_odds_difference")
+
+
 Provider = Callable[[EvalInput, PolicySpec], list[Measurement]]
 
 
-def providers() -> dict[str, tuple[Provider, str, str]]:
-    """metric name -> (provider, description, time basis: "data" = log time, "wall" = wall-clock)."""
-    table: dict[str, tuple[Provider, str, str]] = {
-        "drift_share": (drift_share, "share of tested columns that drifted", "data"),
-        "drifted_features": (drifted_features, "number of drifted columns", "data"),
-        "feature_drift": (feature_drift, "1 if a column drifted by its method and threshold, else 0", "data"),
-        "latency_p95_ms": (latency_p95, "95th percentile latency in ms", "data"),
-        "latency_p95": (latency_p95, "95th percentile latency in ms", "data"),
-        "latency_p99_ms": (latency_p99, "99th percentile latency in ms", "data"),
-        "error_rate": (error_rate, "share of predictions with status error", "data"),
-        "accuracy": (accuracy, "accuracy on labelled predictions", "data"),
-        "actual_accuracy": (accuracy, "accuracy on labelled predictions", "data"),
-        "f1": (quality_field("f1"), "F1 on labelled predictions", "data"),
-        "roc_auc": (quality_field("roc_auc"), "ROC AUC on labelled predictions", "data"),
-        "estimated_accuracy": (estimated_accuracy, "confidence-based accuracy estimate (unlabelled rows)", "data"),
-        "label_coverage": (label_coverage, "share of predictions with a label", "data"),
-        "card_completeness": (card_completeness, "share of model card sections filled", "data"),
-        "ingest_rejects": (ingest_rejects, "files rejected at ingestion", "wall"),
+PRE, PROD = "pre_deployment", "production"
+
+
+def providers() -> dict[str, tuple[Provider, str, str, str]]:
+    """metric name -> (provider, description, time basis, phase). Time basis "data" = log time, "wall" =
+    wall-clock; phase: the default of policies on the metric (production metrics judge traffic,
+    pre-deployment metrics judge a version's gate evidence before it serves)."""
+    table: dict[str, tuple[Provider, str, str, str]] = {
+        "drift_share": (drift_share, "share of tested columns that drifted", "data", PROD),
+        "drifted_features": (drifted_features, "number of drifted columns", "data", PROD),
+        "feature_drift": (feature_drift, "1 if a column drifted by its method and threshold, else 0", "data", PROD),
+        "latency_p95_ms": (latency_p95, "95th percentile latency in ms", "data", PROD),
+        "latency_p95": (latency_p95, "95th percentile latency in ms", "data", PROD),
+        "latency_p99_ms": (latency_p99, "99th percentile latency in ms", "data", PROD),
+        "error_rate": (error_rate, "share of predictions with status error", "data", PROD),
+        "accuracy": (accuracy, "accuracy on labelled predictions", "data", PROD),
+        "actual_accuracy": (accuracy, "accuracy on labelled predictions", "data", PROD),
+        "f1": (quality_field("f1"), "F1 on labelled predictions", "data", PROD),
+        "roc_auc": (quality_field("roc_auc"), "ROC AUC on labelled predictions", "data", PROD),
+        "estimated_accuracy": (estimated_accuracy, "confidence-based accuracy estimate (unlabelled rows)", "data",
+                               PROD),
+        "label_coverage": (label_coverage, "share of predictions with a label", "data", PROD),
+        "ingest_rejects": (ingest_rejects, "files rejected at ingestion", "wall", PROD),
+        "card_completeness": (card_completeness, "share of model card sections filled", "data", PRE),
+        "gate_verdict": (gate_verdict, "1 if the candidate passed the candidate-vs-champion gate, else 0", "data", PRE),
+        "evaluation_overlap": (evaluation_overlap, "out-of-time evaluation rows the candidate was trained on",
+                               "data", PRE),
+        "batch_latency_ratio": (batch_latency_ratio, "candidate's batch prediction latency / the champion's",
+                                "data", PRE),
     }
     from dashboard.monitoring.fairness_metrics import METRIC_KEYS
 
     for key in METRIC_KEYS:
-        table[key] = (fairness_metric(key), f"fairness: {key.replace('_', ' ')} per protected attribute", "data")
+        table[key] = (fairness_metric(key), f"fairness: {key.replace('_', ' ')} per protected attribute", "data",
+                      PROD)
+    for dataset, label in (("holdout", "the holdout"), ("evaluation", "the out-of-time evaluation set")):
+        for key in ("accuracy", "f1", "roc_auc"):
+            table[f"{dataset}_{key}"] = (evidence_metric(dataset, key), f"candidate's {key} on {label}", "data", PRE)
+        for key in FAIRNESS_EVIDENCE[:2]:
+            table[f"{dataset}_{key}"] = (evidence_metric(dataset, key),
+                                         f"candidate's {key.replace('_', ' ')} on {label}, per protected attribute",
+                                         "data", PRE)
     return table

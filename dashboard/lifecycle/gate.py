@@ -3,7 +3,10 @@
 Why the same rows: a candidate's own holdout metrics (logged by its training run) are not comparable
 with the champion's. The gate scores both on (1) one holdout (the model's configured ``retrain.holdout``
 file, else the champion's logged training data, which is in-sample for the champion and so favours it:
-a conservative default) and (2) recent production rows that have ground-truth labels. It computes
+a conservative default) and (2) the out-of-time evaluation set: labelled production rows logged after
+the cut-off of :mod:`dashboard.lifecycle.evaluation_split`, which training never received. The
+candidate's run lists the production rows it trained on; the gate proves the evaluation rows disjoint
+from them (by ``prediction_id``) before it judges anything on those rows. It computes
 accuracy, F1, ROC AUC, AIF360 group-fairness metrics per protected attribute, and batch prediction
 latency, then judges policies. The evidence lands on the candidate version as tags and the artifact
 ``gate/gate_evidence.json``; a failing candidate keeps its ``challenger`` alias and is never promoted.
@@ -30,18 +33,19 @@ import numpy as np
 import pandas as pd
 
 from connectors.registry import RegistryNotFound
-from connectors.schema import quote
-from connectors.windows import parse_window
 from dashboard.access.roles import Actor, require
 from dashboard.audit import trail
 from dashboard.context import Context
 from dashboard.errors import VigilError
+from dashboard.lifecycle import evaluation_split
+from dashboard.lifecycle.evaluation_split import EvaluationSplit
 from dashboard.settings import ModelConfig, ProtectedAttribute
 
 LABEL = "label"
 EVIDENCE_PATH = "gate"
 EVIDENCE_FILE = "gate_evidence.json"
 TAG_PREFIX = "vigil.gate."
+DATA_TAG_PREFIX = "vigil.data."  # rows and digests of the sets a version was trained and judged on
 HOLDOUT_MAX_ROWS = 5_000
 PRODUCTION_MAX_ROWS = 20_000
 LATENCY_REPEATS = 3
@@ -227,22 +231,76 @@ def holdout_frame(ctx: Context, model: str) -> tuple[pd.DataFrame, str]:
     return df.reset_index(drop=True), source
 
 
-def production_frame(ctx: Context, model: str, window: str) -> tuple[pd.DataFrame, str]:
-    """Recent labelled production rows: ``window`` (e.g. "7d") ending at the latest logged prediction."""
+def resolve_split(ctx: Context, model: str, version: str,
+                  split: EvaluationSplit | None = None) -> EvaluationSplit | None:
+    """The split to judge on: the one given (a Vigil job's), else the cut-off the candidate's run recorded
+    (param ``labels_before``), else the split as of now."""
+    if split is not None:
+        return split
+    now = evaluation_split.plan(ctx, model)
+    v = ctx.registry.version(model, version)
+    recorded = ctx.registry.run(v.run_id).params.get("labels_before") if v.run_id else None
+    if recorded and recorded != "none":
+        try:
+            before = datetime.fromisoformat(recorded).replace(tzinfo=None)
+        except ValueError:
+            return now
+        end = now.evaluation_end if now is not None else before
+        return EvaluationSplit(before, max(end, before), "the cut-off recorded by the candidate's training run")
+    return now
+
+
+def evaluation_frame(ctx: Context, model: str, split: EvaluationSplit | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The out-of-time evaluation rows (a stable sample of at most PRODUCTION_MAX_ROWS) and their description."""
     cfg = ctx.model(model)
-    schema = ctx.schema(model)
-    if not ctx.store.has_model_table(schema):
-        return pd.DataFrame(), "no prediction logs"
-    latest = ctx.store.query_df(f"SELECT max(ts) AS m FROM {schema.table}")["m"].iloc[0]
-    if pd.isna(latest):
-        return pd.DataFrame(), "no prediction logs"
-    win = parse_window(window, now=pd.Timestamp(latest).to_pydatetime() + pd.Timedelta(seconds=1))
-    cols = list(dict.fromkeys([*cfg.features, *cfg.protected_names]))
-    sql = (f"SELECT {', '.join('t.' + quote(c) for c in cols)}, l.label AS {LABEL} FROM {schema.table} t "
-           "JOIN current_labels l ON l.prediction_id = t.prediction_id AND l.model_name = ? "
-           "WHERE t.status = 'ok' AND t.ts >= ? AND t.ts < ? ORDER BY hash(t.prediction_id) LIMIT ?")
-    df = ctx.store.query_df(sql, [model, win.start, win.end, PRODUCTION_MAX_ROWS])
-    return df, f"labelled production rows {win.start:%Y-%m-%d %H:%M}..{win.end:%Y-%m-%d %H:%M} UTC"
+    if split is None:
+        return pd.DataFrame(), {"rows": 0, "source": "no labelled production rows yet"}
+    cols = [*cfg.features, *cfg.protected_names]
+    frame = evaluation_split.labelled_rows(ctx, model, cols, since=split.labels_before, until=split.evaluation_end)
+    total = len(frame)
+    if total > PRODUCTION_MAX_ROWS:
+        frame = frame.head(PRODUCTION_MAX_ROWS)
+    info = {"rows": len(frame), "available_rows": total, "range": split.label, "rule": split.rule,
+            "labels_before": split.labels_before.isoformat(),
+            "source": f"labelled production rows {split.label} ({split.rule}; never given to training)"
+                      + (f", a stable sample of {len(frame):,} of {total:,}" if total > len(frame) else ""),
+            "digest": evaluation_split.ids_digest(frame["prediction_id"]) if len(frame) else None}
+    return frame.reset_index(drop=True), info
+
+
+def training_ids(ctx: Context, model: str, version: str) -> set[str] | None:
+    """The production rows a version's run trained on (its TRAINING_IDS_PATH artifact); None when the run
+    did not list them, so disjointness cannot be shown."""
+    try:
+        ids = ctx.registry.load_training_data(model, version, path=evaluation_split.TRAINING_IDS_PATH)
+    except RegistryNotFound:
+        return None
+    if "prediction_id" not in ids.columns:
+        return None
+    return {str(i) for i in ids["prediction_id"].dropna()}
+
+
+def training_info(ctx: Context, model: str, version: str, ids: set[str] | None) -> dict[str, Any]:
+    """What the candidate was trained on, as its run recorded it (rows, dataset digest, cut-off)."""
+    v = ctx.registry.version(model, version)
+    info: dict[str, Any] = {"source": "the candidate's training run"}
+    if v.run_id:
+        lineage = ctx.registry.lineage(model, version)
+        params = ctx.registry.run(v.run_id).params
+        info.update({"rows": int(params["training_rows"]) if params.get("training_rows", "").isdigit() else None,
+                     "digest": lineage.training_digest, "labels_before": params.get("labels_before")})
+    info["production_rows"] = None if ids is None else len(ids)
+    info["production_ids_digest"] = None if ids is None else evaluation_split.ids_digest(ids)
+    return info
+
+
+def overlap(ids: set[str] | None, frame: pd.DataFrame) -> int | None:
+    """Evaluation rows that were training rows (None: the training rows are not known)."""
+    if ids is None:
+        return None
+    if frame.empty:
+        return 0
+    return int(frame["prediction_id"].astype(str).isin(ids).sum())
 
 
 # ------------------------------------------------------------------------------------------ policies
@@ -262,15 +320,28 @@ def judge(cfg: ModelConfig, metrics: Mapping[str, Mapping[str, Mapping[str, floa
     """The gate's policies over the computed metrics (pure: testable on plain dicts)."""
     spec, th = cfg.retrain, cfg.thresholds
     out: list[PolicyVerdict] = []
-    for ds in ("holdout", "production"):
+    leaked = datasets.get("evaluation", {}).get("overlap_candidate")
+    if "evaluation" in datasets and datasets["evaluation"].get("rows", 0):
+        out.append(PolicyVerdict(
+            "evaluation: no row was a training row of the candidate", "evaluation_overlap", "evaluation",
+            None if leaked is None else float(leaked), None, "== 0", None if leaked is None else leaked == 0, True,
+            "the candidate's run did not list the production rows it trained on "
+            f"({evaluation_split.TRAINING_IDS_PATH}), so the evaluation rows cannot be shown unseen; "
+            "judged on the holdout only" if leaked is None else
+            f"{leaked} of {datasets['evaluation']['rows']} evaluation rows were trained on" if leaked else
+            f"disjoint by prediction_id from the {datasets.get('training', {}).get('production_rows', 0):,} "
+            "production rows the candidate trained on"))
+    for ds in ("holdout", "evaluation"):
         if ds not in metrics:
             continue
         cand, champ = metrics[ds].get("candidate", {}), metrics[ds].get("champion", {})
+        if ds == "evaluation" and leaked != 0:
+            continue  # rows that may have been trained on prove nothing
         enough = ds == "holdout" or datasets[ds].get("rows", 0) >= spec.min_labels
         if not enough:
             out.append(PolicyVerdict(f"{ds}: enough labelled rows", "rows", ds, datasets[ds].get("rows", 0), None,
                                      f">= {spec.min_labels}", None, False,
-                                     "too few labelled production rows to compare; judged on the holdout only"))
+                                     "too few labelled out-of-time rows to compare; judged on the holdout only"))
             continue
         has_champ = bool(champ)
         for metric, blocking in (("accuracy", True), ("roc_auc", True), ("f1", False)):
@@ -304,7 +375,7 @@ def judge(cfg: ModelConfig, metrics: Mapping[str, Mapping[str, Mapping[str, floa
 
 # ------------------------------------------------------------------------------------------ the gate
 
-def evaluate_candidate(ctx: Context, model: str, version: str,
+def evaluate_candidate(ctx: Context, model: str, version: str, split: EvaluationSplit | None = None,
                        progress: Callable[[str], None] | None = None) -> GateResult:
     """Score the candidate and the champion on the same rows and judge the policies (records nothing)."""
     say = progress or (lambda _m: None)
@@ -317,15 +388,21 @@ def evaluate_candidate(ctx: Context, model: str, version: str,
         raise VigilError(f"version {version} is already the champion of '{model}'; nothing to compare")
     roles = {"candidate": str(version), **({"champion": champion} if champion else {})}
     estimators = {role: load_model(ctx, model, v) for role, v in roles.items()}
-    frames: dict[str, tuple[pd.DataFrame, str]] = {}
     say("loading the holdout")
-    frames["holdout"] = holdout_frame(ctx, model)
-    prod, prod_source = production_frame(ctx, model, cfg.retrain.window)
-    frames["production"] = (prod, prod_source)
+    holdout, holdout_source = holdout_frame(ctx, model)
+    split = resolve_split(ctx, model, str(version), split)
+    evaluation, eval_info = evaluation_frame(ctx, model, split)
+    cand_ids = training_ids(ctx, model, str(version))
+    eval_info["overlap_candidate"] = overlap(cand_ids, evaluation)
+    if champion:
+        eval_info["overlap_champion"] = overlap(training_ids(ctx, model, champion), evaluation)
+    datasets: dict[str, dict[str, Any]] = {
+        "training": training_info(ctx, model, str(version), cand_ids),
+        "holdout": {"rows": len(holdout), "source": holdout_source, "digest": evaluation_split.frame_digest(holdout)},
+        "evaluation": eval_info,
+    }
     metrics: dict[str, dict[str, dict[str, float | None]]] = {}
-    datasets: dict[str, dict[str, Any]] = {}
-    for ds, (frame, source) in frames.items():
-        datasets[ds] = {"rows": len(frame), "source": source}
+    for ds, frame in (("holdout", holdout), ("evaluation", evaluation)):
         if len(frame) == 0:
             continue
         say(f"scoring {len(frame):,} {ds} rows with {', '.join(f'{r} v{v}' for r, v in roles.items())}")
@@ -343,17 +420,33 @@ def record_evidence(ctx: Context, result: GateResult) -> None:
     failed = [p.name for p in result.policies if p.passed is False and p.blocking]
     tags = {"verdict": result.verdict, "champion": result.champion or "none", "evaluated_at": result.evaluated_at,
             "failed": "; ".join(failed)[:4000] or "none", "evidence": f"{EVIDENCE_PATH}/{EVIDENCE_FILE}"}
-    for role in ("candidate", "champion"):
-        for metric in ("accuracy", "roc_auc"):
-            v = result.metrics.get("holdout", {}).get(role, {}).get(metric)
-            if v is not None:
-                tags[f"holdout.{role}.{metric}"] = f"{v:.4f}"
+    for ds in ("holdout", "evaluation"):
+        for role in ("candidate", "champion"):
+            for metric in ("accuracy", "roc_auc"):
+                v = result.metrics.get(ds, {}).get(role, {}).get(metric)
+                if v is not None:
+                    tags[f"{ds}.{role}.{metric}"] = f"{v:.4f}"
     with tempfile.TemporaryDirectory(prefix="vigil-gate-") as tmp:
         path = Path(tmp) / EVIDENCE_FILE
         path.write_text(json.dumps(_jsonable(result.to_json()), indent=2), encoding="utf-8")
         reg.log_artifact_to_version(model, version, path, EVIDENCE_PATH)
     for key, text in tags.items():
         reg.set_version_tag(model, version, TAG_PREFIX + key, text)
+    for key, text in data_tags(result.datasets).items():
+        reg.set_version_tag(model, version, DATA_TAG_PREFIX + key.removeprefix("data."), text)
+
+
+def data_tags(datasets: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """``data.*`` tags: rows and digests of the training, holdout and evaluation sets, and disjointness."""
+    tags: dict[str, str] = {}
+    for ds in ("training", "holdout", "evaluation"):
+        info = datasets.get(ds, {})
+        for key in ("rows", "digest", "range", "production_rows", "production_ids_digest"):
+            if info.get(key) is not None:
+                tags[f"data.{ds}.{key}"] = str(info[key])[:500]
+    leaked = datasets.get("evaluation", {}).get("overlap_candidate")
+    tags["data.disjoint"] = "unproven" if leaked is None else "true" if leaked == 0 else f"false ({leaked} rows)"
+    return tags
 
 
 def _jsonable(obj: Any) -> Any:
@@ -366,8 +459,9 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def run_gate(ctx: Context, model: str, version: str, progress: Callable[[str], None] | None = None) -> GateResult:
-    result = evaluate_candidate(ctx, model, version, progress)
+def run_gate(ctx: Context, model: str, version: str, progress: Callable[[str], None] | None = None,
+             split: EvaluationSplit | None = None) -> GateResult:
+    result = evaluate_candidate(ctx, model, version, split, progress)
     record_evidence(ctx, result)
     return result
 
@@ -395,6 +489,32 @@ def comparison_frame(evidence: Mapping[str, Any]) -> pd.DataFrame:
             rows.append({"dataset": ds, "metric": metric, "champion": p, "candidate": c,
                          "delta": None if c is None or p is None else c - p})
     return pd.DataFrame(rows, columns=["dataset", "metric", "champion", "candidate", "delta"])
+
+
+def datasets_frame(evidence: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per data set of the evidence: what it is, how many rows, which time range, its digest."""
+    rows = []
+    for ds, info in evidence.get("datasets", {}).items():
+        before = info.get("labels_before")
+        span = info.get("range") or (f"production rows before {before}" if before and before != "none" else "")
+        rows.append({"dataset": ds, "rows": info.get("rows"), "range": span, "source": info.get("source", ""),
+                     "digest": info.get("digest") or info.get("production_ids_digest") or ""})
+    return pd.DataFrame(rows, columns=["dataset", "rows", "range", "source", "digest"])
+
+
+def disjointness_text(evidence: Mapping[str, Any]) -> str:
+    """What the evidence says about evaluation rows the candidate may have trained on."""
+    info = evidence.get("datasets", {}).get("evaluation", {})
+    if "overlap_candidate" not in info:
+        return "This evidence predates the out-of-time split: run the gate again to judge on unseen rows."
+    leaked = info.get("overlap_candidate")
+    if leaked is None:
+        return ("The candidate's run did not list the production rows it trained on, so the evaluation rows are "
+                "not shown unseen; the gate judged on the holdout only.")
+    if leaked:
+        return f"{leaked} evaluation rows were training rows of the candidate: the evaluation set was not judged."
+    return ("No evaluation row was a training row of the candidate (checked by prediction_id): the out-of-time "
+            "comparison is on rows it never saw.")
 
 
 def policies_frame(evidence: Mapping[str, Any]) -> pd.DataFrame:

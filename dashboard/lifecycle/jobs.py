@@ -2,7 +2,7 @@
 
 Why a separate worker process per job: a retrain takes minutes and must survive the Streamlit script
 run (and even an app restart) that started it. The app records a ``queued`` row in the ``jobs`` table
-of the log store, launches ``python -m dashboard.lifecycle.jobs run <id>`` detached in its own session (so a
+of the log store, launches ``python -m dashboard.service.worker run <id>`` detached in its own session (so a
 cancel kills the worker *and* the training command it started, one process group), and returns.
 The worker marks the job ``running``, runs the runner (the model's ``training_command`` by default),
 and on success points the ``challenger`` alias at the new version and runs the candidate gate. State
@@ -11,8 +11,15 @@ alias is only moved by a job that got past training while not cancelled.
 
 Recovery: a ``queued``/``running`` job whose recorded process is gone (or whose pid now belongs to
 another process: the process start time is stored with the pid) is marked ``failed`` with a line in
-its log. :func:`recover` runs before every listing and every start, so no job stays "running" after
-its process died.
+its log; so is a job running past its model's ``retrain.timeout_minutes`` (its processes are stopped).
+:func:`recover` runs before every listing and every start, so no job stays "running" after its
+process died or hung.
+
+What a job records: the out-of-time split fixed at its start (the training command gets
+``--labels-before``), the champion it started from, and on the new version ``vigil.trained_by`` = the
+Vigil user who requested it (separation of duties compares against that, not the OS user). The
+training command's environment holds only what training needs (:func:`training_env`), never Vigil's
+secrets.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from connectors.registry import RegistryNotFound
 from connectors.triggers import (
     GitHubActionsRunner,
     LocalProcessRunner,
@@ -47,13 +55,26 @@ from dashboard.access.roles import Actor, require
 from dashboard.audit import trail
 from dashboard.context import Context
 from dashboard.errors import VigilError
+from dashboard.lifecycle import evaluation_split
+from dashboard.lifecycle.evaluation_split import EvaluationSplit
 from dashboard.settings import Settings
 
 STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE: tuple[str, ...] = ("queued", "running")
 TERMINAL: tuple[str, ...] = ("succeeded", "failed", "cancelled")
 CHALLENGER_ALIAS = "challenger"
+TRAINED_BY_TAG = "vigil.trained_by"
+PARENT_TAG = "vigil.parent_version"
 QUEUED_GRACE_S = 120.0  # a queued job whose launcher never recorded a worker is failed after this
+FINALIZE_GRACE_S = 900.0  # after the training timeout, the worker's gate may take this long before recovery stops it
+WORKER_MODULE = "dashboard.service.worker"  # runs a job; composes lifecycle with the card step of governance
+# What a training command may see of this process's environment (plus its model's retrain.env_passthrough).
+TRAINING_ENV_NAMES: frozenset[str] = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "SHELL",
+    "PYTHONPATH", "PYTHONHASHSEED", "VIRTUAL_ENV", "CONDA_PREFIX", "JAVA_HOME", "SSL_CERT_FILE",
+    "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+    "http_proxy", "https_proxy", "no_proxy", "VIGIL_MLFLOW_TIMEOUT", "VIGIL_LOCK_TIMEOUT"})
+TRAINING_ENV_PREFIXES: tuple[str, ...] = ("LC_", "MLFLOW_")  # locale; MLflow's own settings and credentials
 _START_LOCK = threading.Lock()  # check-then-insert of "one active retrain per model" within one process
 
 _DDL = """
@@ -100,6 +121,10 @@ class Job:
             return None
         end = self.ended or _now()
         return max(0.0, (end - self.started).total_seconds())
+
+
+#: Called by the worker once a new version's gate is recorded: (context, job, version, gate result).
+AfterGate = Callable[[Context, Job, str, Any], None]
 
 
 def _now() -> datetime:
@@ -274,7 +299,11 @@ def recover(ctx: Context) -> list[Job]:
                 continue
             why = "its worker process never started"
         elif is_alive(job.pid, job.pid_start):
-            continue
+            limit = _timeout_s(ctx, job.model) + FINALIZE_GRACE_S
+            if job.started is None or (_now() - job.started).total_seconds() < limit:
+                continue
+            _kill_group(job.pid, job.pid_start)
+            why = f"it ran longer than {limit / 60:.0f} minutes (training timeout plus the gate's grace)"
         else:
             why = f"its worker process (pid {job.pid}) is gone"
         message = f"{why}; marked failed on recovery (see the log above for its last output)"
@@ -285,6 +314,15 @@ def recover(ctx: Context) -> list[Job]:
                 append_log(job.log_path, f"stopped {len(killed)} leftover process(es) of the dead worker: {killed}")
             failed.append(get_job(ctx, job.id))
     return failed
+
+
+def _timeout_s(ctx: Context, model: str) -> float:
+    try:
+        return ctx.model(model).retrain.timeout_minutes * 60.0
+    except Exception:  # a model removed from the config: its leftover job uses the default
+        from dashboard.settings import RetrainSpec
+
+        return RetrainSpec.timeout_minutes * 60.0
 
 
 # ------------------------------------------------------------------------------------------ starting
@@ -311,7 +349,7 @@ def _launch_worker(settings: Settings, job_id: str, log_path: Path) -> int:
     """
     cmd = 'exec setsid "$0" "$@" >>"$VIGIL_JOB_LOG" 2>&1 </dev/null & echo $!'
     env = {**_worker_env(settings), "VIGIL_JOB_LOG": str(log_path)}
-    out = subprocess.run(["/bin/sh", "-c", cmd, sys.executable, "-m", "dashboard.lifecycle.jobs", "run", job_id],
+    out = subprocess.run(["/bin/sh", "-c", cmd, sys.executable, "-m", WORKER_MODULE, "run", job_id],
                          env=env, capture_output=True, text=True, timeout=30, check=False)
     try:
         return int(out.stdout.strip())
@@ -335,11 +373,16 @@ def start_retrain(ctx: Context, actor: Actor, model: str, *, include_labels: boo
                                "reweighing": spec.reweighing if reweighing is None else reweighing,
                                **dict(extra or {})}
     recover(ctx)
+    split = evaluation_split.plan(ctx, model)
+    if split is not None and options["include_labels"]:
+        options["labels_before"] = split.labels_before.isoformat()
+    parent = _champion(ctx, model)
     job_id = uuid.uuid4().hex[:12]
     jobs_dir = ctx.settings.jobs_dir
     jobs_dir.mkdir(parents=True, exist_ok=True)
     log_path = jobs_dir / f"{model}-{job_id}.log"
-    params = {"options": options, "reason": reason}
+    params = {"options": options, "reason": reason, "split": split.to_json() if split else None,
+              "parent_version": parent}
     with _START_LOCK, ctx.store.connect() as con:
         _ensure(con)
         con.execute("BEGIN TRANSACTION")
@@ -355,6 +398,9 @@ def start_retrain(ctx: Context, actor: Actor, model: str, *, include_labels: boo
         con.execute("COMMIT")
     append_log(log_path, f"job {job_id}: retrain of {model} requested by {actor.name} (runner {runner}, "
                          f"options {json.dumps(options, sort_keys=True)})" + (f"; reason: {reason}" if reason else ""))
+    append_log(log_path, f"out-of-time evaluation set: labelled predictions {split.label} ({split.rule}); "
+                         "they are not given to training" if split else
+               "no labelled production rows yet: the gate judges on the holdout only")
     try:
         pid = _launch_worker(ctx.settings, job_id, log_path)
     except (VigilError, OSError, subprocess.SubprocessError) as exc:
@@ -366,6 +412,13 @@ def start_retrain(ctx: Context, actor: Actor, model: str, *, include_labels: boo
     _audit(ctx, actor, "retrain.start", model, {"job_id": job_id, "runner": runner, "options": options,
                                                   "reason": reason})
     return get_job(ctx, job_id)
+
+
+def _champion(ctx: Context, model: str) -> str | None:
+    try:
+        return ctx.registry.version_by_alias(model, "champion").version
+    except RegistryNotFound:
+        return None
 
 
 def cancel(ctx: Context, actor: Actor, job_id: str) -> Job:
@@ -406,17 +459,29 @@ def wait(ctx: Context, job_id: str, timeout_s: float = 1800.0, poll_s: float = 1
 
 # ------------------------------------------------------------------------------------------ the worker
 
+def training_env(settings: Settings, model: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of a training command: the stores it must use, and from this process only
+    the names it needs (paths, locale, proxies, MLflow's settings) plus ``retrain.env_passthrough``.
+    Secrets of Vigil (Label Studio token, webhook and GitHub secrets, API tokens) are never passed on."""
+    source = os.environ if environ is None else environ
+    extra = set(settings.model(model).retrain.env_passthrough)
+    env = {k: v for k, v in source.items()
+           if k in TRAINING_ENV_NAMES or k in extra or k.startswith(TRAINING_ENV_PREFIXES)}
+    env.update({"MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri, "VIGIL_MLFLOW_URI": settings.mlflow_tracking_uri,
+                "VIGIL_DATA_DIR": str(settings.data_dir), "VIGIL_DUCKDB_PATH": str(settings.duckdb_path),
+                "PYTHONUNBUFFERED": "1"})
+    if settings.config_path is not None:
+        env["VIGIL_CONFIG"] = str(Path(settings.config_path).resolve())
+    return env
+
+
 def make_runner(settings: Settings, model: str, runner: str) -> Any:
     """The runner object for a job (secrets come from the environment, never from vigil.toml)."""
     cfg = settings.model(model)
     spec = cfg.retrain
     if runner == "local":
-        env = {"MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri, "VIGIL_MLFLOW_URI": settings.mlflow_tracking_uri,
-               "VIGIL_DATA_DIR": str(settings.data_dir), "VIGIL_DUCKDB_PATH": str(settings.duckdb_path)}
-        if settings.config_path is not None:
-            env["VIGIL_CONFIG"] = str(Path(settings.config_path).resolve())
         cwd = Path(settings.config_path).resolve().parent if settings.config_path else None
-        return LocalProcessRunner(cfg.training_command or "", env=env, cwd=cwd)
+        return LocalProcessRunner(cfg.training_command or "", env=training_env(settings, model), cwd=cwd)
     if runner == "webhook":
         return WebhookRunner(spec.webhook_url or "", os.environ.get("VIGIL_WEBHOOK_SECRET", ""),
                              timeout_s=spec.webhook_timeout_s)
@@ -427,14 +492,30 @@ def make_runner(settings: Settings, model: str, runner: str) -> Any:
     raise VigilError(f"unknown runner '{runner}'")
 
 
+def _stop_children(grace_s: float = 5.0) -> list[int]:
+    """SIGTERM, then SIGKILL, every other process of this worker's session (the training command and
+    whatever it started); the worker itself goes on to record the outcome."""
+    me = os.getpid()
+    members = [p for p in session_members(os.getsid(0)) if p != me]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(process_start_time(p) is not None for p in members):
+            time.sleep(0.1)
+    return members
+
+
 def _finish(ctx: Context, job: Job, state: str, message: str, **values: Any) -> bool:
     ok = _update(ctx, job.id, {"state": state, "ended": _now(), "message": message, **values}, where_state=ACTIVE)
     append_log(job.log_path, f"job {state}: {message}" if ok else f"job already {get_job(ctx, job.id).state}")
     return ok
 
 
-def run_worker(ctx: Context, job_id: str) -> int:
-    """The body of ``python -m dashboard.lifecycle.jobs run <id>`` (runs in the detached worker process)."""
+def run_worker(ctx: Context, job_id: str, after_gate: AfterGate | None = None) -> int:
+    """The body of ``python -m dashboard.service.worker run <id>`` (runs in the detached worker process);
+    ``after_gate`` runs once the new version's gate is recorded (the worker seeds its model card)."""
     with contextlib.suppress(OSError):
         os.setsid()  # already a session leader when started through setsid
     job = get_job(ctx, job_id)
@@ -458,9 +539,17 @@ def run_worker(ctx: Context, job_id: str) -> int:
         # The job moves the alias itself, only after success: the training command must not.
         request = replace(request, options={**options, "alias": ""})
         append_log(job.log_path, "running: " + " ".join(runner.argv(request)))
+        timeout_s = _timeout_s(ctx, job.model)
         with job.log_path.open("ab") as log:
             proc = runner.start(request, log)
-            code = proc.wait()
+            try:
+                code = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                stopped = _stop_children()
+                _finish(ctx, job, "failed", f"the training command ran longer than its timeout "
+                        f"({timeout_s / 60:g} min, [models.{job.model}.retrain] timeout_minutes) and was stopped "
+                        f"({len(stopped)} process(es)); see the log")
+                return 1
     except TriggerError as exc:
         _finish(ctx, job, "failed", str(exc))
         return 1
@@ -477,23 +566,30 @@ def run_worker(ctx: Context, job_id: str) -> int:
                    where_state=("running",)):
         append_log(job.log_path, f"job was {get_job(ctx, job_id).state} before registering; alias not moved")
         return 1
-    return _finalize(ctx, job, version, run_id)
+    return _finalize(ctx, job, version, run_id, after_gate)
 
 
-def _finalize(ctx: Context, job: Job, version: str, run_id: str | None) -> int:
-    """Point ``challenger`` at the new version and run the candidate gate."""
+def _finalize(ctx: Context, job: Job, version: str, run_id: str | None, after_gate: AfterGate | None = None) -> int:
+    """Record who trained the new version, point ``challenger`` at it and run the candidate gate."""
     from dashboard.lifecycle import gate
 
     summary: dict[str, Any] = {"run_id": run_id, "model_version": version}
+    split_json = job.params.get("split")
+    split = EvaluationSplit.from_json(split_json) if split_json else None
     try:
+        for key, value in ((TRAINED_BY_TAG, job.requested_by), ("vigil.job_id", job.id),
+                           (PARENT_TAG, job.params.get("parent_version") or "none")):
+            ctx.registry.set_version_tag(job.model, version, key, value)
         ctx.registry.set_alias(job.model, CHALLENGER_ALIAS, version)
-        ctx.registry.set_version_tag(job.model, version, "vigil.job_id", job.id)
-        append_log(job.log_path, f"alias '{CHALLENGER_ALIAS}' -> version {version}; evaluating the gate")
-        result = gate.run_gate(ctx, job.model, version, progress=lambda m: append_log(job.log_path, m))
+        append_log(job.log_path, f"version {version} trained for {job.requested_by}; alias '{CHALLENGER_ALIAS}' -> "
+                                 f"version {version}; evaluating the gate")
+        result = gate.run_gate(ctx, job.model, version, progress=lambda m: append_log(job.log_path, m), split=split)
         summary["verdict"] = result.verdict
         summary["failed_policies"] = [p.name for p in result.policies if p.passed is False and p.blocking]
         append_log(job.log_path, f"gate verdict: {result.verdict}"
                    + (f" (failed: {', '.join(summary['failed_policies'])})" if summary["failed_policies"] else ""))
+        if after_gate is not None:
+            after_gate(ctx, job, version, result)
     except Exception as exc:  # the version exists: say what went wrong with the gate, keep the job's result
         summary["gate_error"] = f"{type(exc).__name__}: {exc}"
         append_log(job.log_path, f"gate could not be evaluated: {summary['gate_error']}")
@@ -513,17 +609,3 @@ def _last_result(log_path: Path) -> dict[str, Any] | None:
             if parsed is not None:
                 found = parsed
     return found
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2 or args[0] != "run":
-        print("usage: python -m dashboard.lifecycle.jobs run JOB_ID", file=sys.stderr)
-        return 2
-    from dashboard.context import load_context
-
-    return run_worker(load_context(), args[1])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,3 +1,3 @@
-"""Long-running endpoints a front door serves: the Prometheus metrics exporter of `vigil metrics`.
+"""Long-running processes the doors start: the metrics endpoint of `vigil metrics`, the retrain job worker.
 
 A front door like the app and the CLI: may import every domain; no domain imports it."""
