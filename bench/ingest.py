@@ -67,6 +67,16 @@ def make_parquet(path: Path, rows: int, seed: int = 7) -> None:
     writer.close()
 
 
+def bench_token(users_file: Path) -> str:
+    """A data scientist and an API token for the benchmark's `vigil ingest` runs."""
+    from dashboard.access import users
+    from dashboard.access.roles import Actor
+
+    setup = Actor("bench", "admin")
+    users.add_user(users_file, setup, "bench-ingest", "data_scientist", "bench-ingest-password")
+    return users.create_token(users_file, setup, "bench-ingest", label="bench")[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -92,7 +102,9 @@ def main() -> None:
         reference_seconds = median_seconds(bare, args.repeats, setup=reset_bare)
 
         vigil_dir = work / "vigil"
-        env = {**os.environ, "VIGIL_DATA_DIR": str(vigil_dir), "VIGIL_CONFIG": str(CONFIG)}
+        env = {**os.environ, "VIGIL_DATA_DIR": str(vigil_dir), "VIGIL_CONFIG": str(CONFIG),
+               "VIGIL_USERS_FILE": str(work / "users.toml")}
+        env["VIGIL_TOKEN"] = bench_token(work / "users.toml")  # `vigil ingest` acts as an authenticated user
         vigil_bin = str(Path(sys.executable).parent / "vigil")
 
         def reset_vigil() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -40,12 +41,18 @@ from connectors.schema import (
     LABEL_REQUIRED,
     REQUIRED_COLUMNS,
     LogSchema,
+    nan_as_null,
     quote,
 )
 
 SUPPORTED_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "json",
                       ".ndjson": "json", ".json": "json"}
 MAX_EXAMPLES = 3
+_GLOB_CHARS = "*?["  # what DuckDB (and Python's glob) expand in a path
+_NOT_UTF8 = re.compile(r"utf-?8|unicode", re.IGNORECASE)  # DuckDB's words for an encoding failure
+_TEXT_INTEGRAL = r"^(-?[0-9]+)[.]0+$"  # an integral float written as text ("9000001.0"), its integer part
+_MAX_EXACT_FLOAT_ID = 2**53  # above it a float id may be a neighbour of the integer meant
+Check = tuple[str, str, str, str | None]  # (SQL condition of a bad row, message, fix, column)
 _TZ_SUFFIX = r"(Z|[+-]\d{2}(:?\d{2})?)$"
 _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                   "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL")
@@ -123,34 +130,46 @@ def utcnow() -> datetime:
 
 
 def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
-    """Files, globs and folders (searched recursively) -> supported files, plus problems for the rest."""
+    """Files, folders (searched recursively) and globs -> supported files, plus problems for the rest.
+
+    An argument that names an existing file is that file, whatever characters its name holds (``[``, ``?``,
+    ``*``); only an argument naming nothing that exists is a glob, expanded here rather than by DuckDB, so
+    that every file is read alone and under its own name.
+    """
     found: list[Path] = []
     problems: list[Problem] = []
     for raw in paths:
         text = str(raw)
         p = Path(text).expanduser()
-        if p.is_dir():
+        if p.is_file():
+            _add_file(p, text, found, problems)
+        elif p.is_dir():
             hits = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in SUPPORTED_SUFFIXES)
             if not hits:
                 problems.append(Problem(text, "folder holds no .parquet, .csv or .jsonl file",
                                         "point at a folder of log files or at the files themselves"))
             found += hits
-        elif any(ch in text for ch in "*?["):
-            hits = sorted(Path(h) for h in glob(text, recursive=True) if Path(h).is_file())
+        elif any(ch in text for ch in _GLOB_CHARS):
+            hits = sorted(Path(h) for h in glob(str(p), recursive=True) if Path(h).is_file())
             if not hits:
                 problems.append(Problem(text, "pattern matched no file", "check the pattern and quote it"))
-            found += hits
-        elif not p.exists():
-            problems.append(Problem(text, "no such file", "check the path"))
-        elif p.suffix.lower() not in SUPPORTED_SUFFIXES:
-            problems.append(Problem(text, f"unsupported file type '{p.suffix}'",
-                                    "convert it to Parquet, CSV or JSON Lines (.parquet, .csv, .jsonl)"))
+            for hit in hits:
+                _add_file(hit, str(hit), found, problems)
         else:
-            found.append(p)
+            problems.append(Problem(text, "no such file", "check the path"))
     unique: dict[Path, None] = {}
     for f in found:
         unique.setdefault(f.resolve(), None)
     return list(unique), problems
+
+
+def _add_file(path: Path, text: str, found: list[Path], problems: list[Problem]) -> None:
+    """Add a named (or glob-matched) file, or a problem when its type is not one Vigil reads."""
+    if path.suffix.lower() in SUPPORTED_SUFFIXES:
+        found.append(path)
+    else:
+        problems.append(Problem(text, f"unsupported file type '{path.suffix}'",
+                                "convert it to Parquet, CSV or JSON Lines (.parquet, .csv, .jsonl)"))
 
 
 def file_sha256(path: Path) -> str:
@@ -280,18 +299,12 @@ class LogStore:
                                          f"({prior[2]} rows); nothing added")
             try:
                 src = _stage(con, path)
-            except duckdb.Error as exc:
-                return FileResult(name, "rejected", sha256=sha, problems=[Problem(
-                    name, f"cannot be read ({_first_line(exc)})",
-                    "the file is truncated, corrupt or not of its extension's format; re-export it")])
-            try:
                 if kind == "predictions":
                     problems, select = _validate_predictions(con, src, name, schema)
                 else:
                     problems, select = _validate_labels(con, src, name, schema, source)
             except duckdb.Error as exc:
-                problems, select = [Problem(name, f"cannot be read ({_first_line(exc)})",
-                                            "the file is truncated or corrupt; re-export it")], ""
+                problems, select = [_read_problem(name, path, exc)], ""
             if problems:
                 return FileResult(name, "rejected", sha256=sha, problems=problems)
             target = schema.table if kind == "predictions" else "labels"
@@ -310,8 +323,9 @@ class LogStore:
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
-                return FileResult(name, "rejected", sha256=sha, problems=[Problem(
-                    name, f"could not be loaded ({_first_line(exc)})", "fix the file and ingest it again")])
+                problem = (_read_problem(name, path, exc) if _NOT_UTF8.search(str(exc)) else
+                           Problem(name, f"could not be loaded ({_first_line(exc)})", "fix the file and ingest it again"))
+                return FileResult(name, "rejected", sha256=sha, problems=[problem])
             finally:
                 con.execute("DROP VIEW IF EXISTS __src; DROP TABLE IF EXISTS __src_t")
             return FileResult(name, "ingested", int(rows), sha)
@@ -397,7 +411,7 @@ class LogStore:
             r = con.execute(
                 f"SELECT count(*), min(ts), max(ts), count(DISTINCT model_version), "
                 f"avg(CASE WHEN status <> 'ok' THEN 1.0 ELSE 0.0 END), "
-                f"quantile_cont(latency_ms, 0.95) FROM {schema.table}").fetchone()
+                f"quantile_cont({nan_as_null('latency_ms')}, 0.95) FROM {schema.table}").fetchone()
             labelled = con.execute(
                 f"SELECT count(DISTINCT l.prediction_id) FROM current_labels l SEMI JOIN {schema.table} t "
                 "USING (prediction_id) WHERE l.model_name = ?", [schema.model]).fetchone()
@@ -460,44 +474,141 @@ def _log_columns(schema: LogSchema) -> dict[str, str]:
 
 
 def _stage(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
-    """Expose the file as ``__src`` with a 1-based ``__row`` column; return its column -> type."""
+    """Expose the file as ``__src`` with a 1-based ``__row`` column; return its column -> type.
+
+    The file is read alone and literally: its path is escaped against DuckDB's glob, and folder names of
+    the form ``key=value`` add no (hive partition) columns. ``can_have_nan``: Parquet's min/max statistics
+    leave NaN out, and without it DuckDB's optimizer trusts them and folds ``isnan(x)`` (and the NULLIF that
+    turns NaN into NULL) to false, so a file's NaN would be checked for and stored as if absent.
+    """
     fmt = SUPPORTED_SUFFIXES[path.suffix.lower()]
-    lit = "'" + str(path).replace("'", "''") + "'"
+    lit = _literal_path(path)
     con.execute("DROP VIEW IF EXISTS __src; DROP TABLE IF EXISTS __src_t")
     if fmt == "parquet":
         # Parquet scans are cheap and carry their own row numbers: validate and load straight from the file.
-        con.execute(f"CREATE TEMP VIEW __src AS SELECT * EXCLUDE (file_row_number), "
-                    f"file_row_number + 1 AS __row FROM read_parquet({lit}, file_row_number = true)")
+        con.execute(f"CREATE TEMP VIEW __src AS SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS __row "
+                    f"FROM read_parquet({lit}, file_row_number = true, hive_partitioning = false, can_have_nan = true)")
     else:
-        reader = (f"read_csv({lit}, header = true, all_varchar = true, strict_mode = true)" if fmt == "csv"
-                  else f"read_json({lit}, format = 'newline_delimited')")
+        reader = (f"read_csv({lit}, header = true, all_varchar = true, strict_mode = true, hive_partitioning = false)"
+                  if fmt == "csv" else f"read_json({lit}, format = 'newline_delimited', hive_partitioning = false)")
         con.execute(f"CREATE TEMP TABLE __src_t AS SELECT *, row_number() OVER () AS __row FROM {reader}")
         con.execute("CREATE TEMP VIEW __src AS SELECT * FROM __src_t")
     return {r[0]: r[1] for r in con.execute("DESCRIBE __src").fetchall() if r[0] != "__row"}
+
+
+def _literal_path(path: Path) -> str:
+    """``path`` as a SQL string that DuckDB reads as exactly that file.
+
+    Why: DuckDB expands ``*``, ``?`` and ``[...]`` in every path it is given, even one naming an existing
+    file, so ``logs?.csv`` also read ``logs1.csv``. Each such character becomes a one-character class
+    (``[[]``, ``[?]``, ``[*]``), which matches only itself.
+    """
+    escaped = "".join(f"[{ch}]" if ch in _GLOB_CHARS else ch for ch in str(path))
+    return "'" + escaped.replace("'", "''") + "'"
+
+
+def _read_problem(name: str, path: Path, exc: duckdb.Error) -> Problem:
+    """The problem of a file DuckDB could not read: a text encoding other than UTF-8 is named as such."""
+    if not _NOT_UTF8.search(str(exc)):
+        return Problem(name, f"cannot be read ({_first_line(exc)})",
+                       "the file is truncated, corrupt or not of its extension's format; re-export it")
+    if SUPPORTED_SUFFIXES[path.suffix.lower()] == "parquet":
+        return Problem(name, "holds strings that are not UTF-8 text", "re-export it with UTF-8 strings")
+    where = _first_invalid_utf8(path)
+    at = f" (first invalid byte on line {where[0]}, byte offset {where[1]})" if where else ""
+    return Problem(name, f"is not UTF-8 text{at}",
+                   "re-save it as UTF-8: choose UTF-8 when exporting, or convert it, e.g. "
+                   "`iconv -f latin1 -t utf-8 FILE > FILE.utf8` (use the file's real encoding)")
+
+
+def _first_invalid_utf8(path: Path, chunk: int = 1 << 20) -> tuple[int, int] | None:
+    """(line, byte offset) of the first byte that is not UTF-8, or None; read only for a rejected file."""
+    line, offset, carry = 1, 0, b""
+    with path.open("rb") as fh:
+        while True:
+            block = fh.read(chunk)
+            data = carry + block
+            if not data:
+                return None
+            try:
+                data.decode("utf-8")
+                good, carry = data, b""
+            except UnicodeDecodeError as exc:
+                if block and exc.reason == "unexpected end of data":  # a character split by the chunk
+                    good, carry = data[:exc.start], data[exc.start:]
+                else:
+                    return line + data.count(b"\n", 0, exc.start), offset + exc.start
+            line += good.count(b"\n")
+            offset += len(good)
 
 
 def _is_numeric(sql_type: str) -> bool:
     return sql_type.split("(")[0] in _NUMERIC_TYPES
 
 
+def _is_float(sql_type: str) -> bool:
+    return sql_type in ("FLOAT", "DOUBLE")
+
+
 def _as_text(col: str, sql_type: str) -> str:
-    """Text form of a source column: integral floats lose their '.0' so 1.0 matches class '1'."""
+    """Text form of a source column: integral floats lose their '.0' so 1.0 matches class '1'; NaN is missing."""
     q = quote(col)
-    if sql_type in ("FLOAT", "DOUBLE") or sql_type.startswith("DECIMAL"):
-        return (f"CASE WHEN {q} = trunc({q}) AND abs({q}) < 1e15 THEN CAST(CAST({q} AS BIGINT) AS VARCHAR) "
+    if _is_float(sql_type) or sql_type.startswith("DECIMAL"):
+        nan = f"WHEN isnan({q}) THEN NULL " if _is_float(sql_type) else ""
+        return (f"CASE {nan}WHEN {q} = trunc({q}) AND abs({q}) < 1e15 THEN CAST(CAST({q} AS BIGINT) AS VARCHAR) "
                 f"ELSE CAST({q} AS VARCHAR) END")
     if sql_type == "JSON":
         return f"json_extract_string({q}, '$')"
     return f"CAST({q} AS VARCHAR)"
 
 
-def _as_double(col: str, sql_type: str) -> str:
+def _number(col: str, sql_type: str) -> str:
+    """The source value as a DOUBLE, as written (NaN stays NaN, for the checks; text that is no number is NULL)."""
     q = quote(col)
     if _is_numeric(sql_type):
         return f"CAST({q} AS DOUBLE)"
     if sql_type == "JSON":
         return f"TRY_CAST(json_extract_string({q}, '$') AS DOUBLE)"
     return f"TRY_CAST({q} AS DOUBLE)"
+
+
+def _as_double(col: str, sql_type: str) -> str:
+    """The value stored in a DOUBLE column: NaN becomes NULL, so every query sees one kind of missing."""
+    return nan_as_null(_number(col, sql_type))
+
+
+def _id_text(col: str, sql_type: str, integral_text: bool) -> str:
+    """Canonical text of a ``prediction_id``, the same whatever the file type: 9000001 as a Parquet float, a
+    JSON number or a CSV cell "9000001.0" is "9000001". ``integral_text``: some text ids are written as
+    integral floats (known from a count, so the common case costs no per-row rewrite)."""
+    q = quote(col)
+    if _is_float(sql_type):  # whole and below 2^53, by the check of _id_checks
+        return f"CAST(CAST({q} AS BIGINT) AS VARCHAR)"
+    if sql_type.startswith("DECIMAL"):
+        return f"CAST(CAST({q} AS HUGEINT) AS VARCHAR)"
+    text = f"json_extract_string({q}, '$')" if sql_type == "JSON" else f"CAST({q} AS VARCHAR)"
+    return f"regexp_replace({text}, '{_TEXT_INTEGRAL}', '\\1')" if integral_text else text
+
+
+def _integral_text_condition(col: str, sql_type: str) -> str | None:
+    """Rows whose text id is an integral float ("9000001.0"); None when the column is not text."""
+    if _is_numeric(sql_type):
+        return None
+    text = f"json_extract_string({quote(col)}, '$')" if sql_type == "JSON" else f"CAST({quote(col)} AS VARCHAR)"
+    return f"ends_with({text}, '0') AND contains({text}, '.') AND regexp_matches({text}, '{_TEXT_INTEGRAL}')"
+
+
+def _id_checks(col: str, sql_type: str) -> list[Check]:
+    """A numeric id must be a whole number a float holds exactly, or it names no prediction for sure."""
+    q = quote(col)
+    if _is_float(sql_type):
+        bad = f"{q} IS NOT NULL AND NOT (isfinite({q}) AND {q} = trunc({q}) AND abs({q}) < {_MAX_EXACT_FLOAT_ID})"
+    elif sql_type.startswith("DECIMAL"):
+        bad = f"{q} <> trunc({q})"
+    else:
+        return []
+    return [(bad, "id is not a whole number (a fraction, NaN, or above 2^53 where floats skip integers)",
+             "write ids as integers or as text, never as floats", col)]
 
 
 def _ts_expr(sql_type: str) -> str | None:
@@ -524,40 +635,73 @@ def _column_problems(con: duckdb.DuckDBPyConnection, name: str, have: dict[str, 
     return problems
 
 
-def _check(con: duckdb.DuckDBPyConnection, name: str, checks: list[tuple[str, str, str, str | None]]
-           ) -> list[Problem]:
-    """Run row-level checks: one counting scan for all, then one lookup of the first bad row per failing check.
-
-    Each check is (SQL condition for a bad row, message, fix, column).
-    """
-    if not checks:
+def _count(con: duckdb.DuckDBPyConnection, conditions: Sequence[str]) -> list[int]:
+    """Rows of ``__src`` matching each condition, all in one scan."""
+    if not conditions:
         return []
-    counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {cond})" for cond, *_ in checks)
-                         + " FROM __src").fetchone()
-    assert counts is not None
+    row = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {c})" for c in conditions) + " FROM __src"
+                      ).fetchone()
+    return [int(n) for n in row] if row else [0] * len(conditions)
+
+
+def _check_problems(con: duckdb.DuckDBPyConnection, name: str, checks: Sequence[Check], counts: Sequence[int]
+                    ) -> list[Problem]:
+    """One problem per failing check (``counts`` from :func:`_count`), at its first bad row.
+
+    The first rows of all failing checks come from aggregate filters in one more scan, not from a ``WHERE``
+    per check: one scan whatever the number of problems, and no row-group pruning by Parquet statistics
+    (which leave NaN out) can hide the row that was counted.
+    """
+    failing = [(n, check) for n, check in zip(counts, checks, strict=True) if n]
+    if not failing:
+        return []
+    # count(*) keeps the filters on the aggregates (a lone filtered aggregate could become a WHERE).
+    found = con.execute("SELECT count(*), " + ", ".join(f"min(__row) FILTER (WHERE {c[0]})" for _, c in failing)
+                        + " FROM __src").fetchone()
+    firsts: list[Any] = list(found[1:]) if found else [None] * len(failing)
     problems = []
-    for n, (cond, message, fix, col) in zip(counts, checks, strict=True):
-        if not n:
-            continue
-        sample = f"CAST({quote(col)} AS VARCHAR)" if col else "NULL"
-        first = con.execute(f"SELECT __row, {sample} FROM __src WHERE {cond} ORDER BY __row LIMIT 1").fetchone()
-        assert first is not None
-        shown = f" (value '{str(first[1])[:60]}')" if first[1] is not None else ""
-        problems.append(Problem(name, f"{message}{shown}; {n} row(s) affected", fix, row=int(first[0]), column=col))
+    for (n, (_, message, fix, col)), row in zip(failing, firsts, strict=True):
+        shown = _sample(con, col, row)
+        problems.append(Problem(name, f"{message}{shown}; {n} row(s) affected", fix,
+                                row=None if row is None else int(row), column=col))
     return problems
 
 
-def _duplicate_problems(con: duckdb.DuckDBPyConnection, name: str, target: str, scope: str) -> list[Problem]:
-    """Duplicate ``prediction_id`` inside the file, and against rows already stored in ``target``."""
+def _sample(con: duckdb.DuckDBPyConnection, col: str | None, row: int | None) -> str:
+    """`` (value '...')`` of ``col`` at ``row`` for a problem line, or nothing."""
+    if col is None or row is None:
+        return ""
+    value = con.execute(f"SELECT CAST({quote(col)} AS VARCHAR) FROM __src WHERE __row = ?", [row]).fetchone()
+    return f" (value '{str(value[0])[:60]}')" if value and value[0] is not None else ""
+
+
+def _checked_ids(con: duckdb.DuckDBPyConnection, name: str, have: dict[str, str], checks: list[Check]
+                 ) -> tuple[list[Problem], str]:
+    """Run the row-level ``checks`` plus the id checks in one counting scan (and one more locating the failing
+    ones); return the problems and the canonical id expression.
+
+    The same scan counts text ids written as integral floats, so only a file holding some pays for
+    rewriting them."""
+    typ = have["prediction_id"]
+    checks = [*checks, *_id_checks("prediction_id", typ)]
+    integral = _integral_text_condition("prediction_id", typ)
+    counts = _count(con, [c[0] for c in checks] + ([integral] if integral else []))
+    problems = _check_problems(con, name, checks, counts[:len(checks)])
+    return problems, _id_text("prediction_id", typ, integral_text=bool(integral and counts[-1]))
+
+
+def _duplicate_problems(con: duckdb.DuckDBPyConnection, name: str, target: str, pid: str) -> list[Problem]:
+    """Duplicate ``prediction_id`` (canonical form ``pid``) inside the file, and against rows stored in ``target``."""
+    ids = f"(SELECT {pid} AS pid, __row FROM __src)"
     problems = []
-    dup = con.execute("SELECT prediction_id, min(__row), count(*) FROM __src GROUP BY 1 HAVING count(*) > 1 "
+    dup = con.execute(f"SELECT pid, min(__row), count(*) FROM {ids} GROUP BY 1 HAVING count(*) > 1 "
                       "ORDER BY 2 LIMIT 1").fetchone()
     if dup:
         problems.append(Problem(name, f"prediction_id '{dup[0]}' appears {dup[2]} times in the file",
                                 "each prediction_id must be unique; drop the repeated rows",
                                 row=int(dup[1]), column="prediction_id"))
-    clash = con.execute(f"SELECT s.prediction_id, s.__row FROM __src s SEMI JOIN {target} t "
-                        f"ON CAST(s.prediction_id AS VARCHAR) = t.prediction_id {scope} ORDER BY 2 LIMIT 1").fetchone()
+    clash = con.execute(f"SELECT s.pid, s.__row FROM {ids} s SEMI JOIN {target} t ON s.pid = t.prediction_id "
+                        "ORDER BY 2 LIMIT 1").fetchone()
     if clash:
         problems.append(Problem(name, f"prediction_id '{clash[0]}' is already stored from another file",
                                 "remove rows that were ingested before, or give them new ids",
@@ -573,9 +717,10 @@ def _validate_predictions(con: duckdb.DuckDBPyConnection, have: dict[str, str], 
     problems = _column_problems(con, name, have, required, allowed, schema.extra_columns)
     if problems:
         return problems, ""
-    checks: list[tuple[str, str, str, str | None]] = []
-    for col in ("prediction_id", "model_version", "prediction", "ts"):
-        checks.append((f"{quote(col)} IS NULL", "required value is empty", "fill it in or drop the row", col))
+    checks: list[Check] = [(f"{quote(col)} IS NULL" if col in ("prediction_id", "ts") else
+                            f"({_as_text(col, have[col])}) IS NULL",  # NaN in a float column is empty too
+                            "required value is empty", "fill it in or drop the row", col)
+                           for col in ("prediction_id", "model_version", "prediction", "ts")]
     ts = _ts_expr(have["ts"])
     if ts is None:
         return [Problem(name, f"timestamps have type {have['ts']}", "write ISO-8601 text "
@@ -596,33 +741,50 @@ def _validate_predictions(con: duckdb.DuckDBPyConnection, have: dict[str, str], 
     checks.append((f"{quote('prediction')} IS NOT NULL AND ({_as_text('prediction', have['prediction'])}) "
                    f"NOT IN ({classes})", f"prediction is not one of the classes [{classes}]",
                    "map predictions to the configured classes or fix 'classes' in vigil.toml", "prediction"))
-    numeric = [c for c, t in schema.columns.items() if t == "numerical"]
-    numeric += [c for c in ("score", "latency_ms", *schema.probability_columns.values()) if c in have]
-    for col in numeric:
-        if col in have and not _is_numeric(have[col]):
-            checks.append((f"{quote(col)} IS NOT NULL AND ({_as_double(col, have[col])}) IS NULL",
-                           "not a number", "write numbers only (empty for missing)", col))
-    for col in ("score", *schema.probability_columns.values()):
-        if col in have:
-            expr = _as_double(col, have[col])
-            checks.append((f"{expr} < 0 OR {expr} > 1", "probability outside [0, 1]",
-                           "log probabilities between 0 and 1", col))
-    if "latency_ms" in have:
-        checks.append((f"{_as_double('latency_ms', have['latency_ms'])} < 0", "negative latency",
-                       "log latency in milliseconds, >= 0", "latency_ms"))
+    checks += _number_checks(have, schema)
     if "model_name" in have:
         model_lit = "'" + schema.model.replace("'", "''") + "'"
         checks.append((f"model_name IS NOT NULL AND CAST(model_name AS VARCHAR) <> {model_lit}",
                        f"row belongs to another model than '{schema.model}'",
                        "ingest it with --model set to that model", "model_name"))
-    problems = _check(con, name, checks)
+    problems, pid = _checked_ids(con, name, have, checks)
     if problems:
         return problems, ""
-    problems = _duplicate_problems(con, name, schema.table, "")
+    problems = _duplicate_problems(con, name, schema.table, pid)
     if problems:
         return problems, ""
+    return [], _prediction_select(have, schema, pid, ts)
+
+
+def _number_checks(have: dict[str, str], schema: LogSchema) -> list[Check]:
+    """Checks of the numeric columns present. NaN (or text "nan") is missing in a feature or a latency, and
+    stored as NULL; in a probability it is an error of the model server, so the file is rejected."""
+    checks: list[Check] = []
+    numeric = [c for c, t in schema.columns.items() if t == "numerical"]
+    numeric += [c for c in ("score", "latency_ms", *schema.probability_columns.values()) if c in have]
+    for col in numeric:
+        if not _is_numeric(have[col]):
+            checks.append((f"{quote(col)} IS NOT NULL AND ({_number(col, have[col])}) IS NULL",
+                           "not a number", "write numbers only (empty for missing)", col))
+    for col in ("score", *schema.probability_columns.values()):
+        if col in have:
+            x = _number(col, have[col])
+            checks.append((f"isnan({x})", "probability is NaN",
+                           "log the probability, between 0 and 1, or leave it empty when there is none", col))
+            checks.append((f"NOT isnan({x}) AND ({x} < 0 OR {x} > 1)", "probability outside [0, 1]",
+                           "log probabilities between 0 and 1", col))
+    if "latency_ms" in have:
+        x = _number("latency_ms", have["latency_ms"])
+        checks.append((f"{x} < 0", "negative latency", "log latency in milliseconds, >= 0", "latency_ms"))
+        checks.append((f"{x} = 'Infinity'::DOUBLE", "infinite latency",
+                       "log the measured milliseconds, or leave it empty when unknown", "latency_ms"))
+    return checks
+
+
+def _prediction_select(have: dict[str, str], schema: LogSchema, pid: str, ts: str) -> str:
+    """The SELECT over ``__src`` that loads a validated prediction file into the model's table."""
     exprs = [
-        f"{_as_text('prediction_id', have['prediction_id'])} AS prediction_id",
+        f"{pid} AS prediction_id",
         "'" + schema.model.replace("'", "''") + "' AS model_name",
         f"{_as_text('model_version', have['model_version'])} AS model_version",
         f"{ts} AS ts",
@@ -642,7 +804,7 @@ def _validate_predictions(con: duckdb.DuckDBPyConnection, have: dict[str, str], 
     exprs.append(f"coalesce(lower({_as_text('status', have['status'])}), 'ok') AS status"
                  if "status" in have else "'ok' AS status")
     exprs.append("$ingest_id AS ingest_id")
-    return [], f"SELECT {', '.join(exprs)} FROM __src"
+    return f"SELECT {', '.join(exprs)} FROM __src"
 
 
 def _validate_labels(con: duckdb.DuckDBPyConnection, have: dict[str, str], name: str, schema: LogSchema,
@@ -652,11 +814,12 @@ def _validate_labels(con: duckdb.DuckDBPyConnection, have: dict[str, str], name:
     if problems:
         return problems, ""
     classes = ", ".join("'" + c.replace("'", "''") + "'" for c in schema.classes)
-    checks: list[tuple[str, str, str, str | None]] = [
+    label = _as_text("label", have["label"])
+    checks: list[Check] = [
         ("prediction_id IS NULL", "required value is empty", "fill it in or drop the row", "prediction_id"),
-        ("label IS NULL", "label is empty", "fill it in or drop the row", "label"),
-        (f"label IS NOT NULL AND ({_as_text('label', have['label'])}) NOT IN ({classes})",
-         f"label is not one of the classes [{classes}]", "map labels to the configured classes", "label"),
+        (f"({label}) IS NULL", "label is empty", "fill it in or drop the row", "label"),
+        (f"({label}) NOT IN ({classes})", f"label is not one of the classes [{classes}]",
+         "map labels to the configured classes", "label"),
     ]
     ts = _ts_expr(have["ts"]) if "ts" in have else None
     if "ts" in have:
@@ -664,28 +827,37 @@ def _validate_labels(con: duckdb.DuckDBPyConnection, have: dict[str, str], name:
             return [Problem(name, f"timestamps have type {have['ts']}", "write ISO-8601 text", column="ts")], ""
         checks.append((f"ts IS NOT NULL AND ({ts}) IS NULL", "timestamp cannot be parsed",
                        "write ISO-8601, e.g. 2026-01-31T12:00:00Z", "ts"))
-    problems = _check(con, name, checks)
+    problems, pid = _checked_ids(con, name, have, checks)
     if problems:
         return problems, ""
-    unknown = con.execute(f"SELECT s.prediction_id, s.__row FROM __src s ANTI JOIN {schema.table} t ON "
-                          "CAST(s.prediction_id AS VARCHAR) = t.prediction_id ORDER BY 2 LIMIT 1").fetchone()
-    if unknown:
-        return [Problem(name, f"label for prediction_id '{unknown[0]}' which is not in the logs of {schema.model}",
-                        "ingest the prediction logs first, or drop labels of other models",
-                        row=int(unknown[1]), column="prediction_id")], ""
-    dup = con.execute("SELECT prediction_id, min(__row) FROM __src GROUP BY 1 HAVING count(*) > 1 "
-                      "ORDER BY 2 LIMIT 1").fetchone()
-    if dup:
-        return [Problem(name, f"prediction_id '{dup[0]}' is labelled more than once in the file",
-                        "keep one label per prediction", row=int(dup[1]), column="prediction_id")], ""
+    problems = _label_id_problems(con, name, schema, pid)
+    if problems:
+        return problems, ""
     model_lit = "'" + schema.model.replace("'", "''") + "'"
     src_lit = "'" + source.replace("'", "''") + "'"
     exprs = [
-        f"{_as_text('prediction_id', have['prediction_id'])} AS prediction_id", f"{model_lit} AS model_name",
-        f"{_as_text('label', have['label'])} AS label",
+        f"{pid} AS prediction_id", f"{model_lit} AS model_name", f"{label} AS label",
         f"coalesce(CAST(source AS VARCHAR), {src_lit}) AS source" if "source" in have else f"{src_lit} AS source",
         "CAST(annotator AS VARCHAR) AS annotator" if "annotator" in have else "NULL AS annotator",
         f"coalesce({ts}, current_timestamp::TIMESTAMP) AS ts" if ts else "current_timestamp::TIMESTAMP AS ts",
         "current_timestamp::TIMESTAMP AS recorded_at", "$ingest_id AS ingest_id",
     ]
     return [], f"SELECT {', '.join(exprs)} FROM __src"
+
+
+def _label_id_problems(con: duckdb.DuckDBPyConnection, name: str, schema: LogSchema, pid: str) -> list[Problem]:
+    """Labels of predictions not in the model's logs, and predictions labelled twice in the file (by the
+    canonical id ``pid``, so a label file's 9000001.0 finds the logs' 9000001)."""
+    ids = f"(SELECT {pid} AS pid, __row FROM __src)"
+    unknown = con.execute(f"SELECT s.pid, s.__row FROM {ids} s ANTI JOIN {schema.table} t ON "
+                          "s.pid = t.prediction_id ORDER BY 2 LIMIT 1").fetchone()
+    if unknown:
+        return [Problem(name, f"label for prediction_id '{unknown[0]}' which is not in the logs of {schema.model}",
+                        "ingest the prediction logs first, or drop labels of other models",
+                        row=int(unknown[1]), column="prediction_id")]
+    dup = con.execute(f"SELECT pid, min(__row) FROM {ids} GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 LIMIT 1"
+                      ).fetchone()
+    if dup:
+        return [Problem(name, f"prediction_id '{dup[0]}' is labelled more than once in the file",
+                        "keep one label per prediction", row=int(dup[1]), column="prediction_id")]
+    return []

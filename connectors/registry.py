@@ -306,6 +306,22 @@ class Registry:
         self._call(f"describe version {version} of '{model}'",
                    lambda c: c.update_model_version(model, str(version), description=description))
 
+    # ------------------------------------------------------------------ experiments
+
+    def experiment_tags(self, name: str) -> dict[str, str] | None:
+        """Tags of the experiment called ``name``; ``None`` when there is no such experiment."""
+        exp = self._call(f"experiment '{name}'", lambda c: c.get_experiment_by_name(name))
+        return None if exp is None else dict(exp.tags or {})
+
+    def set_experiment_tag(self, name: str, key: str, value: str) -> bool:
+        """Tag the experiment called ``name``; ``False`` (nothing written) when it does not exist."""
+        exp = self._call(f"experiment '{name}'", lambda c: c.get_experiment_by_name(name))
+        if exp is None:
+            return False
+        experiment_id = str(exp.experiment_id)
+        self._call(f"tag experiment '{name}'", lambda c: c.set_experiment_tag(experiment_id, key, str(value)))
+        return True
+
     # ------------------------------------------------------------------ runs
 
     def run(self, run_id: str) -> RunInfo:

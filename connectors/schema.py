@@ -26,6 +26,15 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def nan_as_null(expr: str) -> str:
+    """``expr`` (a DOUBLE) with NaN read as missing (SQL NULL).
+
+    Why: DuckDB's aggregates skip NULL but not NaN, and NaN sorts above every number, so one NaN makes a
+    mean or an upper quantile NaN. Ingestion stores NaN as NULL; this guards rows stored before it did.
+    """
+    return f"nullif({expr}, 'NaN'::DOUBLE)"
+
+
 @dataclass(frozen=True)
 class LogSchema:
     """Columns of one model's prediction log.

@@ -216,6 +216,8 @@ class Settings:
     lock_timeout_s: float = 60.0
     #: A manager may not approve a version they trained (off only for single-person setups).
     separation_of_duties: bool = True
+    #: Key file that signs audit checkpoints when neither VIGIL_AUDIT_KEY nor the secrets give a key.
+    audit_key_file: Path | None = None
 
     def model(self, name: str) -> ModelConfig:
         """The configuration of ``name``, or a :class:`ConfigError` listing the configured models."""
@@ -242,8 +244,12 @@ ENV_KEYS: dict[str, str] = {
     "VIGIL_LABEL_STUDIO_TOKEN": "Label Studio API token (never displayed)",
     "VIGIL_USERS_FILE": "users file for built-in sign-in (default <data_dir>/users.toml)",
     "VIGIL_LOCK_TIMEOUT": "seconds to wait for the DuckDB file lock (default 60)",
+    "VIGIL_TOKEN": "API token a state-changing CLI command acts with (vigil users token create)",
+    "VIGIL_SESSION_KEY": "key that signs the app's session cookies (default <data_dir>/session.key)",
     "VIGIL_CHROMIUM": "Chromium executable for PDF reports (default chromium on PATH)",
     "VIGIL_SEPARATION_OF_DUTIES": "on/off: may a manager approve a version they trained (default on)",
+    "VIGIL_AUDIT_KEY": "key that signs audit checkpoints (else .streamlit/secrets.toml, else audit_key_file)",
+    "VIGIL_AUDIT_KEY_FILE": "audit checkpoint key file (default <data_dir>/audit.key, created 0600)",
 }
 
 
@@ -320,6 +326,13 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
     ls_token = env.get("VIGIL_LABEL_STUDIO_TOKEN") or None
     users_file = resolve(pick("users_file", "VIGIL_USERS_FILE", data_dir / "users.toml"))
     jobs_dir = resolve(vig.get("jobs_dir", data_dir / "jobs"))
+    audit_key_file = resolve(pick("audit_key_file", "VIGIL_AUDIT_KEY_FILE", data_dir / "audit.key"))
+    if "audit_key" in vig:
+        problems.append("vigil.audit_key: secrets do not belong in vigil.toml; set the VIGIL_AUDIT_KEY "
+                        "environment variable or put VIGIL_AUDIT_KEY in .streamlit/secrets.toml instead")
+    if audit_key_file.is_dir():
+        problems.append(f"vigil.audit_key_file: {audit_key_file} is a folder; name a file (default "
+                        "<data_dir>/audit.key)")
     sod = _switch(env.get("VIGIL_SEPARATION_OF_DUTIES", vig.get("separation_of_duties", True)),
                   "vigil.separation_of_duties (or VIGIL_SEPARATION_OF_DUTIES)", problems)
 
@@ -345,7 +358,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
         mlflow_ui_url=str(ui_url) if ui_url else None, mlflow_timeout_s=float(timeout or 10),
         label_studio_url=str(ls_url).rstrip("/") if ls_url else None, label_studio_token=ls_token,
         users_file=users_file, jobs_dir=jobs_dir, models=models, config_path=config_path,
-        lock_timeout_s=float(lock_timeout or 60), separation_of_duties=sod,
+        lock_timeout_s=float(lock_timeout or 60), separation_of_duties=sod, audit_key_file=audit_key_file,
     )
 
 

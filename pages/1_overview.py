@@ -12,7 +12,7 @@ from dashboard.governance.overview import (
     versions_to_judge,
 )
 from dashboard.ui import state
-from dashboard.ui.format import fmt_pct, fmt_time
+from dashboard.ui.format import clip, fmt_pct, fmt_time, md_prose, md_text
 
 st.title("Overview")
 st.caption("One card per model: policy verdicts of the versions serving, volume, time range, versions and "
@@ -58,23 +58,24 @@ if ctx is not None:
             c2.metric("Error rate", fmt_pct(health.error_rate))
             c3.metric("Latency p95", "n/a" if health.latency_p95_ms is None else f"{health.latency_p95_ms:.0f} ms")
             c4.metric("Label coverage", fmt_pct(health.label_coverage))
-            c5.metric("Latest version", health.latest_version or "n/a")
+            c5.metric("Latest version", clip(health.latest_version) or "n/a")
             st.write(f"**Time range:** {fmt_time(health.first_ts)} → {fmt_time(health.last_ts)} · "
-                     f"**Versions serving:** {', '.join(health.versions_logged) or 'none'} · "
+                     f"**Versions serving:** {', '.join(map(md_text, health.versions_logged)) or 'none'} · "
                      f"**Last ingest:** {fmt_time(health.last_ingest)}")
             if health.aliases:
                 st.write("**Aliases:** " + ", ".join(f"`{a}` → v{v}" for a, v in sorted(health.aliases.items())))
             if health.registry_error:
-                st.warning(f"Registry unavailable: {health.registry_error}")
+                st.warning(f"Registry unavailable: {md_prose(health.registry_error)}")
             for status in statuses:
                 role = next((f" ({a})" for a, v in sorted(health.aliases.items()) if v == status.version), "")
                 verdict = ("passes every blocking policy" if status.passed
                            else "fails " + ", ".join(status.blocking_failures))
                 shown = ", ".join(status.warnings[:3]) + (", …" if len(status.warnings) > 3 else "")
                 warn = f" · {len(status.warnings)} warning(s): {shown}" if status.warnings else ""
-                st.write(f"{':green' if status.passed else ':red'}[**v{status.version}{role}** {verdict}]{warn}")
+                st.write(f"{':green' if status.passed else ':red'}[**v{md_text(status.version)}{role}** {verdict}]"
+                         + warn)
             if statuses:
                 st.caption(f"Policies evaluated {fmt_time(statuses[0].evaluated_at)} over each policy's window. "
                            f"Evidence and history: Compliance page (or `vigil check --model {name} --version V`).")
             for reason in health.attention:
-                st.write(f"- {reason}")
+                st.write(f"- {md_prose(reason)}")

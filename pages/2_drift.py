@@ -27,6 +27,7 @@ from dashboard.monitoring.evidently_report import (
     store_report,
 )
 from dashboard.ui import state
+from dashboard.ui.format import clip, clip_frame, md_prose, md_text
 from dashboard.ui.session import current_actor
 
 st.title("Drift")
@@ -91,7 +92,7 @@ if model and ctx is not None and span is not None:
                                  disabled=ref_kind != "Time window")
         cur_pick = c2.date_input("Current window", (cur_default.start.date(), (cur_default.end - timedelta(days=1)).date()),
                                  min_value=lo, max_value=hi, key="drift_cur_window")
-        version_pick = c3.selectbox("Model version", ["all", *versions], key="drift_version")
+        version_pick = c3.selectbox("Model version", ["all", *versions], key="drift_version", format_func=clip)
     version = None if version_pick == "all" else str(version_pick)
     cur_w = _window(cur_pick)
     ref_w = _window(ref_pick)
@@ -107,9 +108,10 @@ if model and ctx is not None and span is not None:
         m2.metric("Drifted columns", f"{result.n_drifted} / {result.n_tested}")
         m3.metric("Reference rows", f"{result.n_reference:,}")
         m4.metric("Current rows", f"{result.n_current:,}")
-        st.caption(f"Reference: {result.reference_label}. Current: {result.current_label}. Dataset drift when the "
+        st.caption(f"Reference: {md_text(result.reference_label)}. Current: {md_text(result.current_label)}. "
+                   "Dataset drift when the "
                    f"share of drifted columns reaches {result.drift_share_threshold:.0%}.")
-        table = result.to_frame().drop(columns=["severity"])
+        table = clip_frame(result.to_frame().drop(columns=["severity"]))  # notes name category values
         st.dataframe(table, hide_index=True, use_container_width=True,
                      column_config={"score": st.column_config.NumberColumn(format="%.4g"),
                                     "drifted": st.column_config.CheckboxColumn("drifted")})
@@ -141,7 +143,7 @@ if model and ctx is not None and span is not None:
                     status.update(label="Evidently report ready", state="complete")
                 except USER_ERRORS as exc:
                     status.update(label="The report could not be built", state="error")
-                    st.error(str(exc))
+                    st.error(md_prose(exc))
         saved = st.session_state.get("drift_report")
         if saved and saved[0] == report_key:
             report: EvidentlyReport = saved[1]
@@ -154,4 +156,4 @@ if model and ctx is not None and span is not None:
                                     disabled=actor is None):
                 path = state.guarded(store_report, ctx, actor, model, target, report) if actor else None
                 if path:
-                    st.success(f"Stored as `{path}` in the run of version {target}.")
+                    st.success(f"Stored as {md_text(path)} in the run of version {md_text(target)}.")

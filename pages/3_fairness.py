@@ -23,6 +23,7 @@ from dashboard.monitoring.fairness import (
 )
 from dashboard.monitoring.fairness_metrics import INTERVAL_METRICS, SPECS
 from dashboard.ui import state
+from dashboard.ui.format import clip, clip_frame, md_prose, md_text
 
 VERDICT_TEXT = {"pass": "pass", "fail": "FAIL", "undefined": "undefined", "too_small": "too small",
                 "info": "no threshold"}
@@ -63,10 +64,15 @@ def _over_time(model: str, version_key: str, window: Window, attribute: str, buc
 
 def _metric_table(report: FairnessReport, attribute: str) -> pd.DataFrame:
     a = report.attribute(attribute)
-    return pd.DataFrame([{
+    return clip_frame(pd.DataFrame([{
         "metric": m.label, "value": m.display(), "threshold": m.threshold, "verdict": VERDICT_TEXT[m.verdict],
         "rows used": m.uses, "n unprivileged": m.n_unprivileged, "n privileged": m.n_privileged,
-    } for m in a.metrics.values()])
+    } for m in a.metrics.values()]))
+
+
+def _names(groups: tuple[str, ...] | list[str]) -> str:
+    """Group names from the logs, as text in Markdown."""
+    return ", ".join(md_text(g) for g in groups)
 
 
 model = state.selected_model()
@@ -84,7 +90,7 @@ if model and ctx is not None:
         first, last, versions = span
         c1, c2, c3 = st.columns([2, 1, 1])
         picked = c1.date_input("Window (UTC days)", value=(first, last), min_value=first, max_value=last)
-        version_label = c2.selectbox("Model version", [ALL_VERSIONS, *versions],
+        version_label = c2.selectbox("Model version", [ALL_VERSIONS, *versions], format_func=clip,
                                      help="Compare versions: a gap may belong to one version only.")
         bucket = c3.radio("Over time by", ["day", "week"], horizontal=True)
         d0, d1 = (picked if isinstance(picked, tuple) and len(picked) == 2 else (first, last))
@@ -99,7 +105,7 @@ if model and ctx is not None:
             attr = base.attribute(attribute)
             options = [g for g in attr.groups["group"] if g != "(missing)"]
             configured = [p for p in attr.privileged if p in options] or options[:1]
-            chosen = a2.multiselect("Privileged group(s)", options, default=configured,
+            chosen = a2.multiselect("Privileged group(s)", options, default=configured, format_func=clip,
                                     help="Defaults come from vigil.toml; every other group is unprivileged.")
             privileged = tuple(str(c) for c in chosen)
             if not privileged:
@@ -114,13 +120,13 @@ if model and ctx is not None:
                     m2.metric("Labelled rows", f"{report.n_labelled:,}",
                               help="Only these feed TPR, FPR, precision and the odds/opportunity metrics.")
                     m3.metric("Failing metrics", len(a.failing()))
-                    m4.metric("Lowest selection rate", a.worst_group or "n/a")
+                    m4.metric("Lowest selection rate", clip(a.worst_group) or "n/a")
                     st.caption(f"Favourable outcome: **{report.favourable}**. Privileged: "
-                               f"{', '.join(a.privileged)} ({a.n_privileged:,} rows); unprivileged: "
-                               f"{', '.join(a.unprivileged) or 'none'} ({a.n_unprivileged:,} rows). Groups under "
+                               f"{_names(a.privileged)} ({a.n_privileged:,} rows); unprivileged: "
+                               f"{_names(a.unprivileged) or 'none'} ({a.n_unprivileged:,} rows). Groups under "
                                f"{report.min_group_size} rows are reported as too small.")
                     for note in a.notes:
-                        st.warning(note)
+                        st.warning(md_prose(note))
                     st.subheader("Metrics")
                     table = _metric_table(report, attribute)
                     st.dataframe(table.style.map(lambda v: VERDICT_COLOUR.get(str(v), ""), subset=["verdict"]),
@@ -128,7 +134,7 @@ if model and ctx is not None:
                     st.subheader("Rates per group")
                     st.plotly_chart(group_rates_figure(a.groups), width="stretch")
                     with st.expander("Group table"):
-                        st.dataframe(a.groups, hide_index=True, width="stretch")
+                        st.dataframe(clip_frame(a.groups), hide_index=True, width="stretch")
 
                     st.subheader("Over time")
                     over = state.guarded(_over_time, model, version_key or "", window, attribute, str(bucket),
@@ -152,7 +158,7 @@ if model and ctx is not None:
                     for inter in report.intersections:
                         x, y = inter.attributes
                         if inter.worst_group:
-                            st.write(f"Worst-off group: **{inter.worst_group}** (selection rate "
+                            st.write(f"Worst-off group: **{md_text(inter.worst_group)}** (selection rate "
                                      f"{inter.worst_selection_rate:.2f} vs best {inter.best_selection_rate:.2f})")
                         st.plotly_chart(intersection_heatmap(inter.groups, x, y, worst=inter.worst_group),
                                         width="stretch")

@@ -19,7 +19,7 @@ from dashboard.charts.operations import (
 from dashboard.monitoring.operations import OpsReport, compute_operations, data_span, logged_versions
 from dashboard.monitoring.quality import CBPE_ASSUMPTIONS, QualityReport, compute_quality
 from dashboard.ui import state
-from dashboard.ui.format import fmt_num, fmt_pct
+from dashboard.ui.format import clip, fmt_num, fmt_pct, md_prose, md_text
 
 st.title("Operations")
 st.caption("Latency percentiles against the SLO, errors and throughput per time bucket and model version, "
@@ -75,7 +75,7 @@ def _render_ops(ops: OpsReport) -> None:
                 help=f"SLO: p95 ≤ {slo.threshold_ms:g} ms per {ops.bucket} (from {slo.source})")
     c[5].metric("p99 latency", _ms(ops.latency_p99_ms))
     for note in ops.notes:
-        st.warning(note)
+        st.warning(md_prose(note))
     if slo.met is None:
         st.info("No latency values in this window, so there is no SLO verdict.")
     elif slo.met:
@@ -106,11 +106,11 @@ def _render_quality(q: QualityReport, min_accuracy: float) -> None:
     c[4].metric("Median label delay", "n/a" if q.label_delay.p50_hours is None
                 else f"{q.label_delay.p50_hours / 24:.1f} days")
     if a.reason:
-        st.info(a.reason)
+        st.info(md_prose(a.reason))
     if q.estimate_reason:
-        st.info(q.estimate_reason)
+        st.info(md_prose(q.estimate_reason))
     for note in q.notes:
-        st.warning(note)
+        st.warning(md_prose(note))
     st.plotly_chart(quality_figure(q.buckets, min_accuracy), width="stretch")
     st.info(CBPE_ASSUMPTIONS, icon=":material/info:")
     if a.accuracy is not None:
@@ -130,7 +130,7 @@ def _versions_table(ops: OpsReport, model: str, dv: str, start: datetime, end: d
     rows = []
     for v in ops.versions.to_dict(orient="records"):
         qv = state.guarded(_quality, model, dv, start, end, "day", str(v["version"]))
-        rows.append({"version": f"v{v['version']}", "predictions": v["n"], "share": v["share"],
+        rows.append({"version": f"v{clip(v['version'])}", "predictions": v["n"], "share": v["share"],
                      "p50 (ms)": v["p50_ms"], "p95 (ms)": v["p95_ms"], "p99 (ms)": v["p99_ms"],
                      "error rate": v["error_rate"], "per hour": v["throughput_per_hour"],
                      "realised accuracy": None if qv is None else qv.actual.accuracy,
@@ -153,7 +153,7 @@ if model is not None and ctx is not None:
             picked = _window_picker(span[0], span[1])
         bucket = top[1].radio("Bucket", ["hour", "day"], horizontal=True, key="ops_bucket")
         names = state.guarded(_versions, model, dv) or []
-        choice = top[2].selectbox("Version", ["all", *names], key="ops_version")
+        choice = top[2].selectbox("Version", ["all", *names], key="ops_version", format_func=clip)
         version = None if choice == "all" else choice
         if picked is not None:
             start, end = picked
@@ -165,7 +165,7 @@ if model is not None and ctx is not None:
                     _render_quality(q, ctx.model(model).thresholds.min_accuracy)
                 st.subheader("Per-version comparison")
                 if version is not None:
-                    st.caption(f"Showing v{version} only; choose “all” to compare versions.")
+                    st.caption(f"Showing v{md_text(version)} only; choose “all” to compare versions.")
                 st.dataframe(_versions_table(ops, model, dv, start, end), hide_index=True, width="stretch",
                              column_config={
                                  "share": st.column_config.NumberColumn(format="percent"),

@@ -27,7 +27,7 @@ from dashboard.learning.selection import (
     select_candidates,
 )
 from dashboard.ui import state
-from dashboard.ui.format import fmt_pct, fmt_time
+from dashboard.ui.format import clip_frame, fmt_pct, fmt_time, md_prose
 from dashboard.ui.secrets import label_studio_credentials
 from dashboard.ui.session import current_actor
 
@@ -100,8 +100,8 @@ if model and ctx and version is not None:
                     "labelled. Widen the window or raise the threshold.")
         else:
             left, right = st.columns([3, 2])
-            shown = selection.candidates[["prediction_id", "ts", "model_version", "prediction", "score",
-                                          "uncertainty", "reason"]]
+            shown = clip_frame(selection.candidates[["prediction_id", "ts", "model_version", "prediction", "score",
+                                                     "uncertainty", "reason"]])
             left.dataframe(shown, hide_index=True, width="stretch", height=300,
                            column_config={"score": st.column_config.NumberColumn(format="%.3f"),
                                           "uncertainty": st.column_config.NumberColumn(format="%.3f"),
@@ -166,7 +166,7 @@ if model and ctx and version is not None:
         waiting_rows = rows[rows["state"] == "pending"]
         if not waiting_rows.empty:
             last = waiting_rows["last_error"].dropna()
-            why = f" (last attempt: {last.iloc[0]})" if not last.empty else ""
+            why = f" (last attempt: {md_prose(last.iloc[0])})" if not last.empty else ""
             st.warning(f"{len(waiting_rows)} queued prediction(s) are not in Label Studio yet{why}. Fix the "
                        f"cause, then press \"Send {len(waiting_rows)} waiting\": nothing is sent twice.")
         progress_df = state.guarded(annotation.annotator_progress, ctx, model)
@@ -176,9 +176,9 @@ if model and ctx and version is not None:
             st.caption(f"As of the last sync ({fmt_time(pd.Timestamp(progress_df['synced_at'].max()).to_pydatetime())}). Agreement on tasks "
                        f"with several annotations: {fmt_pct(None if pd.isna(mean_agree) else float(mean_agree), 0)}.")
             a, b = st.columns([2, 3])
-            a.dataframe(progress_df.drop(columns=["synced_at"]), hide_index=True, width="stretch",
+            a.dataframe(clip_frame(progress_df.drop(columns=["synced_at"])), hide_index=True, width="stretch",
                         column_config={"agreement_with_majority": st.column_config.NumberColumn(format="%.2f")})
             b.plotly_chart(annotator_figure(progress_df), width="stretch")
         with st.expander(f"Queue rows ({len(rows)} most recent)"):
             view = rows.assign(state=rows["state"].map(STATE_LABELS).fillna(rows["state"]))
-            st.dataframe(view, hide_index=True, width="stretch")
+            st.dataframe(clip_frame(view), hide_index=True, width="stretch")

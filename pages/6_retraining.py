@@ -10,6 +10,7 @@ from dashboard.charts.retraining import comparison_figure, latency_figure
 from dashboard.governance import promotion
 from dashboard.lifecycle import gate, jobs
 from dashboard.ui import state
+from dashboard.ui.format import clip_frame, md_prose, md_text
 from dashboard.ui.session import current_actor
 
 st.title("Retraining")
@@ -78,7 +79,7 @@ def _jobs_panel(model: str) -> None:
     if not found:
         st.info("No retraining job yet for this model.")
         return
-    st.dataframe(jobs.jobs_frame(found), hide_index=True, width="stretch",
+    st.dataframe(clip_frame(jobs.jobs_frame(found)), hide_index=True, width="stretch",
                  column_config={"created": st.column_config.DatetimeColumn("created (UTC)")})
     ids = [j.id for j in found]
     chosen = st.session_state.get("retrain_job")
@@ -92,7 +93,7 @@ def _jobs_panel(model: str) -> None:
             "cancelled": ":material/cancel:"}.get(job.state, ":material/hourglass_top:")
     head.markdown(f"{icon} Job **{job.id}**: **{job.state}**"
                   + (f" · {job.duration_s:.0f} s" if job.duration_s is not None else "")
-                  + (f" · {job.message}" if job.message else ""))
+                  + (f" · {md_prose(job.message)}" if job.message else ""))
     if job.active and cancel_col.button("Cancel", key=f"cancel_{job.id}", icon=":material/stop_circle:"):
         actor = current_actor()
         if actor is not None and state.guarded(jobs.cancel, ctx, actor, job.id) is not None:
@@ -117,7 +118,8 @@ def _comparison(model: str) -> None:
               + (f" · gate {c.verdict}" if c.verdict else " · not evaluated") for c in cands}
     version = st.selectbox("Candidate", list(labels), format_func=labels.__getitem__, key="candidate_pick")
     cand = next(c for c in cands if c.version == version)
-    st.caption(f"Champion: v{champion}" if champion else "No champion yet: the gate checks absolute thresholds only.")
+    st.caption(f"Champion: v{md_text(champion)}" if champion
+               else "No champion yet: the gate checks absolute thresholds only.")
     if cand.verdict is None:
         st.info("This version has not been through the gate yet.")
         if st.button("Run the gate", icon=":material/rule:"):
@@ -132,11 +134,11 @@ def _comparison(model: str) -> None:
     if evidence is None:
         return
     if evidence["verdict"] == "pass":
-        st.success(f"v{version} passes the gate against v{evidence.get('champion') or '-'} "
-                   f"(evaluated {evidence['evaluated_at']}).", icon=":material/check_circle:")
+        st.success(f"v{md_text(version)} passes the gate against v{md_text(evidence.get('champion') or '-')} "
+                   f"(evaluated {md_text(evidence['evaluated_at'])}).", icon=":material/check_circle:")
     else:
-        st.error(f"v{version} fails the gate: it stays a candidate "
-                 f"(evaluated {evidence['evaluated_at']}).", icon=":material/block:")
+        st.error(f"v{md_text(version)} fails the gate: it stays a candidate "
+                 f"(evaluated {md_text(evidence['evaluated_at'])}).", icon=":material/block:")
     st.dataframe(gate.datasets_frame(evidence), hide_index=True, width="stretch")
     st.caption(gate.disjointness_text(evidence))
     comp = gate.comparison_frame(evidence)
@@ -159,8 +161,9 @@ def _promotion(model: str, version: str, passed: bool) -> None:
     mine = [r for r in found if r.version == version]
     latest = mine[0] if mine else None
     if latest is not None and latest.state == promotion.OPEN:
-        st.info(f"Promotion requested by {latest.requested_by} at {latest.requested_at:%Y-%m-%d %H:%M} UTC"
-                + (f" (note: {latest.note})" if latest.note else "") + ". A manager decides on the Compliance page.",
+        st.info(f"Promotion requested by {md_text(latest.requested_by)} at {latest.requested_at:%Y-%m-%d %H:%M} UTC"
+                + (f" (note: {md_prose(latest.note)})" if latest.note else "")
+                + ". A manager decides on the Compliance page.",
                 icon=":material/pending:")
         if st.button("Withdraw the request", icon=":material/undo:", key=f"withdraw_{version}"):
             actor = current_actor()
@@ -169,8 +172,8 @@ def _promotion(model: str, version: str, passed: bool) -> None:
                 st.rerun()
         return
     if latest is not None:
-        st.caption(f"Last request {latest.state} by {latest.decided_by or '-'}"
-                   + (f": {latest.decision_note}" if latest.decision_note else ""))
+        st.caption(f"Last request {latest.state} by {md_text(latest.decided_by or '-')}"
+                   + (f": {md_prose(latest.decision_note)}" if latest.decision_note else ""))
     if passed:
         with st.form("request_promotion", clear_on_submit=True):
             note = st.text_input("Note for the approver", placeholder="why this candidate should serve")

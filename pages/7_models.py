@@ -17,7 +17,7 @@ from dashboard.lifecycle.models import (
     params_table,
 )
 from dashboard.ui import state
-from dashboard.ui.format import fmt_time
+from dashboard.ui.format import clip, clip_frame, fmt_time, md_prose
 
 st.title("Models")
 st.caption("MLflow registry: registered models, versions and aliases, run metrics and parameters, and lineage "
@@ -41,7 +41,8 @@ def _snapshot(uri: str, model: str) -> object:
 
 def _show_stale(error: RegistryError | None, when: object) -> None:
     if error is not None:
-        st.warning(f"{error}. Showing what was read at {fmt_time(when)}.", icon=":material/cloud_off:")  # type: ignore[arg-type]
+        st.warning(f"{md_prose(error)}. Showing what was read at {fmt_time(when)}.",  # type: ignore[arg-type]
+                   icon=":material/cloud_off:")
 
 
 ctx = state.guarded(state.context)
@@ -57,38 +58,39 @@ if ctx is not None:
     cache = _last_good()
     listed = cache.fetch(f"models|{uri}", lambda: _models(uri))
     if listed.value is None:
-        st.error(str(listed.error))
+        st.error(md_prose(listed.error))
     else:
         _show_stale(listed.error, listed.fetched_at)
         table = listed.value
         st.subheader("Registered models")
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.dataframe(clip_frame(table), hide_index=True, width="stretch")
         names = list(table["model"])  # type: ignore[index]
         if not names:
             st.info("No model is registered yet. Run `vigil demo`, or register one with "
                     "mlflow.sklearn.log_model(..., registered_model_name=...).")
         else:
             preferred = st.session_state.get("model")
-            model = st.selectbox("Model", names, index=names.index(preferred) if preferred in names else 0)
+            model = st.selectbox("Model", names, index=names.index(preferred) if preferred in names else 0,
+                                 format_func=clip)
             got = cache.fetch(f"snapshot|{uri}|{model}", lambda: _snapshot(uri, model))
             if got.value is None:
-                st.error(str(got.error))
+                st.error(md_prose(got.error))
             else:
                 snap: ModelSnapshot = got.value  # type: ignore[assignment]
                 _show_stale(got.error, snap.fetched_at)
-                if snap.description:
-                    st.caption(snap.description)
+                if snap.description:  # MLflow text: shown as text (no image or link from it)
+                    st.caption(md_prose(snap.description))
                 if snap.aliases:
                     st.write("**Aliases:** " + " · ".join(f"`{a}` → v{v}" for a, v in sorted(snap.aliases.items())))
                 st.subheader("Versions")
-                st.dataframe(snap.versions, hide_index=True, width="stretch",
+                st.dataframe(clip_frame(snap.versions), hide_index=True, width="stretch",
                              column_config={"created": st.column_config.DatetimeColumn("created (UTC)")})
                 long = metrics_long(snap)
                 if len(long):
                     st.subheader("Holdout metrics by version")
                     st.plotly_chart(metrics_by_version_figure(long, snap.aliases.get("champion")), width="stretch")
                     with st.expander("All logged metrics"):
-                        st.dataframe(snap.metrics, hide_index=True, width="stretch")
+                        st.dataframe(clip_frame(snap.metrics), hide_index=True, width="stretch")
                 versions = list(snap.lineage)
                 if versions:
                     default = snap.default_version()
@@ -99,10 +101,10 @@ if ctx is not None:
                                                if snap.lineage[v].aliases else ""))
                     lin = snap.lineage[version]
                     st.subheader(f"Lineage of v{version}")
-                    st.dataframe(lineage_steps(lin), hide_index=True, width="stretch")
+                    st.dataframe(clip_frame(lineage_steps(lin)), hide_index=True, width="stretch")
                     left, right = st.columns(2)
                     left.write("**Run parameters**")
-                    left.dataframe(params_table(snap, version), hide_index=True, width="stretch")
+                    left.dataframe(clip_frame(params_table(snap, version)), hide_index=True, width="stretch")
                     right.write("**Run metrics**")
                     right.dataframe(snap.metrics[snap.metrics["version"] == version].T.iloc[1:]
                                     .rename(columns=lambda _c: "value"), width="stretch")

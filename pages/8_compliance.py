@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.access.roles import Actor, allowed
+from dashboard.audit import anchor
 from dashboard.audit import trail as audit
 from dashboard.charts.compliance import (
     audit_activity_figure,
@@ -25,6 +26,7 @@ from dashboard.governance.policy import (
     save_evaluation,
 )
 from dashboard.ui import state
+from dashboard.ui.format import PROSE_LIMIT, clip_frame, md_prose, md_text
 from dashboard.ui.session import current_actor
 
 st.title("Compliance")
@@ -65,7 +67,8 @@ def _scorecard(model: str, version: str | None, window: str | None, overrides: d
     if ev is None:
         return None
     if version and version in overrides:
-        st.warning(f"**Version {version} was promoted by override.** Justification: {overrides[version]}",
+        st.warning(f"**Version {md_text(version)} was promoted by override.** Justification: "
+                   f"{md_prose(overrides[version])}",
                    icon=":material/gavel:")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Blocking failures", len(ev.blocking_failures))
@@ -83,8 +86,8 @@ def _scorecard(model: str, version: str | None, window: str | None, overrides: d
     left, right = st.columns([3, 1])
     left.plotly_chart(scorecard_figure(frame), width="stretch")
     right.plotly_chart(verdict_summary_figure(frame), width="stretch")
-    st.dataframe(_highlight(frame.drop(columns=["evaluated_at", "data_version"])), hide_index=True,
-                 width="stretch")
+    shown = clip_frame(frame.drop(columns=["evaluated_at", "data_version"]), limit=PROSE_LIMIT)
+    st.dataframe(_highlight(shown), hide_index=True, width="stretch")
     with st.expander("History of verdicts", icon=":material/history:"):
         history = state.guarded(evaluation_history, state.context(), model, version or "all")
         if history is not None:
@@ -102,13 +105,14 @@ def _card(model: str, version: str | None, actor: Actor) -> None:
     card = state.guarded(cards.load_card, ctx, model, v)
     if card is None:
         return
-    st.caption(f"Version {v} · revision {card.revision}"
-               + (f" by {card.updated_by} at {card.updated_at}" if card.revision
-                  else f" (from {card.updated_by}, not yet saved in Vigil)" if card.updated_by else " (not written yet)")
+    st.caption(f"Version {md_text(v)} · revision {card.revision}"
+               + (f" by {md_text(card.updated_by)} at {md_text(card.updated_at)}" if card.revision
+                  else f" (from {md_text(card.updated_by)}, not yet saved in Vigil)" if card.updated_by
+                  else " (not written yet)")
                + f" · completeness {card.completeness():.0%}")
     for key, title in cards.SECTIONS.items():
         st.markdown(f"#### {title}")
-        st.markdown(cards.escape_markdown_html(card.text(key)) or "_Not written yet._")
+        _card_section(card.text(key))
     if allowed(actor, "card.edit"):
         with st.expander("Edit the model card", icon=":material/edit:"), st.form(f"card_{model}_{v}"):
             edited = {k: st.text_area(title, value=card.sections.get(k, ""), key=f"card_{k}")
@@ -126,6 +130,15 @@ def _card(model: str, version: str | None, actor: Actor) -> None:
                      hide_index=True)
 
 
+def _card_section(text: str) -> None:
+    """A card section is Markdown from its authors: rendered by the report's safe renderer (raw HTML as
+    text, no images, links only to http(s)), which Streamlit sanitises once more (DOMPurify)."""
+    if text:
+        st.html(cards.markdown_to_html(text))
+    else:
+        st.markdown("_Not written yet._")
+
+
 def _requests(model: str, actor: Actor) -> None:
     """Open promotion requests with the requester's note; a manager rejects one with a reason here."""
     ctx = state.context()
@@ -133,9 +146,10 @@ def _requests(model: str, actor: Actor) -> None:
     pending = [r for r in found if r.state == promotion.OPEN]
     for r in pending:
         who = state.guarded(approvals.trainer, ctx, model, r.version)
-        st.info(f"**Promotion of version {r.version} requested** by {r.requested_by} at "
-                f"{r.requested_at:%Y-%m-%d %H:%M} UTC. Note: {r.note or '(none)'}"
-                + (f" · trained by {who.name or 'unknown'} ({who.source})" if who else ""), icon=":material/pending:")
+        st.info(f"**Promotion of version {md_text(r.version)} requested** by {md_text(r.requested_by)} at "
+                f"{r.requested_at:%Y-%m-%d %H:%M} UTC. Note: {md_prose(r.note) if r.note else '(none)'}"
+                + (f" · trained by {md_text(who.name or 'unknown')} ({md_text(who.source)})" if who else ""),
+                icon=":material/pending:")
         if allowed(actor, "promotion.reject"):
             with st.form(f"reject_{r.version}", clear_on_submit=True):
                 reason = st.text_input(f"Reason to reject version {r.version}", key=f"reject_reason_{r.version}")
@@ -145,7 +159,8 @@ def _requests(model: str, actor: Actor) -> None:
                         st.rerun()
     if found:
         with st.expander("Promotion requests", icon=":material/history:"):
-            st.dataframe(promotion.requests_frame(found), hide_index=True, width="stretch")
+            st.dataframe(clip_frame(promotion.requests_frame(found), limit=PROSE_LIMIT), hide_index=True,
+                         width="stretch")
 
 
 def _approvals(model: str, versions: pd.DataFrame, actor: Actor, overrides: dict[str, str]) -> None:
@@ -154,7 +169,7 @@ def _approvals(model: str, versions: pd.DataFrame, actor: Actor, overrides: dict
     if flash:
         st.success(flash)
     champion = state.guarded(approvals.current_champion, ctx, model)
-    st.write(f"Current champion: **version {champion}**" if champion else "No champion yet.")
+    st.write(f"Current champion: **version {md_text(champion)}**" if champion else "No champion yet.")
     _requests(model, actor)
     if allowed(actor, "model.promote"):
         candidates = [str(v) for v in versions.get("version", []) if str(v) != champion]
@@ -195,21 +210,26 @@ def _approvals(model: str, versions: pd.DataFrame, actor: Actor, overrides: dict
     if hist is not None and not hist.empty:
         st.markdown("**Approval history**")
         if overrides:
-            st.warning("Promoted by override: " + "; ".join(f"version {v}: {j}" for v, j in overrides.items()),
+            st.warning("Promoted by override: " + "; ".join(f"version {md_text(v)}: {md_prose(j)}"
+                                                            for v, j in overrides.items()),
                        icon=":material/gavel:")
-        st.dataframe(hist.drop(columns=["id"]), hide_index=True, width="stretch")
+        st.dataframe(clip_frame(hist.drop(columns=["id"]), limit=PROSE_LIMIT), hide_index=True, width="stretch")
     else:
         st.caption("No promotions or rollbacks recorded yet.")
 
 
 def _audit_trail(model: str) -> None:
     ctx = state.context()
-    result = state.guarded(audit.verify, ctx.store)
+    result = state.guarded(anchor.status, ctx)
     if result is not None:
-        if result.ok:
-            st.success(f"Chain intact: {result.message}", icon=":material/verified:")
+        if not result.ok:
+            st.error(f"Chain broken: {md_prose(result.message)}", icon=":material/report:")
+        elif result.anchored:
+            st.success(f"Chain intact: {md_prose(result.message)}", icon=":material/verified:")
         else:
-            st.error(f"Chain broken: {result.message}", icon=":material/report:")
+            st.warning(md_prose(result.message[:1].upper() + result.message[1:]), icon=":material/gpp_maybe:")
+        for note in result.notes:
+            st.caption(md_prose(note))
     c1, c2, c3, c4 = st.columns(4)
     who = c1.text_input("Actor", key="audit_actor")
     action = c2.text_input("Action starts with", key="audit_action")
@@ -226,7 +246,7 @@ def _audit_trail(model: str) -> None:
         st.caption("No audit entries match.")
         return
     st.plotly_chart(audit_activity_figure(entries), width="stretch")
-    st.dataframe(entries, hide_index=True, width="stretch")
+    st.dataframe(clip_frame(entries), hide_index=True, width="stretch")
 
 
 def _export(model: str, version: str | None, window: str | None, ev: Evaluation | None, actor: Actor) -> None:
@@ -268,7 +288,7 @@ elif model is not None and state.guarded(state.context) is not None:
     try:
         overrides = approvals.overrides(state.context(), model)
     except USER_ERRORS as exc:
-        st.error(str(exc))
+        st.error(md_prose(exc))
         overrides = {}
     picked = col1.selectbox("Version", names, index=1 if len(names) > 1 else 0, key="compliance_version",
                             format_func=lambda v: f"{v} (promoted by override)" if v in overrides else v)

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.context import Context
 from dashboard.learning import annotation
 from dashboard.settings import load_settings
+from tests.fixtures.access import signed_in
 from tests.test_labelstudio import ingest_logs, project_tasks, workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +33,7 @@ def page(monkeypatch, env: dict[str, str], role: str = "annotator", secrets: dic
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     at = AppTest.from_file(PAGE, default_timeout=120)
-    at.session_state["user"] = {"name": "ann", "role": role}
+    signed_in(at, "ann", role)
     for key, value in (secrets or {}).items():
         at.secrets[key] = value
     return at.run()

@@ -123,8 +123,10 @@ def test_rollback_is_one_action(registry: Registry, versions: dict[str, str]) ->
     assert back.version == versions["fast"] and back.previous_version == versions["slow"]
     assert approvals.current_champion(ctx, MODEL) == versions["fast"]
     assert ctx.registry.version(MODEL, versions["slow"]).tags["vigil.approval.status"] == "rolled back"
-    actions = list(audit.entries(ctx.store)["action"])[::-1]
+    actions = [a for a in list(audit.entries(ctx.store)["action"])[::-1] if a.startswith(("model.", "policy."))]
     assert actions[-4:] == ["model.promote", "policy.override", "model.promote", "model.rollback"]
+    notes = audit.entries(ctx.store, action="card.approval_note")
+    assert set(notes["actor"]) == {MIA.name}  # the manager's own note on the card, audited
     assert audit.verify(ctx.store).ok
 
 

@@ -15,6 +15,7 @@ import pytest
 from dashboard.access.users import DEMO_USERS
 from dashboard.ui.nav import PAGES
 from tests.conftest import make_logs
+from tests.fixtures.access import token_for
 from tests.fixtures.app import AppServer, app_env
 
 pytestmark = pytest.mark.browser
@@ -117,9 +118,11 @@ def test_cli_ingests_while_the_app_serves_pages(demo_workspace: Path, tmp_path: 
         path = tmp_path / "new.parquet"
         new_logs.to_parquet(path, index=False)
         cmd = [str(Path(sys.executable).parent / "vigil"), "ingest", "--model", "credit-risk", str(path)]
+        token = token_for(workspace / "users.toml", "ops", "data_scientist")
         result: dict[str, subprocess.CompletedProcess[str]] = {}
         worker = threading.Thread(target=lambda: result.setdefault(
-            "r", subprocess.run(cmd, env=app_env(workspace), capture_output=True, text=True, timeout=300)))
+            "r", subprocess.run(cmd, env=app_env(workspace, VIGIL_TOKEN=token), capture_output=True, text=True,
+                                timeout=300)))
         worker.start()
         while worker.is_alive():  # keep the app busy reading the same file meanwhile
             go_to(page, "Models")

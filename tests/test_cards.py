@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from markdown_it import MarkdownIt
 
 from dashboard.access.roles import Actor
 from dashboard.audit import trail as audit
@@ -73,3 +74,13 @@ def test_html_in_card_is_rendered_as_text() -> None:
     assert 'href="javascript:' not in page
     md = cards.to_markdown(card)
     assert "<script>" not in md and "<img" not in md and "&lt;img" in md
+
+
+def test_card_markdown_for_mlflow_has_no_image() -> None:
+    card = cards.ModelCard("m", "1", {"intended_use": r"See ![chart](http://127.0.0.1:9/x.png), \\![b](http://h/y.png)"
+                                                      " and ![ref][r]\n\n[r]: http://h/r.png"})
+    md = cards.to_markdown(card)
+    rendered = MarkdownIt("commonmark").render(md)
+    assert "<img" not in rendered
+    assert r"See \![chart]" in md and r"\\\![b]" in md and r"\![ref]" in md
+    assert '!<a href="http://127.0.0.1:9/x.png">chart</a>' in rendered  # still readable, as a link

@@ -53,6 +53,7 @@ name = "accuracy"
 metric = "accuracy"
 comparator = ">="
 threshold = 0.7
+require_data = false
 """
 
 

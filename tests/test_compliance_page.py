@@ -19,6 +19,7 @@ from dashboard.governance import approvals, cards, reports
 from dashboard.settings import Settings
 from tests.conftest import DEMO_CONFIG, REPO, make_logs
 from tests.fixtures import compliance as fx
+from tests.fixtures.access import signed_in
 from tests.fixtures.compliance import MODEL, Registry
 
 migrated_mlflow_db = fx.migrated_mlflow_db
@@ -90,7 +91,7 @@ def versions(registry: Registry, tmp_path: Path) -> dict[str, str]:
 
 def _page(user: dict[str, str]) -> AppTest:
     at = AppTest.from_file(str(REPO / "pages" / "8_compliance.py"), default_timeout=120)
-    at.session_state["user"] = user
+    signed_in(at, user["name"], user["role"])
     return at
 
 
@@ -143,8 +144,9 @@ def test_card_html_renders_as_text_and_edit_saves(registry: Registry, versions: 
     cards.save_card(registry.ctx, Actor("dana", "data_scientist"), MODEL, versions["slow"], {"limitations": XSS})
     at = _page({"name": "dana", "role": "data_scientist"}).run()
     assert not at.exception
-    md = "\n".join(m.value for m in at.markdown)
-    assert "<script>" not in md and "&lt;script&gt;" in md and "&lt;img" in md
+    section = "\n".join(h.value for h in at.html)  # card sections: the report's safe renderer
+    assert "<script>" not in section and "<img" not in section
+    assert "&lt;script&gt;alert('x')&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in section
     areas = {a.label: a for a in at.text_area}
     areas["Owners"].input("Risk analytics team")
     next(b for b in at.button if b.label == "Save card").click().run()

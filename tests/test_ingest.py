@@ -14,6 +14,7 @@ import pytest
 
 from connectors.logstore import LogStore
 from connectors.schema import LogSchema
+from tests.fixtures.access import token_for
 
 Writer = Callable[[pd.DataFrame, str], Path]
 
@@ -230,7 +231,8 @@ def test_cli_ingest_reports_and_exits(tmp_path, logs_factory, write_file: Writer
     good = write_file(logs_factory(40), "good.parquet")
     bad_df = logs_factory(5, id_prefix="x").drop(columns=["sex"])
     bad = write_file(bad_df, "bad.csv")
-    env = {"VIGIL_DATA_DIR": str(settings.data_dir), "PATH": str(Path(sys.executable).parent)}
+    env = {"VIGIL_DATA_DIR": str(settings.data_dir), "PATH": str(Path(sys.executable).parent),
+           "VIGIL_TOKEN": token_for(settings.users_file)}
     cmd = [str(Path(sys.executable).parent / "vigil"), "--config", "dashboard/demo/vigil.toml", "ingest",
            "--model", "credit-risk", str(good), str(bad)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=Path(__file__).parents[1], timeout=120)

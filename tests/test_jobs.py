@@ -21,6 +21,7 @@ from dashboard.errors import PermissionDenied, VigilError
 from dashboard.lifecycle import gate, jobs
 from dashboard.lifecycle.retrain_rules import decisions, evaluate_rule
 from dashboard.settings import load_settings
+from tests.fixtures.access import token_for
 from tests.fixtures.retraining import TRAIN_ROWS, build_retrain_workspace
 
 SCIENTIST = Actor("dana", "data_scientist")
@@ -236,7 +237,8 @@ def add_retrain_table(folder: Path, text: str) -> Context:
 def test_retrain_rule_records_why_it_did_not_retrain(retrain_ws: Path):
     retrain_ctx = add_retrain_table(retrain_ws, "drift_share_above = 1.0\n")
     runner = CliRunner()
-    result = runner.invoke(cli, ["retrain", "--model", "credit-risk", "--if-needed"], env={"VIGIL_ROLE": "admin"})
+    token = token_for(retrain_ctx.settings.users_file, "ops", "admin")
+    result = runner.invoke(cli, ["retrain", "--model", "credit-risk", "--if-needed"], env={"VIGIL_TOKEN": token})
     assert result.exit_code == 0, result.output
     assert "no retrain needed" in result.output
     assert "actual accuracy" in result.output and "disparate impact (sex)" in result.output
@@ -253,7 +255,7 @@ def test_retrain_rule_triggers_on_low_accuracy_and_the_cli_follows_the_job(retra
     assert decision.retrain
     assert any(r.startswith("actual accuracy") for r in decision.reasons)
     result = CliRunner().invoke(cli, ["retrain", "--model", "credit-risk", "--if-needed", "--rows", str(TRAIN_ROWS)],
-                                env={"VIGIL_ROLE": "data_scientist"})
+                                env={"VIGIL_TOKEN": token_for(ctx.settings.users_file, "dana", "data_scientist")})
     assert result.exit_code == 0, result.output
     assert "retraining" in result.output and "VIGIL_RESULT" in result.output
     assert re.search(r"job \w+: succeeded", result.output)

@@ -28,6 +28,7 @@ from dashboard.learning.selection import SelectionRequest, select_candidates
 from dashboard.monitoring.quality import compute_quality
 from dashboard.settings import load_settings
 from tests.conftest import DEMO_CONFIG, REPO, make_logs
+from tests.fixtures.access import token_for
 from tests.fixtures.labelstudio import LabelStudioServer
 
 pytestmark = pytest.mark.labelstudio
@@ -235,7 +236,7 @@ def test_crash_between_import_and_bookkeeping_then_retry(labelstudio_server, tmp
         ctx = load_context()
         model = os.environ["MODEL"]
         client = a.client_for(ctx)
-        project = a.ensure_project(ctx, model, client)
+        project = a.ensure_project(ctx, SCIENTIST, model, client)
         claim = a._claim_id()
         ids = a._claim(ctx, model, claim, None)
         client.import_tasks(project, a._payloads(ctx, model, ids))
@@ -286,7 +287,8 @@ def test_two_concurrent_senders_processes_via_cli(labelstudio_server, tmp_path):
     vigil = str(Path(sys.executable).with_name("vigil"))
     cmd = [vigil, "queue", "--model", model, "--budget", "15", "--window", "2026-01-01..2026-01-31",
            "--segment", "none", "--json"]
-    procs = [subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, **env, "VIGIL_ROLE": "data_scientist"},
+    token = token_for(ctx.settings.users_file, "dana", "data_scientist")
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, **env, "VIGIL_TOKEN": token},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outs]

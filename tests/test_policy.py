@@ -10,7 +10,15 @@ import pandas as pd
 import pytest
 
 from dashboard.context import Context
-from dashboard.governance.policy import FAIL, NO_DATA, PASS, builtin_policies, evaluate, policies_for
+from dashboard.governance.policy import (
+    FAIL,
+    NO_DATA,
+    NOT_APPLICABLE,
+    PASS,
+    builtin_policies,
+    evaluate,
+    policies_for,
+)
 from dashboard.monitoring import quality
 from dashboard.settings import PolicySpec, compare
 from tests.conftest import make_logs
@@ -72,11 +80,11 @@ def test_version_restricts_the_rows(ctx: Context, tmp_path: Path) -> None:
     assert not ev2.passed and ev2.results[0].rows == 200
 
 
-def test_quality_without_labels_is_no_data_unless_required(ctx: Context, tmp_path: Path) -> None:
+def test_quality_without_labels_is_no_data_only_where_allowed(ctx: Context, tmp_path: Path) -> None:
     _ingest(ctx, tmp_path, make_logs(300), "q.parquet")
     ev = evaluate(ctx, MODEL, window=WINDOW, policies=_policies(
-        PolicySpec("acc", "accuracy", ">=", 0.7),
-        PolicySpec("acc strict", "accuracy", ">=", 0.7, params={"require_data": True}),
+        PolicySpec("acc", "accuracy", ">=", 0.7, params={"require_data": False}),
+        PolicySpec("acc strict", "accuracy", ">=", 0.7),
         PolicySpec("coverage", "label_coverage", ">=", 0.1),
     ))
     by = {r.policy: r for r in ev.results}
@@ -156,9 +164,25 @@ def test_errors_fail_closed(ctx: Context, tmp_path: Path, monkeypatch: pytest.Mo
     assert by["acc warn"].verdict == "error: quality query failed" and not by["acc warn"].blocking_failure
 
 
-def test_analysis_error_is_reported_not_raised(ctx: Context) -> None:
+def test_analysis_error_is_reported_not_raised(ctx: Context, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboard.monitoring import operations
+
+    _ingest(ctx, tmp_path, make_logs(20), "few.parquet")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk I/O error\nwhile reading")
+
+    monkeypatch.setattr(operations, "compute_operations", broken)
     ev = evaluate(ctx, MODEL, window=WINDOW, policies=_policies(PolicySpec("p95", "latency_p95_ms", "<=", 100.0)))
-    assert ev.results[0].verdict.startswith("error:") and not ev.passed
+    result = ev.results[0]
+    assert result.verdict == "error: disk I/O error while reading" and not ev.passed
+    assert result.detail == "RuntimeError: disk I/O error while reading"  # the message, not only the class
+
+
+def test_a_model_without_traffic_is_not_judged_on_it(ctx: Context) -> None:
+    ev = evaluate(ctx, MODEL, window=WINDOW, policies=_policies(PolicySpec("p95", "latency_p95_ms", "<=", 100.0)))
+    assert ev.results[0].verdict == NOT_APPLICABLE and ev.passed and "no production traffic" in ev.results[0].detail
 
 
 def test_builtins_and_config_overlay(settings) -> None:  # type: ignore[no-untyped-def]
@@ -215,3 +239,20 @@ def test_evaluations_are_kept_once_per_data_version(ctx: Context, tmp_path: Path
     assert list(history["rows"]) == [100, 150] and set(history["verdict"]) == {"pass"}
     assert history["data_version"].nunique() == 2
     assert len(verdict_history_figure(history).data) == 1
+
+
+def test_a_blocking_policy_without_data_fails_unless_it_allows_it(ctx: Context, tmp_path: Path) -> None:
+    frame = make_logs(600)
+    frame["latency_ms"] = None  # every latency missing: nothing to measure
+    _ingest(ctx, tmp_path, frame, "nolat.parquet")
+    ev = evaluate(ctx, MODEL, window=WINDOW, policies=_policies(
+        PolicySpec("p95", "latency_p95_ms", "<=", 200.0, "blocking"),
+        PolicySpec("p95 lenient", "latency_p95_ms", "<=", 200.0, "blocking", params={"require_data": False}),
+        PolicySpec("p95 warn", "latency_p95_ms", "<=", 200.0, "warning"),
+    ))
+    by = {r.policy: r for r in ev.results}
+    assert by["p95"].verdict == FAIL and by["p95"].blocking_failure
+    assert by["p95"].detail.startswith("no data, and a blocking policy needs data")
+    assert by["p95 lenient"].verdict == NO_DATA and not by["p95 lenient"].blocking_failure
+    assert by["p95 warn"].verdict == NO_DATA
+    assert not ev.passed and [r.policy for r in ev.blocking_failures] == ["p95"]

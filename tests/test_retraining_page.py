@@ -13,6 +13,7 @@ from dashboard.context import Context
 from dashboard.demo.train import train_model
 from dashboard.lifecycle import gate, jobs
 from dashboard.settings import load_settings
+from tests.fixtures.access import signed_in
 from tests.fixtures.retraining import TRAIN_ROWS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +31,7 @@ def _fresh_caches():
 
 def page(role: str = "data_scientist", name: str = "dana") -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=120)
-    at.session_state["user"] = {"name": name, "role": role}
+    signed_in(at, name, role)
     return at.run()
 
 

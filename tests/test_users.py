@@ -28,6 +28,7 @@ from dashboard.cli import cli
 from dashboard.errors import PermissionDenied
 from dashboard.settings import Settings
 from tests.conftest import DEMO_CONFIG, REPO
+from tests.fixtures.access import token_for
 
 ADMIN = Actor("root", "admin")
 
@@ -95,23 +96,26 @@ def test_role_for_email(tmp_path: Path) -> None:
 
 
 def test_cli_users_round_trip(settings: Settings) -> None:
-    env = {"VIGIL_CONFIG": str(DEMO_CONFIG), "VIGIL_ROLE": "admin", "VIGIL_ACTOR": "ops"}
+    env = {"VIGIL_CONFIG": str(DEMO_CONFIG)}
     runner = CliRunner()
+    # No users yet: the local owner creates the first admin without credentials.
     result = runner.invoke(cli, ["users", "add", "admin", "--role", "admin", "--password-stdin"],
                            input="s3cret-pass\n", env=env)
     assert result.exit_code == 0, result.output
-    result = runner.invoke(cli, ["users", "add", "ann", "--role", "annotator"],
-                           input="ann-password\nann-password\n", env=env)
+    env["VIGIL_TOKEN"] = token_for(settings.users_file, "admin")
+    result = runner.invoke(cli, ["users", "add", "ann", "--role", "annotator", "--password-stdin"],
+                           input="ann-password\n", env=env)
     assert result.exit_code == 0, result.output
     result = runner.invoke(cli, ["users", "set-role", "ann", "manager"], env=env)
     assert result.exit_code == 0, result.output
     result = runner.invoke(cli, ["users", "list"], env=env)
     assert "ann" in result.output and "manager" in result.output and "argon2" not in result.output
     assert authenticate(settings.users_file, "admin", "s3cret-pass").role == "admin"
+    manager = token_for(settings.users_file, "ann")
+    denied = runner.invoke(cli, ["users", "remove", "admin"], env={**env, "VIGIL_TOKEN": manager})
+    assert denied.exit_code != 0 and "admin" in load_users(settings.users_file)
     result = runner.invoke(cli, ["users", "remove", "ann"], env=env)
     assert result.exit_code == 0
-    denied = runner.invoke(cli, ["users", "remove", "admin"], env={**env, "VIGIL_ROLE": "manager"})
-    assert denied.exit_code != 0
     assert "ann" not in load_users(settings.users_file)
 
 
@@ -147,7 +151,7 @@ def test_sign_in_form_and_roles(settings: Settings, monkeypatch: pytest.MonkeyPa
     at.text_input[1].input(DEMO_USERS["annotator"][1])
     at.button[0].click().run()
     assert not at.exception, at.exception
-    assert at.session_state["user"] == {"name": "annotator", "role": "annotator"}
+    assert at.session_state["user"] == {"name": "annotator", "role": "annotator", "method": "password"}
     store = settings_store(settings)
     actions = list(audit.entries(store)["action"])
     assert actions[::-1] == ["signin.failed", "signin"]

@@ -7,9 +7,13 @@ ingestion computes them once, with the very SQL a live query would run, for the 
 lie wholly inside their window from the rollup and compute only the partial buckets at the window's edges
 live. The numbers are therefore identical to a live computation, never approximations.
 
-Safety: the rollup records the log table's row count when it was last made consistent. A reader that finds
-another count (rows written without going through ingestion) ignores the rollup and computes live; the next
-ingestion rebuilds it in full.
+Safety: the rollup records the log table's row count when it was last made consistent, and the version of
+the statistics' definition (:data:`DEFINITION`) it was computed with. A reader that finds another count (rows
+written without going through ingestion) or an older definition ignores the rollup and computes live; the
+next ingestion rebuilds it in full.
+
+Missing latencies: NULL and NaN ``latency_ms`` are both missing (left out of every statistic and of
+``n_latency``); NaN only reaches the table from stores written before ingestion turned it into NULL.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 import duckdb
 
-from connectors.schema import LogSchema
+from connectors.schema import LogSchema, nan_as_null
 
 ROLLUP_TABLE = "latency_rollup"
 STATE_TABLE = "latency_rollup_state"
@@ -27,13 +31,18 @@ GRAINS: dict[str, timedelta] = {"hour": timedelta(hours=1), "day": timedelta(day
 QUANTILES: tuple[float, ...] = (0.5, 0.95, 0.99)
 #: Statistics of one group, in output order (the rollup stores exactly these).
 STAT_COLUMNS: tuple[str, ...] = ("n", "n_error", "n_latency", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms")
+#: Version of the statistics' SQL; a rollup made with another one is rebuilt (2: NaN latency is missing).
+DEFINITION = 2
+#: The latency of a row, NaN read as missing.
+LATENCY = nan_as_null("latency_ms")
 
 _DDL = (
     f"CREATE TABLE IF NOT EXISTS {ROLLUP_TABLE} (model VARCHAR NOT NULL, grain VARCHAR NOT NULL, "
     "by_version BOOLEAN NOT NULL, bucket TIMESTAMP NOT NULL, version VARCHAR, n BIGINT, n_error BIGINT, "
     "n_latency BIGINT, p50_ms DOUBLE, p95_ms DOUBLE, p99_ms DOUBLE, mean_ms DOUBLE, max_ms DOUBLE)",
     f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (model VARCHAR PRIMARY KEY, log_rows BIGINT NOT NULL, "
-    "refreshed_at TIMESTAMP NOT NULL)",
+    "refreshed_at TIMESTAMP NOT NULL, definition INTEGER)",
+    f"ALTER TABLE {STATE_TABLE} ADD COLUMN IF NOT EXISTS definition INTEGER",  # stores made before it existed
 )
 
 
@@ -45,8 +54,8 @@ def stats_select(keys: dict[str, str]) -> str:
     qs = ", ".join(repr(q) for q in QUANTILES)
     inner_keys = "".join(f"{e} AS {a}, " for a, e in keys.items())
     return (f"{inner_keys}count(*) AS n, count(*) FILTER (WHERE status IS DISTINCT FROM 'ok') AS n_error, "
-            f"count(latency_ms) AS n_latency, quantile_cont(latency_ms, [{qs}]) AS q, "
-            "avg(latency_ms) AS mean_ms, max(latency_ms) AS max_ms")
+            f"count({LATENCY}) AS n_latency, quantile_cont({LATENCY}, [{qs}]) AS q, "
+            f"avg({LATENCY}) AS mean_ms, max({LATENCY}) AS max_ms")
 
 
 def unpack_stats() -> str:
@@ -64,7 +73,9 @@ def _log_rows(con: duckdb.DuckDBPyConnection, schema: LogSchema) -> int:
 
 
 def _recorded_rows(con: duckdb.DuckDBPyConnection, model: str) -> int | None:
-    row = con.execute(f"SELECT log_rows FROM {STATE_TABLE} WHERE model = ?", [model]).fetchone()
+    """The log rows the rollup was made consistent with, or None when it is missing or of an older definition."""
+    row = con.execute(f"SELECT log_rows FROM {STATE_TABLE} WHERE model = ? AND definition = ?",
+                      [model, DEFINITION]).fetchone()
     return None if row is None else int(row[0])
 
 
@@ -112,13 +123,14 @@ def refresh(con: duckdb.DuckDBPyConnection, schema: LogSchema, ingest_id: int | 
             # The ts range lets DuckDB skip row groups outside the batch's span before bucketing.
             _insert_groups(con, schema, grain, f"ts >= ? AND ts < ? AND {touched}",
                            [floor(lo, grain), floor(hi, grain) + step, ingest_id])
-    con.execute(f"INSERT OR REPLACE INTO {STATE_TABLE} VALUES (?, ?, now()::TIMESTAMP)", [schema.model, rows_now])
+    con.execute(f"INSERT OR REPLACE INTO {STATE_TABLE} (model, log_rows, refreshed_at, definition) "
+                "VALUES (?, ?, now()::TIMESTAMP, ?)", [schema.model, rows_now, DEFINITION])
 
 
 def is_current(con: duckdb.DuckDBPyConnection, schema: LogSchema) -> bool:
     """Whether the rollup describes exactly the rows the log table holds now."""
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                         [STATE_TABLE]).fetchone()[0]  # type: ignore[index]
+    exists = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? "
+                         "AND column_name = 'definition'", [STATE_TABLE]).fetchone()[0]  # type: ignore[index]
     return bool(exists) and _recorded_rows(con, schema.model) == _log_rows(con, schema)
 
 

@@ -9,6 +9,9 @@ left-joined with their current label (``label`` NULL = not labelled yet). Per ro
   prediction is right if the scores are calibrated, which is what confidence-based performance estimation
   (CBPE) averages.
 
+A NaN score or probability counts as missing (as NULL), so it falls back like one and never turns a sum
+or an AUC into NaN.
+
 ROC AUC is the Mann-Whitney statistic with ties counted one half, computed over the distinct score values
 with a running sum: exact (equal to scikit-learn's trapezoidal ROC AUC), whatever the number of rows.
 """
@@ -23,7 +26,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from connectors.schema import LogSchema, quote
+from connectors.schema import LogSchema, nan_as_null, quote
 
 BUCKETS: dict[str, str] = {"hour": "hour", "day": "day", "week": "week"}
 CALIBRATION_BINS = 10
@@ -36,13 +39,14 @@ def _literal(text: str) -> str:
 def relation(schema: LogSchema, positive: str | None, start: datetime, end: datetime,
              version: str | None = None) -> tuple[str, list[Any]]:
     """The per-row relation (SQL text and its parameters) every quality query reads."""
-    proba = schema.probability_columns
-    conf_arms = " ".join(f"WHEN {_literal(c)} THEN t.{quote(col)}" for c, col in proba.items())
-    conf = f"coalesce(CASE t.prediction {conf_arms} ELSE NULL END, t.score)"
+    proba = {c: nan_as_null(f"t.{quote(col)}") for c, col in schema.probability_columns.items()}
+    score = nan_as_null("t.score")
+    conf_arms = " ".join(f"WHEN {_literal(c)} THEN {col}" for c, col in proba.items())
+    conf = f"coalesce(CASE t.prediction {conf_arms} ELSE NULL END, {score})"
     if positive is not None:
         pos = _literal(positive)
-        p_pos = (f"coalesce(t.{quote(proba[positive])}, "
-                 f"CASE WHEN t.prediction = {pos} THEN t.score ELSE 1 - t.score END)")
+        p_pos = (f"coalesce({proba[positive]}, "
+                 f"CASE WHEN t.prediction = {pos} THEN {score} ELSE 1 - {score} END)")
     else:
         p_pos = "CAST(NULL AS DOUBLE)"
     where = "t.ts >= ? AND t.ts < ? AND t.status = 'ok' AND t.prediction IS NOT NULL"

@@ -19,7 +19,7 @@ from typing import Any
 
 import duckdb
 
-from connectors.schema import LogSchema, quote
+from connectors.schema import LogSchema, nan_as_null, quote
 
 STRATEGIES: tuple[str, ...] = ("least-confidence", "margin", "entropy")
 BUCKETS: dict[str, str] = {"hour": "1 hour", "day": "1 day", "week": "1 week"}
@@ -80,14 +80,20 @@ def ensure_queue(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _probabilities(schema: LogSchema) -> tuple[str, str]:
-    """SQL for the list of class probabilities (normalised) and its source ('classes' or 'score')."""
-    cols = [quote(c) for c in schema.probability_columns.values()]
+    """SQL for the list of class probabilities (normalised) and its source ('classes' or 'score').
+
+    NaN counts as missing: a row with a NaN probability falls back to ``score`` (NaN made its uncertainty
+    NaN, so it was never chosen), and a NaN score is treated as an absent one.
+    """
+    cols = [nan_as_null(quote(c)) for c in schema.probability_columns.values()]
+    score = nan_as_null("score")
     k = len(schema.classes)
     all_present = " AND ".join(f"{c} IS NOT NULL" for c in cols)
     total = " + ".join(cols)
     from_classes = f"list_value({', '.join(f'{c} / nullif({total}, 0)' for c in cols)})"
-    rest = f"(1 - least(greatest(score, 0), 1)) / {k - 1}"
-    from_score = f"list_concat([least(greatest(score, 0), 1)], list_transform(range({k - 1}), lambda x: {rest}))"
+    rest = f"(1 - least(greatest({score}, 0), 1)) / {k - 1}"
+    from_score = (f"list_concat([least(greatest({score}, 0), 1)], "
+                  f"list_transform(range({k - 1}), lambda x: {rest}))")
     probs = f"CASE WHEN {all_present} AND ({total}) > 0 THEN {from_classes} ELSE {from_score} END"
     source = f"CASE WHEN {all_present} AND ({total}) > 0 THEN 'classes' ELSE 'score' END"
     return probs, source

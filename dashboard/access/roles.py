@@ -27,6 +27,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "policy.override": frozenset({"manager"}),
     "policy.change": frozenset({"manager", "admin"}),
     "card.edit": frozenset({"data_scientist", "manager", "admin"}),
+    "card.approval_note": frozenset({"manager"}),
     "report.export": frozenset({"data_scientist", "manager", "admin"}),
     "artifact.store": frozenset({"data_scientist", "admin"}),
     "users.manage": frozenset({"admin"}),

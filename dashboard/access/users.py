@@ -1,27 +1,33 @@
-"""Built-in users: a TOML file of names, roles and Argon2id password hashes (never plaintext).
+"""Built-in users: a TOML file of names, roles, Argon2id password hashes and API-token hashes.
 
 Why a file: a self-hosted install needs sign-in without an identity provider; the file lives in the
 data folder (``settings.users_file``), is written atomically with owner-only permissions, and is
-managed with ``vigil users add/remove/set-role/list``. With an identity provider, Streamlit's
+managed with ``vigil users add/remove/set-role/list/token``. With an identity provider, Streamlit's
 ``st.login`` (OIDC) is used instead and roles are mapped by e-mail (see :func:`role_for_email`).
+API tokens (``vgl_<id>_<secret>``) let the CLI act as a user: only a SHA-256 of the secret is kept (the
+secret is 256 random bits, so a fast hash is enough), and removing the user removes its tokens.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
+import secrets
 import tempfile
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from dashboard.access import lockout
 from dashboard.access.roles import ROLES, Actor, require
 from dashboard.errors import PermissionDenied, VigilError
 
@@ -48,6 +54,24 @@ class SignInFailed(VigilError):
     """Wrong name or password (deliberately not saying which)."""
 
 
+TOKEN_PREFIX = "vgl_"
+TOKEN_PATTERN = re.compile(r"^vgl_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A stored API token: its id (shown, used to revoke), the hash of its secret, and when it expires."""
+
+    id: str
+    secret_hash: str
+    created: str
+    expires: str = ""  # ISO time, empty = never
+    label: str = ""
+
+    def expired(self, now: datetime) -> bool:
+        return bool(self.expires) and datetime.fromisoformat(self.expires) <= now
+
+
 @dataclass(frozen=True)
 class User:
     name: str
@@ -55,6 +79,7 @@ class User:
     password_hash: str = ""
     email: str = ""
     created: str = ""
+    tokens: tuple[ApiToken, ...] = field(default=(), repr=False)
 
     @property
     def actor(self) -> Actor:
@@ -77,8 +102,11 @@ def load_users(path: Path) -> dict[str, User]:
     for name, spec in (raw.get("users") or {}).items():
         if not isinstance(spec, Mapping) or spec.get("role") not in ROLES:
             raise UserError(f"the users file {path}: users.{name} needs a role, one of {', '.join(ROLES)}")
+        tokens = tuple(ApiToken(str(tid), str(tok.get("hash", "")), str(tok.get("created", "")),
+                                str(tok.get("expires", "")), str(tok.get("label", "")))
+                       for tid, tok in (spec.get("tokens") or {}).items() if isinstance(tok, Mapping))
         users[str(name)] = User(str(name), str(spec["role"]), str(spec.get("password_hash", "")),
-                                str(spec.get("email", "")), str(spec.get("created", "")))
+                                str(spec.get("email", "")), str(spec.get("created", "")), tokens)
     return users
 
 
@@ -99,6 +127,10 @@ def save_users(path: Path, users: Mapping[str, User]) -> None:
         if user.created:
             lines.append(f"created = {_toml_str(user.created)}")
         lines.append("")
+        for tok in user.tokens:
+            lines += [f"[users.{_toml_str(user.name)}.tokens.{_toml_str(tok.id)}]", f"hash = {_toml_str(tok.secret_hash)}",
+                      f"created = {_toml_str(tok.created)}", f"expires = {_toml_str(tok.expires)}",
+                      f"label = {_toml_str(tok.label)}", ""]
     fd, tmp = tempfile.mkstemp(prefix=".users-", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -170,7 +202,7 @@ def set_role(path: Path, actor: Actor, name: str, role: str, store: Any = None) 
     if name not in users:
         raise UserError(f"no user '{name}' in {path}")
     old = users[name]
-    users[name] = User(old.name, role, old.password_hash, old.email, old.created)
+    users[name] = replace(old, role=role)
     save_users(path, users)
     _audit(store, actor, "users.set_role", name, {"from": old.role, "to": role})
     return users[name]
@@ -184,7 +216,7 @@ def set_password(path: Path, actor: Actor, name: str, password: str, store: Any 
     if name not in users:
         raise UserError(f"no user '{name}' in {path}")
     old = users[name]
-    users[name] = User(old.name, old.role, hash_password(password), old.email, old.created)
+    users[name] = replace(old, password_hash=hash_password(password))
     save_users(path, users)
     _audit(store, actor, "users.set_password", name, {})
 
@@ -205,8 +237,19 @@ def ensure_demo_users(path: Path) -> list[str]:
 # ------------------------------------------------------------------------------------------ sign-in
 
 
-def authenticate(path: Path, name: str, password: str, store: Any = None) -> Actor:
-    """The Actor for a correct name and password; otherwise :class:`SignInFailed` (and an audit entry)."""
+def authenticate(path: Path, name: str, password: str, store: Any = None, address: str | None = None) -> Actor:
+    """The Actor for a correct name and password; otherwise :class:`SignInFailed` and an audit entry.
+
+    With a store, failures count per account and per client ``address`` (:mod:`dashboard.access.lockout`):
+    a locked account or address is refused before the password is even checked.
+    """
+    keys = lockout.keys_for(name, address)
+    if store is not None:
+        lock = lockout.check(store, keys)
+        if lock is not None:
+            _audit(store, name[:64] or "-", "signin.locked", name[:64], {"key": lock.key,
+                                                                       "until": lock.until.isoformat()})
+            raise SignInFailed(lock.message(datetime.now(UTC).replace(tzinfo=None)))
     user = load_users(path).get(name)
     ok = False
     try:
@@ -214,13 +257,86 @@ def authenticate(path: Path, name: str, password: str, store: Any = None) -> Act
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
     if not ok or user is None:
-        _audit(store, name[:64] or "-", "signin.failed", name[:64], {"reason": "wrong name or password"})
+        if store is not None:
+            lockout.record_failure(store, keys)
+        _audit(store, name[:64] or "-", "signin.failed", name[:64], {"reason": "wrong name or password",
+                                                                     "address": address or "unknown"})
         raise SignInFailed("wrong user name or password")
+    if store is not None:
+        lockout.clear_account(store, name)
     if _HASHER.check_needs_rehash(user.password_hash):
         users = load_users(path)
-        users[name] = User(user.name, user.role, _HASHER.hash(password), user.email, user.created)
+        users[name] = replace(user, password_hash=_HASHER.hash(password))
         save_users(path, users)
     return user.actor
+
+
+def current_user(path: Path, name: str) -> User | None:
+    """The user as the users file has it now (None once removed): sessions re-check it on every action."""
+    return load_users(path).get(name)
+
+
+# ------------------------------------------------------------------------------------------ API tokens
+
+
+def _secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def create_token(path: Path, actor: Actor, name: str, label: str = "", expires_days: float | None = None,
+                 store: Any = None) -> tuple[str, ApiToken]:
+    """A new API token for ``name`` (an admin's action, or a user's for themselves). Returns the token
+    text, shown once, and its stored record (which holds only a hash of it)."""
+    if actor.name != name:
+        require(actor, "users.manage")
+    users = load_users(path)
+    if name not in users:
+        raise UserError(f"no user '{name}' in {path}")
+    if expires_days is not None and expires_days <= 0:
+        raise UserError("--expires-days must be positive")
+    token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    record = ApiToken(token_id, _secret_hash(secret), now.isoformat(timespec="seconds"),
+                      (now + timedelta(days=expires_days)).isoformat(timespec="seconds") if expires_days else "",
+                      label[:200])
+    users[name] = replace(users[name], tokens=(*users[name].tokens, record))
+    save_users(path, users)
+    _audit(store, actor, "users.token_create", name, {"token_id": token_id, "label": record.label,
+                                                      "expires": record.expires})
+    return f"{TOKEN_PREFIX}{token_id}_{secret}", record
+
+
+def revoke_token(path: Path, actor: Actor, token_id: str, store: Any = None) -> str:
+    """Revoke a token by id (its owner or an admin); returns the owner's name."""
+    users = load_users(path)
+    owner = next((u for u in users.values() if any(t.id == token_id for t in u.tokens)), None)
+    if owner is None:
+        raise UserError(f"no API token with id '{token_id}'; `vigil users token list` shows them")
+    if actor.name != owner.name:
+        require(actor, "users.manage")
+    users[owner.name] = replace(owner, tokens=tuple(t for t in owner.tokens if t.id != token_id))
+    save_users(path, users)
+    _audit(store, actor, "users.token_revoke", owner.name, {"token_id": token_id})
+    return owner.name
+
+
+def actor_for_token(path: Path, token: str) -> Actor:
+    """The user an API token belongs to, with the role the users file gives them now."""
+    match = TOKEN_PATTERN.match(token.strip())
+    if not match:
+        raise SignInFailed("VIGIL_TOKEN is not a Vigil API token (they look like vgl_<id>_<secret>); create one "
+                           "with `vigil users token create NAME`")
+    token_id, secret = match.groups()
+    now = datetime.now(UTC)
+    for user in load_users(path).values():
+        for tok in user.tokens:
+            if tok.id == token_id and hmac.compare_digest(tok.secret_hash, _secret_hash(secret)):
+                if tok.expired(now):
+                    raise SignInFailed(f"the API token {token_id} of {user.name} expired at {tok.expires}; "
+                                       "create a new one with `vigil users token create`")
+                return user.actor
+    raise SignInFailed(f"the API token {token_id} is unknown or revoked; create a new one with "
+                       "`vigil users token create NAME`")
 
 
 def role_for_email(email: str, users_path: Path, mapping: Mapping[str, Any] | None = None) -> str | None:

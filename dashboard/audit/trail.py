@@ -7,6 +7,10 @@ entry on. Deleting the newest entries leaves a valid chain, so a separate *head*
 hash, written in the same transaction) anchors the tail; :func:`head` prints it for publishing outside
 Vigil (a CI log, a ticket) and :func:`verify` accepts such an externally kept anchor too.
 
+The stored head is inside the store, so whoever rewrites the store rewrites it too: the anchor that
+such a rewrite cannot forge is a signed checkpoint outside the store (:mod:`dashboard.audit.checkpoints`,
+written after :func:`record` when due, and checked by :func:`dashboard.audit.anchor.verify`).
+
 This module has no update or delete path for entries: :func:`record` only appends.
 """
 
@@ -26,6 +30,7 @@ import duckdb
 import pandas as pd
 
 from connectors.logstore import LogStore
+from dashboard.audit import checkpoints
 
 GENESIS = "0" * 64
 
@@ -93,6 +98,7 @@ def _resolve_store(store_or_ctx: Any) -> LogStore:
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_DDL)
+    checkpoints.ensure_state_table(con)
 
 
 def _jsonable(value: Any) -> Any:
@@ -146,6 +152,14 @@ def record(store: Any, actor: Principal | str, action: str, target: str | None =
     tgt = str(target if target is not None else (model or ""))
     body = canonical_details(details if details is not None else detail)
     ts = datetime.now(UTC).replace(tzinfo=None)
+    entry = _append(log_store, name, actor_role, action, tgt, body, ts)
+    checkpoints.after_append(store, entry.seq, entry.hash, action, tgt)
+    return entry
+
+
+def _append(log_store: LogStore, name: str, actor_role: str, action: str, tgt: str, body: str,
+            ts: datetime) -> Entry:
+    """Insert the next entry and move the head in one transaction, retrying when another thread won."""
     for attempt in range(20):
         try:
             with _LOCK, log_store.connect() as con:
@@ -170,6 +184,11 @@ def record(store: Any, actor: Principal | str, action: str, target: str | None =
     raise RuntimeError("could not append to the audit trail after 20 attempts")
 
 
+def read_chain(store: Any) -> tuple[list[Entry], tuple[int, str] | None]:
+    """Every entry in sequence order and the stored head (entries, last hash), read in one connection."""
+    return _all_entries(_resolve_store(store))
+
+
 def _all_entries(store: LogStore) -> tuple[list[Entry], tuple[int, str] | None]:
     with store.connect() as con:
         ensure_tables(con)
@@ -187,6 +206,12 @@ def verify(store: Any, expected_head: tuple[int, str] | None = None) -> Verifica
     published earlier; when given it is checked as well as the stored head.
     """
     entries, stored_head = _all_entries(_resolve_store(store))
+    return check_chain(entries, stored_head, expected_head)
+
+
+def check_chain(entries: list[Entry], stored_head: tuple[int, str] | None,
+                expected_head: tuple[int, str] | None = None) -> Verification:
+    """:func:`verify` on entries already read (so a caller that also checks checkpoints reads once)."""
     prev = GENESIS
     for i, e in enumerate(entries):
         expected_seq = i + 1

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.charts.text import label_map, plot_text
+
 STATE_LABELS: dict[str, str] = {"pending": "queued", "sending": "being sent", "sent": "in Label Studio",
                                 "labelled": "labelled", "skipped": "skipped"}
 
@@ -15,7 +17,7 @@ def uncertainty_figure(candidates: pd.DataFrame, strategy: str) -> go.Figure:
     """Histogram of the candidates' uncertainty, split by predicted class."""
     fig = go.Figure()
     for cls, part in candidates.groupby("prediction", sort=True):
-        fig.add_histogram(x=part["uncertainty"], name=f"predicted {cls}", nbinsx=20, opacity=0.75)
+        fig.add_histogram(x=part["uncertainty"], name=f"predicted {plot_text(cls)}", nbinsx=20, opacity=0.75)
     fig.update_layout(barmode="overlay", height=260, margin={"t": 30, "b": 40, "l": 40, "r": 10},
                       xaxis={"title": f"uncertainty ({strategy}; 1 = a coin flip)", "range": [0, 1]},
                       yaxis={"title": "candidates"}, legend={"orientation": "h", "y": 1.15})
@@ -39,8 +41,10 @@ def queue_figure(counts: Mapping[str, int]) -> go.Figure:
 def annotator_figure(progress: pd.DataFrame) -> go.Figure:
     """Per annotator: labelled and skipped tasks (as of the last sync)."""
     fig = go.Figure()
-    fig.add_bar(x=progress["annotator"], y=progress["labelled"], name="labelled")
-    fig.add_bar(x=progress["annotator"], y=progress["skipped"], name="skipped")
+    label = label_map(progress["annotator"])  # Label Studio user names: escaped, clipped labels
+    names = [label[str(a)] for a in progress["annotator"]]
+    fig.add_bar(x=names, y=progress["labelled"], name="labelled")
+    fig.add_bar(x=names, y=progress["skipped"], name="skipped")
     fig.update_layout(barmode="stack", height=260, margin={"t": 30, "b": 40, "l": 40, "r": 10},
                       yaxis={"title": "tasks"}, legend={"orientation": "h", "y": 1.15})
     return fig

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.charts.text import label_map, plot_text
+
 VERDICT_COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "no data": "#9e9e9e", "error": "#6a1b9a"}
 
 
@@ -24,12 +26,14 @@ def scorecard_figure(scorecard: pd.DataFrame) -> go.Figure:
     frame["group"] = frame["verdict"].astype(str).map(verdict_group)
     frame["margin"] = [margin(v, c, t) for v, c, t in zip(frame["value"], frame["comparator"], frame["threshold"],
                                                          strict=True)]
+    names = label_map(frame["policy"])
+    frame["policy"] = frame["policy"].astype(str).map(names)
     for group in [g for g in VERDICT_COLOURS if g in set(frame["group"])]:
         part = frame[frame["group"] == group]
         fig.add_bar(
             y=part["policy"], x=part["margin"].fillna(0.0), orientation="h", name=group,
             marker_color=VERDICT_COLOURS[group],
-            customdata=part[["value", "comparator", "threshold", "severity", "rows", "verdict"]].astype(str).values,
+            customdata=_hover(part, ["value", "comparator", "threshold", "severity", "rows", "verdict"]),
             hovertemplate=("%{y}<br>value %{customdata[0]} %{customdata[1]} %{customdata[2]}<br>"
                            "%{customdata[3]}, %{customdata[4]} rows: %{customdata[5]}<extra></extra>"))
     fig.add_vline(x=0.0, line_dash="dot", line_color="#555")
@@ -37,6 +41,11 @@ def scorecard_figure(scorecard: pd.DataFrame) -> go.Figure:
                       yaxis={"categoryorder": "array", "categoryarray": list(frame["policy"])[::-1]},
                       legend_title="verdict", margin={"l": 10, "r": 10, "t": 30})
     return fig
+
+
+def _hover(frame: pd.DataFrame, columns: list[str]) -> list[list[str]]:
+    """Hover fields as escaped, clipped text (error verdicts and values can carry text from data)."""
+    return [[plot_text(v) for v in row] for row in frame[columns].astype(str).to_numpy()]
 
 
 def _bounds(threshold: object) -> list[float]:
@@ -101,7 +110,7 @@ def audit_activity_figure(entries: pd.DataFrame) -> go.Figure:
     frame = entries.assign(day=pd.to_datetime(entries["ts"]).dt.floor("D"))
     counts = frame.groupby(["day", "action"]).size().reset_index(name="n")
     for action, part in counts.groupby("action"):
-        fig.add_bar(x=part["day"], y=part["n"], name=str(action))
+        fig.add_bar(x=part["day"], y=part["n"], name=plot_text(action))
     fig.update_layout(barmode="stack", height=280, yaxis_title="entries", xaxis_title=None,
                       margin={"l": 10, "r": 10, "t": 30}, legend_title="action")
     return fig
@@ -114,11 +123,12 @@ def verdict_history_figure(history: pd.DataFrame) -> go.Figure:
         fig.update_layout(title="No evaluations kept yet")
         return fig
     frame = history.assign(group=history["verdict"].astype(str).map(verdict_group))
+    frame["policy"] = frame["policy"].astype(str).map(label_map(frame["policy"]))
     for group in [g for g in VERDICT_COLOURS if g in set(frame["group"])]:
         part = frame[frame["group"] == group]
         fig.add_scatter(x=part["evaluated_at"], y=part["policy"], mode="markers", name=group,
                         marker={"color": VERDICT_COLOURS[group], "size": 11, "symbol": "square"},
-                        customdata=part[["value", "threshold", "data_version"]].astype(str).values,
+                        customdata=_hover(part, ["value", "threshold", "data_version"]),
                         hovertemplate="%{y}<br>%{x}<br>value %{customdata[0]} vs %{customdata[1]}"
                                       "<br>data version %{customdata[2]}<extra></extra>")
     policies = list(dict.fromkeys(frame["policy"]))

@@ -10,13 +10,17 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.charts.text import label_map
+
 REF_COLOUR = "#4c78a8"
 CUR_COLOUR = "#f58518"
 
 
 def distribution_figure(dist: pd.DataFrame, column: str) -> go.Figure:
-    """Reference and current shares per bin or category, overlaid."""
+    """Reference and current shares per bin or category, overlaid (categories from the logs as escaped,
+    clipped labels: plotly reads markup in labels, and a 10 MB category would freeze the page)."""
     fig = go.Figure()
+    labels = label_map(dist["bin"])
     for side, colour in (("reference", REF_COLOUR), ("current", CUR_COLOUR)):
         part = dist[dist["side"] == side]
         if part["left"].notna().any():
@@ -24,7 +28,8 @@ def distribution_figure(dist: pd.DataFrame, column: str) -> go.Figure:
             width = (part["right"].astype(float) - part["left"].astype(float))
             fig.add_bar(x=x, y=part["share"], width=width, name=side, marker_color=colour, opacity=0.55)
         else:
-            fig.add_bar(x=part["bin"], y=part["share"], name=side, marker_color=colour, opacity=0.55)
+            fig.add_bar(x=[labels[str(b)] for b in part["bin"]], y=part["share"], name=side, marker_color=colour,
+                        opacity=0.55)
     fig.update_layout(barmode="overlay", title=f"Distribution of {column}", xaxis_title=column,
                       yaxis_title="share of rows", yaxis_tickformat=".0%", legend_title_text="",
                       margin={"t": 50, "b": 40, "l": 50, "r": 20}, height=360)

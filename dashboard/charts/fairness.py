@@ -8,6 +8,8 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.charts.text import label_map
+
 RATE_LABELS: dict[str, str] = {
     "selection_rate": "selection rate (predicted favourable)",
     "base_rate": "base rate (labelled favourable)",
@@ -31,8 +33,11 @@ def _num(x: Any) -> float | None:
 
 def group_rates_figure(groups: pd.DataFrame, rates: tuple[str, ...] = ("selection_rate", "base_rate", "tpr", "fpr",
                                                                        "precision")) -> go.Figure:
-    """Grouped bars: one bar per rate for each group; privileged groups marked, too-small groups faded."""
-    names = [f"{g} (privileged)" if p else str(g) for g, p in zip(groups["group"], groups["privileged"], strict=True)]
+    """Grouped bars: one bar per rate for each group; privileged groups marked, too-small groups faded.
+    Group names come from the logs: shown as escaped, clipped labels."""
+    label = label_map(groups["group"])
+    names = [f"{label[str(g)]} (privileged)" if p else label[str(g)]
+             for g, p in zip(groups["group"], groups["privileged"], strict=True)]
     small = groups["too_small"].astype(bool).tolist()
     fig = go.Figure()
     for rate in rates:
@@ -88,15 +93,18 @@ def metric_over_time_figure(over_time: pd.DataFrame, metric: str, title: str | N
 
 
 def group_trend_figure(rates: pd.DataFrame) -> go.Figure:
-    """Selection rate per group over time with Wilson 95% bands."""
+    """Selection rate per group over time with Wilson 95% bands (group names as escaped, clipped labels,
+    never inside the hover template, where ``%{...}`` would be read as a field)."""
     fig = go.Figure()
+    label = label_map(rates["group"])
     for group, part in rates.sort_values("bucket").groupby("group", sort=True):
         x = list(part["bucket"])
+        name = label[str(group)]
         fig.add_scatter(x=x + x[::-1], y=list(part["upper"]) + list(part["lower"])[::-1], fill="toself",
-                        line={"width": 0}, opacity=0.2, showlegend=False, hoverinfo="skip", name=f"{group} band")
-        fig.add_scatter(x=x, y=part["selection_rate"], mode="lines+markers", name=str(group),
+                        line={"width": 0}, opacity=0.2, showlegend=False, hoverinfo="skip", name=f"{name} band")
+        fig.add_scatter(x=x, y=part["selection_rate"], mode="lines+markers", name=name,
                         customdata=part[["n"]].to_numpy(),
-                        hovertemplate=f"{group}: " + "%{y:.3f} (n=%{customdata[0]})<extra></extra>")
+                        hovertemplate="%{fullData.name}: %{y:.3f} (n=%{customdata[0]})<extra></extra>")
     fig.update_layout(yaxis={"title": "selection rate", "range": [0, 1]}, xaxis={"title": "time (UTC bucket)"},
                       legend={"orientation": "h", "y": 1.12}, margin={"t": 40, "b": 40, "l": 40, "r": 10},
                       height=300)
@@ -134,7 +142,9 @@ def intersection_heatmap(groups: pd.DataFrame, a: str, b: str, value: str = "sel
                 tr.append(f"{v:.2f} (n={int(r['n'])}){mark}")
         z.append(zr)
         text.append(tr)
-    fig = go.Figure(go.Heatmap(z=z, x=cols, y=rows, text=text, texttemplate="%{text}", colorscale="RdYlGn",
+    row_label, col_label = label_map(rows), label_map(cols)
+    fig = go.Figure(go.Heatmap(z=z, x=[col_label[c] for c in cols], y=[row_label[r] for r in rows], text=text,
+                               texttemplate="%{text}", colorscale="RdYlGn",
                                zmin=0, zmax=1, colorbar={"title": value.replace("_", " ")},
                                hovertemplate=f"{a}=%{{y}}, {b}=%{{x}}: %{{text}}<extra></extra>"))
     fig.update_layout(xaxis={"title": b, "type": "category"}, yaxis={"title": a, "type": "category"},

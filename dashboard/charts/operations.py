@@ -9,6 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard.charts.text import plot_text
+
 BREACH_FILL = "rgba(214, 39, 40, 0.15)"
 SLO_COLOUR = "#d62728"
 _MARGIN = {"t": 40, "b": 40, "l": 50, "r": 10}
@@ -57,7 +59,7 @@ def version_latency_figure(version_buckets: pd.DataFrame, slo_ms: float) -> go.F
     """p95 latency per bucket, one line per model version."""
     fig = go.Figure()
     for version, part in version_buckets.groupby("version", sort=True):
-        fig.add_scatter(x=part["bucket"], y=part["p95_ms"], name=f"v{version} p95", mode="lines")
+        fig.add_scatter(x=part["bucket"], y=part["p95_ms"], name=f"v{plot_text(version)} p95", mode="lines")
     fig.add_hline(y=slo_ms, line={"dash": "dash", "color": SLO_COLOUR})
     fig.update_layout(yaxis={"title": "p95 latency (ms)", "rangemode": "tozero"}, xaxis={"title": "time (UTC)"},
                       legend={"orientation": "h", "y": 1.12}, margin=_MARGIN, height=300)

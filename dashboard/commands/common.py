@@ -6,6 +6,8 @@ import getpass
 import json
 import math
 import os
+import socket
+import sys
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -16,7 +18,7 @@ from connectors.queries.operations import time_range
 from connectors.windows import RELATIVE_WINDOW, Window, WindowError, parse_window
 from dashboard.access.roles import Actor
 from dashboard.context import Context, load_context
-from dashboard.errors import USER_ERRORS
+from dashboard.errors import USER_ERRORS, VigilError
 
 
 def get_context(ctx: click.Context) -> Context:
@@ -25,6 +27,9 @@ def get_context(ctx: click.Context) -> Context:
     root.ensure_object(dict)
     if "context" not in root.obj:
         root.obj["context"] = load_context(root.obj.get("config_path"))
+        from dashboard.audit import checkpoints
+
+        checkpoints.bind(root.obj["context"])  # entries this command records are anchored where it says
     ctx_obj: Context = root.obj["context"]
     return ctx_obj
 
@@ -111,11 +116,41 @@ def run_cli(group: click.Group, argv: Sequence[str] | None) -> int:
     return 0
 
 
-def cli_actor() -> Actor:
-    """Who runs this command: VIGIL_ACTOR (default: the OS user) with VIGIL_ROLE (default admin).
+IGNORED_IDENTITY_ENV: tuple[str, ...] = ("VIGIL_ROLE", "VIGIL_ACTOR")
 
-    The CLI runs with the file-system rights of its user, so its role is declared, not authenticated;
-    the app's sign-in is what enforces roles for people.
+
+def cli_actor(ctx: click.Context | None = None, *, first_admin: bool = False) -> Actor:
+    """The Vigil user a state-changing command acts as, authenticated.
+
+    ``VIGIL_TOKEN`` (an API token, see ``vigil users token create``) names the user; without it, in a
+    terminal, the command asks for a user name and password (with the same lockout as the app). The role
+    always comes from the users file; ``VIGIL_ROLE``/``VIGIL_ACTOR`` grant nothing. ``first_admin``: a
+    store with no users yet lets the local owner (whoever can run Vigil on its data folder) create the
+    first admin.
     """
-    name = os.environ.get("VIGIL_ACTOR") or getpass.getuser()
-    return Actor(name=name, role=os.environ.get("VIGIL_ROLE", "admin"))
+    context = get_context(ctx or click.get_current_context())
+    from dashboard.access.users import actor_for_token, authenticate, load_users
+
+    users_file = context.settings.users_file
+    ignored = [k for k in IGNORED_IDENTITY_ENV if os.environ.get(k)]
+    if ignored:
+        click.echo(f"Note: {' and '.join(ignored)} grant nothing; the CLI acts as the user of VIGIL_TOKEN "
+                   "or of the password you type", err=True)
+    token = os.environ.get("VIGIL_TOKEN")
+    if token:
+        return actor_for_token(users_file, token)
+    if first_admin and not load_users(users_file):
+        return Actor(f"{getpass.getuser()} (local owner)", "admin")
+    if sys.stdin.isatty():
+        name = str(click.prompt("Vigil user", err=True)).strip()
+        password = str(click.prompt("Password", hide_input=True, err=True))
+        return authenticate(users_file, name, password, store=context.store, address=f"cli@{socket.gethostname()}")
+    raise VigilError("this command changes state, so it acts as a Vigil user: set VIGIL_TOKEN to an API token "
+                     "(created once with `vigil users token create NAME`), or run it in a terminal to sign in "
+                     "with your password")
+
+
+def reader_actor(ctx: click.Context | None = None) -> Actor | None:
+    """Who runs a read-only command: the token's user when ``VIGIL_TOKEN`` is set, else nobody (reads
+    need no credentials; the audit trail records them as unauthenticated)."""
+    return cli_actor(ctx) if os.environ.get("VIGIL_TOKEN") else None

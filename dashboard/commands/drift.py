@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from dashboard.charts.text import clip
 from dashboard.commands.common import WINDOW_HELP, analysis_window, echo_json, get_context
 from dashboard.monitoring.drift import compute_drift, result_to_dict
 
@@ -42,8 +43,8 @@ def command(ctx: click.Context, model: str, reference_text: str | None, current_
     if as_json:
         echo_json(result_to_dict(result))
     else:
-        click.echo(f"{model}: reference {result.reference_label} ({result.n_reference} rows) vs current "
-                   f"{result.current_label} ({result.n_current} rows)")
+        click.echo(f"{model}: reference {clip(result.reference_label)} ({result.n_reference} rows) vs current "
+                   f"{clip(result.current_label)} ({result.n_current} rows)")
         cols = sorted(result.columns, key=lambda c: (not c.drifted, -c.severity))
         width = max([len("column"), *(len(c.column) for c in cols)])
         click.echo(f"{'column':<{width}}  {'type':<11}  {'method':<29}  {'score':>10}  {'threshold':>9}  drift")
@@ -52,7 +53,7 @@ def command(ctx: click.Context, model: str, reference_text: str | None, current_
             line = (f"{c.column:<{width}}  {c.column_type:<11}  {c.method_label:<29}  {_fmt(c.score):>10}  "
                     f"{_fmt(c.threshold):>9}  {verdict}")
             if c.note:
-                line += f"  ({c.note})"
+                line += f"  ({clip(c.note)})"  # notes name category values, which may be huge
             click.echo(line)
         click.echo(f"drifted columns: {result.n_drifted}/{result.n_tested} = {result.share_drifted:.2f} "
                    f"(dataset drift when >= {result.drift_share_threshold:g}): "

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import click
 
+from dashboard.charts.text import PROSE_LIMIT, clip
 from dashboard.commands.common import WINDOW_HELP, analysis_window, echo_json, get_context
 from dashboard.monitoring.fairness import FairnessReport, compute_fairness
 
 MARK = {"pass": "ok  ", "fail": "FAIL", "undefined": "n/a ", "too_small": "small", "info": "    "}
+
+
+def _names(groups: tuple[str, ...]) -> str:
+    """Group names from the logs, each clipped (a 10 MB category must not flood the terminal)."""
+    return ", ".join(map(clip, groups)) or "-"
 
 
 def _print(report: FairnessReport) -> None:
@@ -15,17 +21,17 @@ def _print(report: FairnessReport) -> None:
     click.echo(f"{head}: {report.n_rows} rows, {report.n_labelled} labelled "
                f"(favourable outcome: '{report.favourable}', min group size {report.min_group_size})")
     for a in report.attributes:
-        click.echo(f"\n{a.attribute}: privileged {', '.join(a.privileged) or '-'} ({a.n_privileged} rows) "
-                   f"vs {', '.join(a.unprivileged) or '-'} ({a.n_unprivileged} rows)")
+        click.echo(f"\n{a.attribute}: privileged {_names(a.privileged)} ({a.n_privileged} rows) "
+                   f"vs {_names(a.unprivileged)} ({a.n_unprivileged} rows)")
         for note in a.notes:
-            click.echo(f"  note: {note}")
+            click.echo(f"  note: {clip(note, PROSE_LIMIT)}")
         for m in a.metrics.values():
-            click.echo(f"  {MARK[m.verdict]:5} {m.key:32} {m.display():>12}   {m.threshold}  [{m.uses}]")
+            click.echo(f"  {MARK[m.verdict]:5} {m.key:32} {clip(m.display()):>12}   {m.threshold}  [{m.uses}]")
         if a.worst_group:
-            click.echo(f"  lowest selection rate: {a.worst_group}")
+            click.echo(f"  lowest selection rate: {clip(a.worst_group)}")
     for i in report.intersections:
         if i.worst_group:
-            click.echo(f"\n{' × '.join(i.attributes)}: worst-off group {i.worst_group} "
+            click.echo(f"\n{' × '.join(i.attributes)}: worst-off group {clip(i.worst_group)} "
                        f"(selection rate {i.worst_selection_rate:.3f} vs best {i.best_selection_rate:.3f})")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from dashboard.charts.text import PROSE_LIMIT, clip
 from dashboard.commands.common import WINDOW_HELP, analysis_window, echo_json, get_context
 from dashboard.monitoring.operations import compute_operations
 from dashboard.monitoring.quality import compute_quality
@@ -57,16 +58,16 @@ def command(ctx: click.Context, model: str, window_text: str, version: str | Non
     if len(ops.versions) > 1 or version is None:
         click.echo("  versions")
         for v in ops.versions.to_dict(orient="records"):
-            click.echo(f"    v{v['version']}: {v['n']} predictions, p95 {_ms(v['p95_ms'])}, "
+            click.echo(f"    v{clip(v['version'])}: {v['n']} predictions, p95 {_ms(v['p95_ms'])}, "
                        f"errors {_pct(v['error_rate'])}")
     a = quality.actual
     click.echo(f"  quality  labelled {quality.n_labelled}/{quality.n_rows} ({_pct(quality.label_coverage)})")
     if a.accuracy is None:
-        click.echo(f"    realised: n/a: {a.reason}")
+        click.echo(f"    realised: n/a: {clip(a.reason, PROSE_LIMIT)}")
     else:
         click.echo(f"    realised: accuracy {_num(a.accuracy)}  precision {_num(a.precision)}  "
                    f"recall {_num(a.recall)}  F1 {_num(a.f1)}  ROC AUC {_num(a.roc_auc)}  ECE {_num(a.ece)}")
     click.echo(f"    estimated (CBPE): unlabelled {_num(quality.estimated_accuracy)}  "
                f"all {_num(quality.estimated_accuracy_all)}  gap on labelled {_num(quality.estimation_gap)}")
-    for note in (*ops.notes, *quality.notes):
-        click.echo(f"  note: {note}")
+    for note in (*ops.notes, *quality.notes):  # notes can name values from the logs (unknown labels)
+        click.echo(f"  note: {clip(note, PROSE_LIMIT)}")

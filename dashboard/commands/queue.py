@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from dashboard.charts.text import clip
 from dashboard.commands.common import WINDOW_HELP, analysis_window, cli_actor, echo_json, get_context
 from dashboard.learning.annotation import client_for, queue_and_send, queue_status
 from dashboard.learning.selection import (
@@ -51,7 +52,8 @@ def command(ctx: click.Context, model: str, strategy: str, budget: int, threshol
         else:
             click.echo(selection.summary)
             for row in selection.candidates.itertuples():
-                click.echo(f"  {row.prediction_id}  {row.prediction}  {row.confidence:.2f}  {row.reason}")
+                click.echo(f"  {clip(row.prediction_id)}  {clip(row.prediction)}  {row.confidence:.2f}  "
+                           f"{clip(row.reason)}")
         return
     client = client_for(context)
 

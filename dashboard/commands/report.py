@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dashboard.commands.common import cli_actor, get_context
+from dashboard.commands.common import get_context, reader_actor
 
 
 @click.command("report")
@@ -26,7 +26,7 @@ def command(ctx: click.Context, model: str, version: str | None, window_text: st
     from dashboard.governance import reports
 
     fmt = fmt or ("pdf" if output.suffix.lower() == ".pdf" else "html")
-    data = reports.export_report(get_context(ctx), cli_actor(), model, version, window_text, fmt=fmt)
+    data = reports.export_report(get_context(ctx), reader_actor(ctx), model, version, window_text, fmt=fmt)
     tmp = output.with_name(f".{output.name}.partial")
     try:
         tmp.write_bytes(data)

@@ -214,13 +214,17 @@ def build_workspace(folder: str | Path, *, rows: int = DemoScenario.rows, seed: 
 
 
 def _seed_cards(settings: Any, model: str, versions: dict[str, str]) -> None:
-    """Each demo version's first card revision, from the model_card.md its training run logged."""
+    """Each demo version's first card revision, from the model_card.md its training run logged; then a
+    signed checkpoint of the audit trail."""
     from dashboard.context import Context
     from dashboard.governance.cards import seed_card
 
     ctx = Context(settings)
     for version in sorted(versions.values(), key=int):
         seed_card(ctx, model, version)
+    from dashboard.audit import anchor
+
+    anchor.checkpoint(ctx)  # the demo opens with its audit trail anchored
 
 
 def _demo_users(root: Path) -> None:

@@ -173,7 +173,7 @@ def approve(ctx: Context, actor: Actor, model: str, version: str, justification:
         audit.record(ctx.store, actor, "policy.override", model,
                      {"version": version, "policies": failed, "justification": justification})
     audit.record(ctx.store, actor, "model.promote", model, {**details, "override": overridden})
-    _card_note(ctx, model, version, f"{when}: promoted to champion by {actor.name}"
+    _card_note(ctx, actor, model, version, f"{when}: promoted to champion by {actor.name}"
                + (f" OVERRIDING {', '.join(failed)}: {justification}" if overridden else
                   " (all blocking policies passed)"))
     return approval
@@ -201,17 +201,17 @@ def rollback(ctx: Context, actor: Actor, model: str, reason: str) -> Approval:
     _record(ctx, approval, actor)
     audit.record(ctx.store, actor, "model.rollback", model,
                  {"from_version": current, "to_version": previous, "reason": reason.strip()})
-    _card_note(ctx, model, current, f"{when}: rolled back to version {previous} by {actor.name}"
+    _card_note(ctx, actor, model, current, f"{when}: rolled back to version {previous} by {actor.name}"
                + (f": {reason.strip()}" if reason.strip() else ""))
     return approval
 
 
-def _card_note(ctx: Context, model: str, version: str, note: str) -> None:
+def _card_note(ctx: Context, actor: Actor, model: str, version: str, note: str) -> None:
     from dashboard.governance import cards
 
     # A version without a run cannot hold a card; the approval itself is recorded elsewhere.
     with contextlib.suppress(VigilError):
-        cards.append_approval_note(ctx, model, version, note)
+        cards.append_approval_note(ctx, actor, model, version, note)
 
 
 def history(ctx: Context, model: str | None = None) -> pd.DataFrame:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
 
@@ -39,7 +41,29 @@ SECTIONS: dict[str, str] = {
 AUTHORED: tuple[str, ...] = tuple(k for k in SECTIONS if k != "approvals")
 TAG = "vigil.card."
 DESCRIPTION_LIMIT = 4800  # MLflow's SQL store keeps at most 5000 characters of a description
-_MD = MarkdownIt("commonmark", {"html": False})  # raw HTML is escaped, javascript: links refused
+LINK_SCHEMES = ("http", "https")
+
+
+class _SafeMarkdown(MarkdownIt):
+    """CommonMark that renders untrusted text: raw HTML escaped, an image shown as its Markdown text (a
+    viewer, or the Chromium that prints the PDF, would fetch any URL), links only to http(s) (others stay
+    as the text they were written as)."""
+
+    def __init__(self) -> None:
+        super().__init__("commonmark", {"html": False})
+        self.add_render_rule("image", _image_as_text)
+
+    def validateLink(self, url: str) -> bool:
+        return urlsplit(url.strip()).scheme.lower() in LINK_SCHEMES
+
+
+def _image_as_text(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+    """An image token rendered as the text ``![alt](url)``: never an ``<img>``."""
+    token = tokens[idx]
+    return html.escape(f"![{token.content}]({token.attrGet('src') or ''})")
+
+
+_MD = _SafeMarkdown()
 
 
 @dataclass(frozen=True)
@@ -80,18 +104,29 @@ def escape_markdown_html(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+# ``![`` not already escaped (an even run of backslashes before it): where an image starts.
+_IMAGE_START = re.compile(r"(?<!\\)((?:\\\\)*)!\[")
+
+
+def inert_markdown(text: str) -> str:
+    """Card Markdown for renderers Vigil does not control (MLflow's UI shows the version description):
+    HTML escaped and the ``!`` of every image escaped (it renders as ``!`` and a link), so no viewer fetches it."""
+    return _IMAGE_START.sub(r"\1\\![", escape_markdown_html(text))
+
+
 def to_markdown(card: ModelCard) -> str:
-    """The card as Markdown (for the artifact and the version description); HTML in the text escaped."""
+    """The card as Markdown (for the artifact and the version description); HTML escaped, images inert."""
     lines = [f"# Model card: {escape_markdown_html(card.model)} version {escape_markdown_html(card.version)}", ""]
     for key, title in SECTIONS.items():
-        lines += [f"## {title}", "", escape_markdown_html(card.text(key)) or "_Not written yet._", ""]
+        lines += [f"## {title}", "", inert_markdown(card.text(key)) or "_Not written yet._", ""]
     if card.revision:
         lines.append(f"_Revision {card.revision} by {escape_markdown_html(card.updated_by)} at {card.updated_at}_")
     return "\n".join(lines)
 
 
 def markdown_to_html(text: str) -> str:
-    """Markdown to HTML with raw HTML escaped (for the exported report)."""
+    """Untrusted Markdown (cards, notes) to safe HTML for the exported report and the app: raw HTML
+    escaped, no images, links only to http(s) URLs."""
     return str(_MD.render(text))
 
 
@@ -323,10 +358,17 @@ def seed_card(ctx: Context, model: str, version: str, parent: str | None = None,
     return card
 
 
-def append_approval_note(ctx: Context, model: str, version: str, note: str) -> None:
-    """Add a line to the card's approvals section (called by the approval workflow, after its own check)."""
+def append_approval_note(ctx: Context, actor: Actor, model: str, version: str, note: str) -> ModelCard:
+    """Add a line to the card's approvals section: the record of a manager's promotion or rollback, so only
+    a manager writes it (``card.approval_note``), and it is audited like every other revision."""
+    require(actor, "card.approval_note")
     current = load_card(ctx, model, version)
     text = (current.text("approvals") + "\n" if current.text("approvals") else "") + f"- {note}"
     card = ModelCard(model, str(version), {**current.sections, "approvals": text}, current.revision + 1,
-                     "vigil", datetime.now(UTC).isoformat(timespec="seconds"))
+                     actor.name, datetime.now(UTC).isoformat(timespec="seconds"))
     _write(ctx, card)
+    from dashboard.audit import trail as audit
+
+    audit.record(ctx.store, actor, "card.approval_note", model, {"version": str(version), "revision": card.revision,
+                                                                 "note": note})
+    return card

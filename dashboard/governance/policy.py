@@ -13,8 +13,9 @@ its pre-deployment evidence, with its production policies "not applicable yet"; 
 on its production data, plus its pre-deployment evidence when it went through the gate; the model as a
 whole on production data. Relative windows end at the latest logged prediction of the version judged.
 
-Verdicts: ``pass``, ``fail``, ``no data`` (nothing to measure: e.g. no labels yet; fails only with
-``require_data = true``), ``not applicable yet`` (a production policy of a version with no traffic:
+Verdicts: ``pass``, ``fail``, ``no data`` (nothing to measure: e.g. no labels yet; a blocking policy
+fails without data unless it says ``require_data = false``, a warning only with ``require_data = true``),
+``not applicable yet`` (a production policy of a version with no traffic:
 never a pass, never a failure) and ``error: ...`` (the analysis could not run; a blocking policy with
 an error fails closed, so a broken pipeline never passes a CI gate).
 """
@@ -36,6 +37,7 @@ from dashboard.governance.policy_metrics import EvalInput, providers
 from dashboard.settings import ConfigError, ModelConfig, PolicySpec, compare
 
 DEFAULT_WINDOW = "7d"
+ALLOW_NO_DATA: dict[str, Any] = {"require_data": False}
 PASS, FAIL, NO_DATA, NOT_APPLICABLE = "pass", "fail", "no data", "not applicable yet"
 PHASE_CHOICES: tuple[str, ...] = ("auto", "pre_deployment", "production", "all")
 
@@ -135,8 +137,9 @@ def builtin_policies(cfg: ModelConfig) -> list[PolicySpec]:
     ]
     if cfg.protected:
         policies += [
+            # Groups under min_group_size measure nothing yet; the evaluation set's fairness is blocking.
             PolicySpec("disparate_impact", "disparate_impact", "within",
-                       (t.disparate_impact_low, t.disparate_impact_high), "blocking"),
+                       (t.disparate_impact_low, t.disparate_impact_high), "blocking", params=ALLOW_NO_DATA),
             PolicySpec("statistical_parity_difference", "statistical_parity_difference", "within", pd_thr,
                        "warning"),
             PolicySpec("equal_opportunity_difference", "equal_opportunity_difference", "within", pd_thr, "warning"),
@@ -145,7 +148,7 @@ def builtin_policies(cfg: ModelConfig) -> list[PolicySpec]:
     policies += [
         PolicySpec("latency_p95_ms", "latency_p95_ms", "<=", t.latency_p95_ms, "warning"),
         PolicySpec("error_rate", "error_rate", "<=", t.error_rate, "warning"),
-        PolicySpec("accuracy", "accuracy", ">=", t.min_accuracy, "blocking"),
+        PolicySpec("accuracy", "accuracy", ">=", t.min_accuracy, "blocking", params=ALLOW_NO_DATA),  # labels come late
         PolicySpec("estimated_accuracy", "estimated_accuracy", ">=", t.min_accuracy, "warning"),
         PolicySpec("label_coverage", "label_coverage", ">=", 0.01, "warning"),
         PolicySpec("ingest_rejects", "ingest_rejects", "<=", 0.0, "warning"),
@@ -156,12 +159,15 @@ def builtin_policies(cfg: ModelConfig) -> list[PolicySpec]:
         PolicySpec("candidate_gate", "gate_verdict", "==", 1.0, "blocking"),
         PolicySpec("training_leakage", "evaluation_overlap", "==", 0.0, "blocking"),
         PolicySpec("holdout_accuracy", "holdout_accuracy", ">=", t.min_accuracy, "blocking"),
-        PolicySpec("evaluation_accuracy", "evaluation_accuracy", ">=", t.min_accuracy, "blocking"),
+        # No labelled production rows yet: judged on the holdout (rows that overlap training fail
+        # training_leakage, so "no data" here never hides a leak).
+        PolicySpec("evaluation_accuracy", "evaluation_accuracy", ">=", t.min_accuracy, "blocking",
+                   params=ALLOW_NO_DATA),
     ]
     if cfg.protected:
         policies += [
             PolicySpec("evaluation_disparate_impact", "evaluation_disparate_impact", "within",
-                       (t.disparate_impact_low, t.disparate_impact_high), "blocking"),
+                       (t.disparate_impact_low, t.disparate_impact_high), "blocking", params=ALLOW_NO_DATA),
             PolicySpec("evaluation_statistical_parity_difference", "evaluation_statistical_parity_difference",
                        "within", pd_thr, "warning"),
         ]
@@ -170,6 +176,12 @@ def builtin_policies(cfg: ModelConfig) -> list[PolicySpec]:
         PolicySpec("card_completeness", "card_completeness", ">=", 0.75, "warning"),
     ]
     return policies
+
+
+def requires_data(spec: PolicySpec) -> bool:
+    """Whether "no data" fails the policy: yes for a blocking policy unless it says ``require_data = false``
+    (a gate that cannot measure must not pass), no for a warning unless it says ``require_data = true``."""
+    return bool(spec.params.get("require_data", spec.severity == "blocking"))
 
 
 def phase_of(spec: PolicySpec, table: dict[str, tuple[Any, str, str, str]] | None = None) -> str:
@@ -340,11 +352,14 @@ def evaluate(ctx: Context, model: str, version: str | None = None, window: str |
                                   "threshold": spec.threshold, "severity": spec.severity,
                                   "evaluated_at": evaluated_at, "data_version": data_version, "source": source,
                                   "phase": policy_phase}
-        measures_traffic = policy_phase == "production" or (entry is not None and entry[3] == "production")
-        if measures_traffic and version is not None and anchor is None:
+        # Wall-clock metrics (files rejected at ingestion) exist before any traffic does.
+        measures_traffic = basis == "data" and (policy_phase == "production"
+                                                or (entry is not None and entry[3] == "production"))
+        if measures_traffic and anchor is None:
+            who = f"version {version}" if version is not None else f"'{model}'"
             results.append(PolicyResult(subject=None, value=None, verdict=NOT_APPLICABLE, rows=0, window="-",
-                                        detail=f"version {version} has no production traffic yet; judged once it "
-                                               "serves", **common))
+                                        detail=f"{who} has no production traffic yet; judged once it serves",
+                                        **common))
             continue
         if entry is None:
             labels.add(win.label)
@@ -362,10 +377,14 @@ def evaluate(ctx: Context, model: str, version: str | None = None, window: str |
                                         window=win.label, detail=f"{type(exc).__name__}: {message[:500]}",
                                         **common))
             continue
-        require_data = bool(spec.params.get("require_data", False))
+        require_data = requires_data(spec)
         for m in measurements:
+            detail = m.detail
             if m.value is None:
                 verdict = FAIL if require_data else NO_DATA
+                if require_data:
+                    detail = (f"no data, and a blocking policy needs data (set require_data = false to allow it): "
+                              f"{m.detail}")
             else:
                 try:
                     verdict = PASS if compare(m.value, spec.comparator, spec.threshold) else FAIL
@@ -373,7 +392,7 @@ def evaluate(ctx: Context, model: str, version: str | None = None, window: str |
                     verdict = f"error: {exc}"
             labels.add(m.window or win.label)
             results.append(PolicyResult(subject=m.subject, value=m.value, verdict=verdict, rows=m.rows,
-                                        window=m.window or win.label, detail=m.detail, **common))
+                                        window=m.window or win.label, detail=detail, **common))
     window_label = ", ".join(sorted(labels)) or "-"
     return Evaluation(model=model, version=version, window=window_label, evaluated_at=evaluated_at,
                       data_version=data_version, results=results, phase=judged, phase_note=note)

@@ -2,7 +2,10 @@
 
 It holds the scorecard with evidence, key charts (plotly, inlined), the model card, the approval history
 and an excerpt of the audit trail with the chain's verification. Every piece of text from users, configs
-or tags is HTML-escaped; the card's Markdown is rendered with raw HTML disabled.
+or tags is HTML-escaped; the card's Markdown is rendered with raw HTML, images and non-http(s) links
+disabled (:func:`cards.markdown_to_html`); chart labels from data are escaped for plotly; and the page
+carries an offline Content-Security-Policy, so neither a reader's browser nor the PDF printer requests
+anything.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from typing import Any
 import pandas as pd
 
 from dashboard.access.roles import Actor, require
+from dashboard.audit import anchor
 from dashboard.audit import trail as audit
 from dashboard.charts.compliance import audit_activity_figure, scorecard_figure
+from dashboard.charts.offline import with_offline_policy
 from dashboard.context import Context
 from dashboard.errors import USER_ERRORS, VigilError
 from dashboard.governance import approvals, cards
@@ -41,6 +46,9 @@ td { overflow-wrap: anywhere; }
 """
 
 
+UNAUTHENTICATED = "unauthenticated local reader (CLI)"
+
+
 def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
@@ -56,19 +64,22 @@ def _fig(fig: Any, include_js: bool) -> str:
                            config={"displayModeBar": False}))
 
 
-def build_report(ctx: Context, actor: Actor, model: str, version: str | None = None, window: str | None = None,
+def build_report(ctx: Context, actor: Actor | None, model: str, version: str | None = None, window: str | None = None,
                  evaluation: Evaluation | None = None) -> str:
-    """The report as an HTML string (``report.export``; the export is recorded in the audit trail)."""
-    require(actor, "report.export")
+    """The report as an HTML string (``report.export``; the export is recorded in the audit trail).
+    ``actor`` None: a read-only CLI run without credentials, recorded as an unauthenticated reader."""
+    if actor is not None:
+        require(actor, "report.export")
+    by = f"{actor.name} ({actor.role})" if actor is not None else UNAUTHENTICATED
     ev = evaluation or evaluate(ctx, model, version=version, window=window)
     now = datetime.now(UTC)
-    chain = audit.verify(ctx.store)
+    chain = anchor.status(ctx)
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>Vigil compliance report: {_e(model)}</title><style>{_CSS}</style></head><body>",
              f"<h1>Compliance report: {_e(model)}</h1>",
              f"<div class='meta'>Version {_e(version or 'all versions')} · window {_e(ev.window)} · data version "
              f"{_e(ev.data_version)} · policies evaluated {_e(f'{ev.evaluated_at:%Y-%m-%d %H:%M:%S}')} UTC · "
-             f"generated {_e(f'{now:%Y-%m-%d %H:%M:%S}')} UTC by {_e(actor.name)} ({_e(actor.role)})</div>"]
+             f"generated {_e(f'{now:%Y-%m-%d %H:%M:%S}')} UTC by {_e(by)}</div>"]
     verdict = ("<div class='status ok'>All blocking policies pass.</div>" if ev.passed else
                "<div class='status bad'>Blocking policies failing: "
                + _e(", ".join(r.name for r in ev.blocking_failures)) + "</div>")
@@ -82,21 +93,22 @@ def build_report(ctx: Context, actor: Actor, model: str, version: str | None = N
     parts += ["<h2>Model card</h2>", _card_html(ctx, model, version)]
     parts += ["<h2>Approval history</h2>", _table(_approvals(ctx, model))]
     entries = audit.entries(ctx.store, target=model, limit=AUDIT_EXCERPT)
-    status = (f"<div class='status ok'>Audit chain verified: {_e(chain.message)}</div>" if chain.ok else
-              f"<div class='status bad'>Audit chain FAILED verification: {_e(chain.message)}</div>")
+    status = (f"<div class='status ok'>Audit chain verified: {_e(chain.message)}</div>" if chain.ok and chain.anchored
+              else f"<div class='status override'>Audit chain not anchored: {_e(chain.message)}</div>" if chain.ok
+              else f"<div class='status bad'>Audit chain FAILED verification: {_e(chain.message)}</div>")
     parts += ["<h2>Audit trail</h2>", status,
               f"<p>Chain head: {chain.entries} entries, last hash <code>{_e(chain.last_hash)}</code>.</p>"]
     if not entries.empty:
         parts.append(_fig(audit_activity_figure(entries), include_js=False))
     excerpt = entries.drop(columns=["prev_hash"]) if not entries.empty else entries
     parts += [f"<p>The latest {len(entries)} entries about {_e(model)}.</p>", _table(excerpt), "</body></html>"]
-    audit.record(ctx.store, actor, "report.export", model,
+    audit.record(ctx.store, actor if actor is not None else UNAUTHENTICATED, "report.export", model,
                  {"version": version, "window": ev.window, "data_version": ev.data_version, "passed": ev.passed,
-                  "chain_ok": chain.ok})
-    return "\n".join(parts)
+                  "chain_ok": chain.ok, "chain_anchored": chain.anchored})
+    return with_offline_policy("\n".join(parts))
 
 
-def export_report(ctx: Context, actor: Actor, model: str, version: str | None = None, window: str | None = None,
+def export_report(ctx: Context, actor: Actor | None, model: str, version: str | None = None, window: str | None = None,
                   evaluation: Evaluation | None = None, fmt: str = "html") -> bytes:
     """The report as a file's bytes: ``html`` (UTF-8) or ``pdf`` (printed by headless Chromium)."""
     if fmt not in ("html", "pdf"):

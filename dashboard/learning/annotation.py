@@ -251,12 +251,13 @@ def queue_candidates(context: Context, actor: Actor, model: str, candidates: pd.
     return added
 
 
-def ensure_project(context: Context, model: str, client: LabelStudioClient) -> int:
+def ensure_project(context: Context, actor: Actor, model: str, client: LabelStudioClient) -> int:
     """The model's Label Studio project: the recorded one, an existing one with its title, or a new one.
 
     Two senders creating at once converge: the first recorded id wins and the loser deletes its own
     (empty) project.
     """
+    require(actor, "queue.send")
     store = context.store
     with store.connect() as con:
         ensure_queue(con)
@@ -292,6 +293,8 @@ def ensure_project(context: Context, model: str, client: LabelStudioClient) -> i
     winner = int(_retry_conflicts(record))
     if created is not None and winner != created:
         client.delete_project(created)
+    if created is not None and winner == created:
+        _audit(context, actor, "labelstudio.project_create", model, {"project_id": winner, "title": title})
     return winner
 
 
@@ -446,7 +449,7 @@ def send(context: Context, actor: Actor, model: str, client: LabelStudioClient, 
     require(actor, "queue.send")
     report = SendReport(model)
     try:
-        project_id = ensure_project(context, model, client)
+        project_id = ensure_project(context, actor, model, client)
     except LabelStudioError as exc:
         _note_pending(context, model, str(exc))
         raise
@@ -512,11 +515,14 @@ def queue_and_send(context: Context, actor: Actor, model: str, selection: Select
 def reconcile(context: Context, actor: Actor, model: str, client: LabelStudioClient) -> dict[str, int]:
     """Align the queue with the project: adopt existing tasks, drop duplicates, requeue vanished sends."""
     require(actor, "queue.send")
-    project_id = ensure_project(context, model, client)
+    project_id = ensure_project(context, actor, model, client)
     released = _release_stale(context, model)
     keep, removed = _dedupe(client, client.tasks(project_id))
-    return {"tasks": len(keep), "released": released, "duplicates_removed": removed,
-            **_align_queue(context, model, project_id, keep)}
+    result = {"tasks": len(keep), "released": released, "duplicates_removed": removed,
+              **_align_queue(context, model, project_id, keep)}
+    if any(v for k, v in result.items() if k != "tasks"):
+        _audit(context, actor, "queue.reconcile", model, {"project_id": project_id, **result})
+    return result
 
 
 def _align_queue(context: Context, model: str, project_id: int, keep: dict[str, int]) -> dict[str, int]:

@@ -296,10 +296,10 @@ def training_info(ctx: Context, model: str, version: str, ids: set[str] | None) 
 
 def overlap(ids: set[str] | None, frame: pd.DataFrame) -> int | None:
     """Evaluation rows that were training rows (None: the training rows are not known)."""
+    if frame.empty:
+        return 0  # nothing was judged on evaluation rows, so nothing can have leaked into it
     if ids is None:
         return None
-    if frame.empty:
-        return 0
     return int(frame["prediction_id"].astype(str).isin(ids).sum())
 
 

@@ -135,6 +135,8 @@ def evaluate_rule(ctx: Context, model: str) -> Decision:
 
 
 def record_decision(ctx: Context, actor: Actor, decision: Decision, job_id: str | None) -> None:
+    """Keep the rule's decision and its reasons (whoever may start a retrain may record one)."""
+    require(actor, "retrain.start")
     with ctx.store.connect() as con:
         con.execute(_DDL)
         con.execute("INSERT INTO retrain_decisions VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -7,7 +7,9 @@ those rows. The page, the CLI and the Prometheus exporter call :func:`compute_op
 Definitions (also shown on the page):
 
 * latency statistics use every row with a ``latency_ms`` value (failed requests too); rows without one
-  are counted in ``n`` and reported in the notes;
+  (empty, or NaN in a store written before ingestion turned NaN into empty) are counted in ``n``, in
+  ``rows_without_latency`` and ``latency_missing_share``, and reported in the notes: a p95 over the few
+  rows that have a latency is no evidence about the many that lack one;
 * error rate = rows whose ``status`` is not ``'ok'`` / rows;
 * throughput = requests per bucket; the overall ``throughput_per_hour`` divides the requests by the hours
   from the first to the end of the last bucket that saw traffic (idle buckets in between count as 0);
@@ -74,10 +76,13 @@ class OpsReport:
     latency_mean_ms: float | None
     latency_max_ms: float | None
     rows_without_latency: int
+    latency_missing_share: float  # rows_without_latency / requests
     throughput_per_hour: float
     error_rate_threshold: float
-    buckets: pd.DataFrame  # bucket, n, n_error, n_latency, p50/p95/p99/mean/max_ms, error_rate, breach
-    versions: pd.DataFrame  # version, n, n_error, error_rate, latency stats, throughput_per_hour, share
+    buckets: pd.DataFrame  # bucket, n, n_error, n_latency, p50/p95/p99/mean/max_ms, error_rate,
+    #                        latency_missing_share, breach
+    versions: pd.DataFrame  # version, n, n_error, error_rate, latency stats, latency_missing_share,
+    #                         throughput_per_hour, share
     version_buckets: pd.DataFrame  # bucket, version, latency stats and counts (for per-version charts)
     slo: SloStatus
     notes: tuple[str, ...] = field(default=())
@@ -88,7 +93,9 @@ class OpsReport:
                 "requests": self.requests, "errors": self.errors, "error_rate": self.error_rate,
                 "latency_p50_ms": self.latency_p50_ms, "latency_p95_ms": self.latency_p95_ms,
                 "latency_p99_ms": self.latency_p99_ms, "latency_mean_ms": self.latency_mean_ms,
-                "latency_max_ms": self.latency_max_ms, "throughput_per_hour": self.throughput_per_hour,
+                "latency_max_ms": self.latency_max_ms, "latency_rows": self.requests - self.rows_without_latency,
+                "rows_without_latency": self.rows_without_latency,
+                "latency_missing_share": self.latency_missing_share, "throughput_per_hour": self.throughput_per_hour,
                 "slo_threshold_ms": self.slo.threshold_ms, "slo_source": self.slo.source,
                 "slo_met": self.slo.met, "slo_breach_share": self.slo.breach_share,
                 "slo_buckets_in_breach": self.slo.buckets_in_breach}
@@ -169,6 +176,22 @@ def _opt(x: Any) -> float | None:
     return None if x is None or pd.isna(x) else float(x)
 
 
+def _missing_share(df: pd.DataFrame) -> pd.Series:
+    """Per row of ``df`` (a bucket or a version): share of requests without a latency (NaN when idle)."""
+    return (df["n"] - df["n_latency"]) / df["n"].where(df["n"] > 0)
+
+
+def _latency_notes(requests: int, missing: int) -> list[str]:
+    """What the latency statistics leave out, said in the report (a p95 of few rows hides the rest)."""
+    if missing == requests:
+        return [f"none of the {requests} predictions has a latency_ms value (all empty or NaN), so there are "
+                "no latency statistics and no SLO verdict; log latency_ms with each prediction"]
+    if missing:
+        return [f"{missing} of {requests} predictions have no latency_ms value ({missing / requests:.1%}; empty "
+                "or NaN) and are left out of the latency statistics; log latency_ms with each prediction"]
+    return []
+
+
 def _no_rows_message(ctx: Context, model: str, window: Window, version: str | None) -> str:
     first, last, n = data_span(ctx, model, version)
     what = f"model {model}" + (f" version {version}" if version else "")
@@ -208,17 +231,11 @@ def compute_operations(ctx: Context, model: str, window: Window, bucket: str = "
     if requests == 0:
         raise VigilError(_no_rows_message(ctx, model, window, version))
 
-    notes: list[str] = []
     missing = requests - int(tot["n_latency"])
-    if missing == requests:
-        notes.append(f"none of the {requests} predictions has a latency_ms value, so there are no latency "
-                     "statistics and no SLO verdict; log latency_ms with each prediction")
-    elif missing:
-        notes.append(f"{missing} of {requests} predictions have no latency_ms value and are left out of the "
-                     "latency statistics")
-
+    notes = _latency_notes(requests, missing)
     buckets = fill_buckets(per_bucket, step)
     buckets["error_rate"] = buckets["n_error"] / buckets["n"].where(buckets["n"] > 0)
+    buckets["latency_missing_share"] = _missing_share(buckets)
     threshold, source = slo_threshold(cfg)
     buckets["breach"] = buckets["p95_ms"].notna() & (buckets["p95_ms"] > threshold)
     breaches = breach_ranges(buckets, threshold, step)
@@ -227,6 +244,7 @@ def compute_operations(ctx: Context, model: str, window: Window, bucket: str = "
     hours = _hours(buckets, step)
 
     per_version["error_rate"] = per_version["n_error"] / per_version["n"]
+    per_version["latency_missing_share"] = _missing_share(per_version)
     per_version["share"] = per_version["n"] / per_version["n"].sum() if len(per_version) else []
     if version is not None and version not in set(per_version["version"]):
         raise VigilError(f"version '{version}' has no predictions in {window.label}; versions there: "
@@ -242,7 +260,8 @@ def compute_operations(ctx: Context, model: str, window: Window, bucket: str = "
         errors=int(tot["n_error"]), error_rate=int(tot["n_error"]) / requests,
         latency_p50_ms=_opt(tot["p50_ms"]), latency_p95_ms=_opt(tot["p95_ms"]), latency_p99_ms=_opt(tot["p99_ms"]),
         latency_mean_ms=_opt(tot["mean_ms"]), latency_max_ms=_opt(tot["max_ms"]),
-        rows_without_latency=missing, throughput_per_hour=requests / hours if hours else 0.0,
+        rows_without_latency=missing, latency_missing_share=missing / requests,
+        throughput_per_hour=requests / hours if hours else 0.0,
         error_rate_threshold=float(cfg.thresholds.error_rate), buckets=buckets, versions=per_version,
         version_buckets=per_version_buckets, slo=slo,
         notes=tuple(notes))

@@ -90,6 +90,7 @@ class QualityReport:
     estimated_accuracy_all: float | None  # CBPE over every row (comparable across windows)
     estimated_accuracy_labelled: float | None  # CBPE over the labelled rows (compare with actual)
     estimate_reason: str | None
+    rows_without_score: int  # rows with neither score nor the predicted class's probability (empty or NaN)
     label_delay: LabelDelay
     buckets: pd.DataFrame  # bucket, n, n_labelled, label_coverage, actual_accuracy, estimated_accuracy, ...
     notes: tuple[str, ...] = ()
@@ -97,6 +98,11 @@ class QualityReport:
     @property
     def label_coverage(self) -> float:
         return self.n_labelled / self.n_rows if self.n_rows else 0.0
+
+    @property
+    def score_missing_share(self) -> float:
+        """Share of rows the estimate cannot use: a high share makes the estimate say little."""
+        return self.rows_without_score / self.n_rows if self.n_rows else 0.0
 
     @property
     def estimation_gap(self) -> float | None:
@@ -115,6 +121,7 @@ class QualityReport:
                 "estimated_accuracy_all": self.estimated_accuracy_all,
                 "estimated_accuracy_labelled": self.estimated_accuracy_labelled,
                 "estimation_gap": self.estimation_gap, "estimate_reason": self.estimate_reason,
+                "rows_without_score": self.rows_without_score, "score_missing_share": self.score_missing_share,
                 "label_delay_p50_hours": self.label_delay.p50_hours,
                 "label_delay_p90_hours": self.label_delay.p90_hours}
 
@@ -238,8 +245,10 @@ def compute_quality(ctx: Context, model: str, window: Window, version: str | Non
                            "log the probability of the predicted class as `score`")
     elif est_unl is None:
         estimate_reason = "every prediction in the window is labelled: nothing left to estimate"
-    if int(totals["n_conf"]) < n_rows and est_all is not None:
-        notes.append(f"{n_rows - int(totals['n_conf'])} predictions have no score and are left out of the estimate")
+    no_score = n_rows - int(totals["n_conf"])
+    if no_score and est_all is not None:
+        notes.append(f"{no_score} predictions have no score ({no_score / n_rows:.1%}; empty or NaN) and are left "
+                     "out of the estimate")
 
     b = per_bucket.copy()
     b["label_coverage"] = b["n_labelled"] / b["n"]
@@ -259,5 +268,6 @@ def compute_quality(ctx: Context, model: str, window: Window, version: str | Non
     return QualityReport(
         model=model, window=window, version=version, bucket=bucket, positive_class=pos, n_rows=n_rows,
         n_labelled=n_labelled, actual=actual, estimated_accuracy=est_unl, estimated_accuracy_all=est_all,
-        estimated_accuracy_labelled=est_lab, estimate_reason=estimate_reason, label_delay=delay,
+        estimated_accuracy_labelled=est_lab, estimate_reason=estimate_reason, rows_without_score=no_score,
+        label_delay=delay,
         buckets=b[keep], notes=tuple(notes))

@@ -1,9 +1,35 @@
-"""Display formatting shared by the pages: times in the viewer's zone (stored as UTC), percentages, NaN."""
+"""Display formatting shared by the pages: times in the viewer's zone (stored as UTC), percentages, NaN,
+and values from data put into Streamlit Markdown as the text they are."""
 
 from __future__ import annotations
 
 import math
+import re
+import string
 from datetime import UTC, datetime
+from typing import Any
+
+from dashboard.charts.text import DISPLAY_LIMIT, PROSE_LIMIT, clip, clip_frame
+
+__all__ = ["DISPLAY_LIMIT", "PROSE_LIMIT", "clip", "clip_frame", "fmt_num", "fmt_pct", "fmt_time", "md_prose",
+           "md_text"]
+
+_PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
+_NEWLINES = re.compile(r"\r\n|\r|\n")
+
+
+def md_text(value: Any, limit: int | None = DISPLAY_LIMIT) -> str:
+    """Untrusted text (log values, MLflow tags, notes, justifications, names) for st.markdown, st.write,
+    st.caption and the alerts: every ASCII punctuation mark is backslash-escaped, so no image, link, raw
+    HTML, entity, emphasis, :colour[] directive or $math$ can come from the value; line breaks stay line
+    breaks. Clipped to ``limit`` characters (None: never) so a 10 MB value cannot freeze the page."""
+    text = clip(value, limit) if limit is not None else ("" if value is None else str(value))
+    return _NEWLINES.sub("  \n", _PUNCTUATION.sub(r"\\\1", text))
+
+
+def md_prose(value: Any) -> str:
+    """:func:`md_text` for sentences (notes, messages, errors, justifications): a longer limit."""
+    return md_text(value, PROSE_LIMIT)
 
 
 def fmt_time(t: datetime | None) -> str:

@@ -2,24 +2,32 @@
 
 OIDC is used when ``.streamlit/secrets.toml`` has an ``[auth]`` section; the signed-in e-mail is mapped
 to a role by the users file (a user's ``email``) or by ``[vigil_roles]`` in the secrets. Otherwise the
-built-in form checks the users file. The role chooses the pages (``dashboard.ui.nav``); the core checks
-it again on every action (``dashboard.access.roles``).
+built-in form checks the users file (with a lockout per account and per client address). The role
+chooses the pages (``dashboard.ui.nav``); the core checks it again on every action
+(``dashboard.access.roles``). Every script run (every click) re-reads the account, so a removed user is
+signed out and a changed role applies at once. A signed session cookie
+(:mod:`dashboard.access.sessions`) keeps the sign-in across reloads and typed URLs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
+import streamlit.components.v1 as components
 
+from dashboard.access import sessions
 from dashboard.access.roles import Actor
-from dashboard.access.users import SignInFailed, authenticate, load_users, role_for_email
+from dashboard.access.users import SignInFailed, authenticate, current_user, load_users, role_for_email
 from dashboard.errors import USER_ERRORS
+from dashboard.ui.format import md_prose, md_text
 from dashboard.ui.state import context
 
 _KEY = "user"
-MAX_FAILURES = 5  # per browser session, after which the form asks to reload
+_COOKIE_TODO = "session_cookie_todo"  # ("set", token) or ("clear", "") for the next script run
 
 
 def _secrets_section(name: str) -> Mapping[str, Any] | None:
@@ -37,24 +45,105 @@ def oidc_configured() -> bool:
 
 
 def current_actor() -> Actor | None:
-    """The signed-in user as an :class:`Actor` (None while signed out)."""
+    """The signed-in user as an :class:`Actor`, as the users file (or the OIDC role map) has them now;
+    None while signed out, and after the account was removed (which signs the session out)."""
     user = st.session_state.get(_KEY)
     if not user:
         return None
-    return Actor(str(user["name"]), str(user["role"]))
+    actor = Actor(str(user["name"]), str(user["role"]))
+    try:
+        now = _oidc_role(actor.name) if user.get("method") == "oidc" else sessions.revalidate(
+            context().settings.users_file, actor)
+    except USER_ERRORS as exc:
+        st.error(f"Your account could not be checked, so nothing can be changed now: {md_prose(exc)}")
+        return None
+    if now is None:
+        _end_session()
+        st.warning(f"The account {md_text(actor.name)} no longer exists or has no role: you were signed out.")
+        return None
+    if now.role != actor.role:
+        st.session_state[_KEY] = {**user, "role": now.role}
+        st.info(f"Your role changed to {now.role.replace('_', ' ')}.")
+    return now
 
 
 def current_role() -> str | None:
     """The signed-in user's role; shows the sign-in form (and returns None) while signed out."""
+    _apply_cookie_todo()
     actor = current_actor()
+    if actor is None and _KEY not in st.session_state:
+        actor = _restore_from_cookie()
     if actor is None:
         actor = _oidc_sign_in() if oidc_configured() else _builtin_sign_in()
         if actor is None:
             return None
-        st.session_state[_KEY] = {"name": actor.name, "role": actor.role}
         st.rerun()  # start over without the sign-in form
     _sidebar(actor)
     return actor.role
+
+
+def _session_key() -> bytes:
+    return sessions.session_key(context().settings.data_dir)
+
+
+def _start_session(actor: Actor, method: str) -> None:
+    st.session_state[_KEY] = {"name": actor.name, "role": actor.role, "method": method}
+    if method == "password":
+        user = current_user(context().settings.users_file, actor.name)
+        if user is not None:
+            token = sessions.issue(_session_key(), user)
+            st.session_state["session_token"] = token
+            st.session_state[_COOKIE_TODO] = ("set", token)
+
+
+def _end_session() -> None:
+    token = st.session_state.pop("session_token", None) or _cookie()
+    st.session_state.pop(_KEY, None)
+    if token:
+        # If the store is busy the cookie is still cleared below, and the token expires on its own.
+        with contextlib.suppress(*USER_ERRORS):
+            sessions.revoke(context().store, _session_key(), token)
+    st.session_state[_COOKIE_TODO] = ("clear", "")
+    st.session_state["signed_out"] = True  # a cookie sent before sign-out must not sign back in
+
+
+def _cookie() -> str | None:
+    """The session cookie the browser sent with this page load (only a real string counts)."""
+    value = st.context.cookies.get(sessions.COOKIE)
+    return value if isinstance(value, str) and value else None
+
+
+def _client_address() -> str | None:
+    value = st.context.ip_address
+    return value if isinstance(value, str) and value else None
+
+
+def _restore_from_cookie() -> Actor | None:
+    """Sign in again from the session cookie of an earlier page load (a reload, a typed URL)."""
+    token = _cookie()
+    if not token or st.session_state.get("signed_out"):
+        return None
+    try:
+        settings = context().settings
+        actor = sessions.restore(_session_key(), token, settings.users_file, context().store)
+    except USER_ERRORS:
+        return None
+    if actor is not None:
+        st.session_state[_KEY] = {"name": actor.name, "role": actor.role, "method": "password"}
+        st.session_state["session_token"] = token
+    return actor
+
+
+def _apply_cookie_todo() -> None:
+    """Set or clear the session cookie in the browser (a zero-height iframe on the app's own origin)."""
+    todo = st.session_state.pop(_COOKIE_TODO, None)
+    if not todo:
+        return
+    action, token = todo
+    max_age = int(sessions.SESSION_HOURS * 3600) if action == "set" else 0
+    value = json.dumps(f"{sessions.COOKIE}={token}; Path=/; Max-Age={max_age}; SameSite=Strict")
+    components.html("<script>const c = " + value + " + (window.parent.location.protocol === 'https:' ? "
+                    "'; Secure' : ''); window.parent.document.cookie = c;</script>", height=0)
 
 
 def _sidebar(actor: Actor) -> None:
@@ -65,7 +154,7 @@ def _sidebar(actor: Actor) -> None:
 
 
 def sign_out() -> None:
-    st.session_state.pop(_KEY, None)
+    _end_session()
     if oidc_configured():
         st.logout()
     st.rerun()
@@ -82,7 +171,7 @@ def _builtin_sign_in() -> Actor | None:
         users_file = ctx.settings.users_file
         users = load_users(users_file)
     except USER_ERRORS as exc:
-        st.error(str(exc))
+        st.error(md_prose(exc))
         return None
     st.title("Vigil")
     if not users:
@@ -92,28 +181,24 @@ def _builtin_sign_in() -> Actor | None:
         st.caption(f"The users file will be {users_file}. For the demo workspace, `vigil demo` creates demo "
                    "accounts (see the README). Reload this page afterwards.")
         return None
-    failures = int(st.session_state.get("sign_in_failures", 0))
     with st.form("sign_in", clear_on_submit=False):
         st.subheader("Sign in")
         name = st.text_input("Username", key="sign_in_name")
         password = st.text_input("Password", type="password", key="sign_in_password")
-        submitted = st.form_submit_button("Sign in", type="primary", disabled=failures >= MAX_FAILURES)
-    if failures >= MAX_FAILURES:
-        st.error("Too many failed attempts in this browser session; reload the page to try again.")
-        return None
+        submitted = st.form_submit_button("Sign in", type="primary")
     if not submitted:
         return None
     try:
-        actor = authenticate(users_file, name.strip(), password, store=ctx.store)
+        actor = authenticate(users_file, name.strip(), password, store=ctx.store, address=_client_address())
     except SignInFailed as exc:
-        st.session_state["sign_in_failures"] = failures + 1
-        st.error(str(exc).capitalize())
+        st.error(md_prose(str(exc)[:1].upper() + str(exc)[1:]))
         return None
     except USER_ERRORS as exc:
-        st.error(str(exc))
+        st.error(md_prose(exc))
         return None
-    st.session_state.pop("sign_in_failures", None)
     st.session_state.pop("sign_in_password", None)
+    st.session_state.pop("signed_out", None)
+    _start_session(actor, "password")
     _record_sign_in(actor, "password")
     return actor
 
@@ -137,10 +222,11 @@ def _oidc_sign_in() -> Actor | None:
         return None
     email = str(user.get("email") or "")
     try:
-        role = role_for_email(email, context().settings.users_file, _secrets_section("vigil_roles"))
+        found = _oidc_role(email)
     except USER_ERRORS as exc:
-        st.error(str(exc))
+        st.error(md_prose(exc))
         return None
+    role = found.role if found else None
     if role is None:
         st.title("Vigil")
         st.error(f"{email or 'This account'} has no Vigil role yet. Ask an admin to add it "
@@ -149,5 +235,12 @@ def _oidc_sign_in() -> Actor | None:
             st.logout()
         return None
     actor = Actor(email, role)
+    _start_session(actor, "oidc")
     _record_sign_in(actor, "oidc")
     return actor
+
+
+def _oidc_role(email: str) -> Actor | None:
+    """The role an OIDC e-mail has now (users file or [vigil_roles]); None when it has none."""
+    role = role_for_email(email, context().settings.users_file, _secrets_section("vigil_roles"))
+    return Actor(email, role) if role else None

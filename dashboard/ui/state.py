@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard.context import Context, load_context
 from dashboard.errors import USER_ERRORS
+from dashboard.ui.format import md_prose
 
 T = TypeVar("T")
 
@@ -24,7 +25,7 @@ def guarded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
     try:
         return fn(*args, **kwargs)
     except USER_ERRORS as exc:
-        st.error(str(exc))
+        st.error(md_prose(exc))
         return None
 
 
@@ -33,7 +34,7 @@ def selected_model() -> str | None:
     try:
         models = sorted(context().settings.models)
     except USER_ERRORS as exc:
-        st.error(str(exc))
+        st.error(md_prose(exc))
         return None
     if not models:
         st.info("No model is configured yet. Add a [models.<name>] table to vigil.toml (see the README), "
