@@ -165,7 +165,8 @@ def test_round_trip_select_send_annotate_sync_changes_accuracy(labelstudio_serve
 
     # Every step is in the audit trail, which never holds the token.
     trail = ctx.store.query_df("SELECT actor, action, target, details FROM audit_log ORDER BY seq")
-    assert list(trail["action"]) == ["queue.add", "queue.send", "labels.sync", "labels.sync"]
+    assert list(trail["action"]) == ["queue.add", "labelstudio.project_create", "queue.send", "labels.sync",
+                                     "labels.sync"]
     assert set(trail["actor"]) == {"ann"} and set(trail["target"]) == {model}
     assert labelstudio_server.token not in trail.to_string()
 
@@ -231,8 +232,10 @@ def test_crash_between_import_and_bookkeeping_then_retry(labelstudio_server, tmp
     annotation.queue_candidates(ctx, SCIENTIST, model, select(ctx, model, budget=7).candidates, "least-confidence")
     crash = textwrap.dedent("""
         import os
+        from dashboard.access.roles import Actor
         from dashboard.learning import annotation as a
         from dashboard.context import load_context
+        SCIENTIST = Actor("dana", "data_scientist")
         ctx = load_context()
         model = os.environ["MODEL"]
         client = a.client_for(ctx)

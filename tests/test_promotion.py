@@ -133,8 +133,10 @@ def test_a_version_without_traffic_is_judged_on_its_pre_deployment_evidence(retr
     ev = evaluate(retrain_ctx, MODEL, version)
     assert ev.phase == "pre_deployment" and "no production traffic" in ev.phase_note
     by = {r.name: r for r in ev.results}
-    production = [r for r in ev.results if r.phase == "production"]
+    # Production policies on traffic wait for it; a wall-clock one (files rejected at ingestion) is judged now.
+    production = [r for r in ev.results if r.phase == "production" and r.name != "ingest_rejects"]
     assert production and all(r.verdict == NOT_APPLICABLE and not r.blocking_failure for r in production)
+    assert by["ingest_rejects"].verdict == PASS
     assert by["candidate_gate"].verdict == PASS and by["training_leakage"].verdict == PASS
     assert by["holdout_accuracy"].verdict == PASS and by["holdout_accuracy"].window == "holdout"
     assert by["evaluation_accuracy"].window.startswith("out-of-time ")
@@ -142,7 +144,8 @@ def test_a_version_without_traffic_is_judged_on_its_pre_deployment_evidence(retr
     assert ev.passed and not ev.warnings
     # Asked explicitly for production only: nothing to judge yet, and that is not a pass in disguise.
     prod = evaluate(retrain_ctx, MODEL, version, phase="production")
-    assert prod.results and {r.verdict for r in prod.results} == {NOT_APPLICABLE}
+    traffic = [r for r in prod.results if r.name != "ingest_rejects"]
+    assert traffic and {r.verdict for r in traffic} == {NOT_APPLICABLE}
 
 
 def test_a_serving_version_is_judged_on_production_and_its_gate(retrain_ctx: Context, tmp_path: Path) -> None:

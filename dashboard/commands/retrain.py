@@ -32,8 +32,7 @@ def command(ctx: click.Context, model: str | None, if_needed: bool, include_labe
     """Retrain a model in the background: a new MLflow version with the challenger alias, judged
     against the champion by the gate (evidence stored on the version)."""
     context = get_context(ctx)
-    actor = cli_actor()
-    if list_jobs:
+    if list_jobs:  # a read: no credentials needed
         found = jobs.list_jobs(context, model)
         frame = jobs.jobs_frame(found)
         if as_json:
@@ -41,6 +40,7 @@ def command(ctx: click.Context, model: str | None, if_needed: bool, include_labe
         else:
             click.echo(frame.to_string(index=False) if len(frame) else "no jobs yet")
         return
+    actor = cli_actor()
     if cancel_id:
         job = jobs.cancel(context, actor, cancel_id)
         click.echo(f"job {job.id}: {job.state}")

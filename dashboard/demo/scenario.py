@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dashboard.audit.checkpoints import CHECKPOINT_FILE
 from dashboard.demo import population
 from dashboard.errors import VigilError
 
@@ -38,8 +39,9 @@ MARKER = "demo.json"
 LOGS_DIR = "demo_logs"
 LABELS_DIR = "demo_labels"
 # Files and folders a demo build creates (and a --force rebuild removes); nothing else is touched.
+# A rebuild starts a new store, so its audit trail's checkpoints go with it (the keys stay).
 BUILD_OUTPUTS: tuple[str, ...] = ("mlflow.db", "mlartifacts", "vigil.duckdb", "vigil.duckdb.wal", LOGS_DIR,
-                                  LABELS_DIR, MARKER)
+                                  LABELS_DIR, MARKER, CHECKPOINT_FILE)
 # Requests per hour of the day (UTC), relative: quiet nights, busy office hours.
 HOUR_WEIGHTS = np.array([2, 1, 1, 1, 1, 2, 4, 6, 9, 11, 12, 12, 11, 12, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3], float)
 
