@@ -29,6 +29,7 @@ install: $(STAMP)
 
 browser:
 	@bash scripts/ensure_chromium.sh
+	@bash scripts/ensure_poppler.sh
 
 labelstudio:
 	@bash scripts/labelstudio.sh install

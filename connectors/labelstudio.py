@@ -8,12 +8,16 @@ This adapter knows Label Studio's API and nothing about queues: the exactly-once
 * :meth:`LabelStudioClient.tasks_by_prediction` lists every task of a project by ``prediction_id``;
 * every failure is a :class:`LabelStudioError` whose message says what happened and what to do.
 
-The API token is held privately and never appears in ``repr``, messages or logs.
+The API token is held privately and never appears in ``repr``, messages or logs; so are the passwords
+given to :meth:`LabelStudioClient.create_account`, the organization's invitation token it reads and the
+session it opens (httpx's and httpcore's log lines of them are masked, see :class:`_Redact`).
 """
 
 from __future__ import annotations
 
 import html
+import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +34,31 @@ T = TypeVar("T")
 FROM_NAME = "label"
 TO_NAME = "features"
 PAGE_SIZE = 500
+#: The model_version of every Vigil pre-annotation. Label Studio shows annotators only the predictions
+#: whose model_version equals the project's, which it takes from the first import: tagged with the
+#: model's own version, tasks of version 1 opened pre-ticked and those of every later version empty.
+PREDICTION_VERSION = "vigil"
+_FORM_ERROR = re.compile(r'<ul class="field_errors">(.*?)</ul>', re.S)
+_ITEM = re.compile(r"<li>(.*?)</li>", re.S)
+_SESSION = re.compile(r"(sessionid=)[^;'\"\s]+")
+
+
+class _Redact(logging.Filter):
+    """httpx logs every request's URL at INFO, and httpcore every response's headers at DEBUG. The sign-up
+    URL carries the organization's invitation token (``?token=``, which lets anyone join it) and the
+    sign-up's answer the new account's session cookie: both are logged masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(a.copy_set_param("token", "REDACTED") if isinstance(a, httpx.URL)
+                                and "token" in a.params else a for a in record.args)
+        if isinstance(record.msg, str) and "sessionid=" in record.msg:
+            record.msg = _SESSION.sub(r"\1REDACTED", record.msg)
+        return True
+
+
+for _name in ("httpx", "httpcore.http11", "httpcore.http2"):
+    logging.getLogger(_name).addFilter(_Redact())
 
 
 class LabelStudioError(ConnectorError):
@@ -94,6 +123,17 @@ def choice_result(label: str) -> list[dict[str, Any]]:
     return [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [label]}}]
 
 
+def prediction(label: str, score: Any) -> dict[str, Any]:
+    """A pre-annotation ticking ``label``, tagged :data:`PREDICTION_VERSION` whatever the model version."""
+    return {"model_version": PREDICTION_VERSION, "score": score, "result": choice_result(label)}
+
+
+def _form_errors(page: str) -> str:
+    """The field errors a Label Studio form page shows (its sign-up refusals), as one sentence."""
+    items = [html.unescape(i).strip() for block in _FORM_ERROR.findall(page) for i in _ITEM.findall(block)]
+    return "; ".join(i for i in items if i) or "the sign-up form was refused"
+
+
 def _label_of(result: Any) -> str | None:
     for item in result or []:
         if isinstance(item, dict) and item.get("from_name") == FROM_NAME:
@@ -135,6 +175,7 @@ class LabelStudioClient:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self.__token = token
+        self._transport = transport
         http = httpx.Client(timeout=timeout_s, transport=transport, follow_redirects=True)
         try:
             self._sdk = LabelStudio(base_url=self.url, api_key=token, timeout=timeout_s, max_retries=0,
@@ -255,12 +296,54 @@ class LabelStudioClient:
 
     # ------------------------------------------------------------------ writes
 
-    def create_project(self, title: str, label_config: str, description: str = "", overlap: int = 1) -> int:
-        """Create a project; ``overlap`` is how many annotators should label each task."""
+    def create_project(self, title: str, label_config: str, description: str = "", overlap: int = 1,
+                       pre_annotate: bool = True) -> int:
+        """Create a project; ``overlap`` is how many annotators should label each task, ``pre_annotate``
+        whether tasks open with Vigil's pre-annotation ticked (see :data:`PREDICTION_VERSION`)."""
         project = self._call("create the project", lambda: self._sdk.projects.create(
             title=title, label_config=label_config, description=description,
-            show_skip_button=True, maximum_annotations=overlap))
+            show_skip_button=True, maximum_annotations=overlap, show_collab_predictions=pre_annotate,
+            model_version=PREDICTION_VERSION if pre_annotate else ""))
         return int(_get(project, "id"))
+
+    def prediction_settings(self, project_id: int) -> tuple[bool, str]:
+        """Whether annotators see pre-annotations, and the model_version those are taken from."""
+        project = self._call("read the project", lambda: self._sdk.projects.get(id=project_id))
+        return bool(_get(project, "show_collab_predictions")), str(_get(project, "model_version") or "")
+
+    def show_predictions(self, project_id: int, show: bool) -> None:
+        """Open tasks with Vigil's pre-annotations ticked, or empty. Showing them needs at least one task
+        with a :data:`PREDICTION_VERSION` prediction: Label Studio refuses a model_version it has not seen."""
+        extra: dict[str, Any] = {"model_version": PREDICTION_VERSION} if show else {}
+        self._call("change the project's pre-annotation setting", lambda: self._sdk.projects.update(
+            id=project_id, show_collab_predictions=show, **extra))
+
+    def create_account(self, email: str, password: str) -> int:
+        """Create a Label Studio account that can sign in with ``email`` and ``password``; returns its id.
+
+        Label Studio 1.23's ``POST /api/users/`` makes accounts without a password (it ignores one), and no
+        API hands out another user's token, so such an account could never sign in. This signs the person
+        up the way an invited person does: the admin's token reads the organization's invitation, and a
+        fresh session posts Label Studio's sign-up form with it.
+        """
+        invite = self._call("read the organization's invitation link",
+                            self._sdk.organizations.invites.get_invite_link)
+        params = {"token": str(_get(invite, "token") or "")}
+        with httpx.Client(base_url=self.url, timeout=self.timeout_s, transport=self._transport) as web:
+            self._call("open the sign-up page", lambda: web.get("/user/signup/", params=params))
+            form = {"email": email, "password": password, "csrfmiddlewaretoken": web.cookies.get("csrftoken") or ""}
+            answer = self._call("sign the account up", lambda: web.post("/user/signup/", params=params, data=form))
+            if answer.status_code != 302:
+                why = _form_errors(answer.text) if answer.status_code == 200 else f"HTTP {answer.status_code}"
+                raise LabelStudioError(f"Label Studio at {self.url} refused to create the account {email}: {why}")
+            me = self._call("read the new account", lambda: web.get("/api/current-user/whoami"))
+            try:
+                if me.status_code != 200:
+                    raise ValueError(f"HTTP {me.status_code}")
+                return int(me.json()["id"])
+            except (ValueError, KeyError, TypeError) as exc:  # not signed in, or not the answer expected
+                raise LabelStudioError(f"Label Studio at {self.url} created the account {email} but did not sign "
+                                       f"it in ({exc}); see its log") from None
 
     def delete_project(self, project_id: int) -> None:
         self._call("delete a project", lambda: self._sdk.projects.delete(id=project_id))

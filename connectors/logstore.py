@@ -405,26 +405,33 @@ class LogStore:
         return self.query_df(sql, [model] if model else [])
 
     def summary(self, schema: LogSchema) -> dict[str, Any]:
-        """Volume, time range, versions, error rate, label coverage and last ingest of one model."""
+        """Volume, time range, versions, error rate, p95 latency, label coverage and last ingest of one model.
+
+        Over every logged row, with the same queries the Operations page and ``vigil ops`` run on a
+        window (error rate and p95: :func:`connectors.queries.operations.latency_stats`; label coverage:
+        :func:`connectors.queries.quality.label_counts`), so the Overview shows the numbers they show for
+        the whole log, never a second definition of them.
+        """
+        from connectors.queries import operations as ops_q
+        from connectors.queries import quality as quality_q
+
         with self.connect() as con:
             self.ensure_model(schema, con)
-            r = con.execute(
-                f"SELECT count(*), min(ts), max(ts), count(DISTINCT model_version), "
-                f"avg(CASE WHEN status <> 'ok' THEN 1.0 ELSE 0.0 END), "
-                f"quantile_cont({nan_as_null('latency_ms')}, 0.95) FROM {schema.table}").fetchone()
-            labelled = con.execute(
-                f"SELECT count(DISTINCT l.prediction_id) FROM current_labels l SEMI JOIN {schema.table} t "
-                "USING (prediction_id) WHERE l.model_name = ?", [schema.model]).fetchone()
+            span = con.execute(f"SELECT min(ts), max(ts) FROM {schema.table}").fetchone()
+            stats = ops_q.latency_stats(con, schema, datetime.min, datetime.max).iloc[0]
+            ok_rows, labelled = quality_q.label_counts(con, schema)
             last = con.execute("SELECT max(ingested_at) FROM ingest_manifest WHERE model = ?",
                                [schema.model]).fetchone()
             versions = [v[0] for v in con.execute(
                 f"SELECT model_version, count(*) FROM {schema.table} GROUP BY 1 ORDER BY 1").fetchall()]
-        assert r is not None and labelled is not None and last is not None
-        rows = int(r[0])
-        return {"rows": rows, "first_ts": r[1], "last_ts": r[2], "versions": versions,
-                "error_rate": float(r[4]) if rows else None, "latency_p95_ms": r[5],
-                "labelled_rows": int(labelled[0]), "label_coverage": (labelled[0] / rows) if rows else None,
-                "last_ingest": last[0]}
+        assert span is not None and last is not None
+        rows = int(stats["n"])
+        p95 = stats["p95_ms"]
+        return {"rows": rows, "first_ts": span[0], "last_ts": span[1], "versions": versions,
+                "error_rate": int(stats["n_error"]) / rows if rows else None,
+                "latency_p95_ms": None if pd.isna(p95) else float(p95),
+                "ok_rows": ok_rows, "labelled_rows": labelled,
+                "label_coverage": quality_q.label_coverage(labelled, ok_rows), "last_ingest": last[0]}
 
 
 # ---------------------------------------------------------------------------------------- internals

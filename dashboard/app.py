@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import streamlit as st
 
-from dashboard.ui.nav import pages_for
+from dashboard.ui.nav import page_by_url, pages_for
 from dashboard.ui.session import current_role
 
 st.set_page_config(page_title="Vigil", page_icon=":material/visibility:", layout="wide")
@@ -25,4 +25,8 @@ if role is not None:
     wanted = st.session_state.pop("requested_page", "")
     if wanted and wanted in pages and nav.url_path != wanted:
         st.switch_page(pages[wanted])
+    blocked = page_by_url(wanted) if wanted and wanted not in pages else None
+    if blocked is not None:  # a deep link to a page this role may not open: say so, never land silently
+        st.warning(f"{blocked.title} is not available to the {role.replace('_', ' ')} role; ask an admin if "
+                   "you need it.", icon=":material/lock:")
     nav.run()

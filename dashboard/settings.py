@@ -118,6 +118,9 @@ class Thresholds:
     error_rate: float = 0.01
     min_accuracy: float = 0.7
     min_group_size: int = 30
+    # Fewer current values than this in a window or bucket: no drift verdict, "too few rows". At 500 a
+    # normed-Wasserstein test flags samples of its own reference <= 5% of the time (README "Drift").
+    min_drift_rows: int = 500
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,20 @@ RETRAIN_KEYS: tuple[str, ...] = tuple(RetrainSpec.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
+class LabellingSpec:
+    """How the model's Label Studio tasks are shown to annotators (``[models.<name>.labelling]``).
+
+    ``pre_annotate = false`` opens every task with nothing ticked, so the model's own answer cannot
+    anchor the annotator (it stays readable in the task's text).
+    """
+
+    pre_annotate: bool = True
+
+
+LABELLING_KEYS: tuple[str, ...] = tuple(LabellingSpec.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Everything Vigil needs to know about one model. ``name`` is the MLflow registered model name."""
 
@@ -180,6 +197,7 @@ class ModelConfig:
     description: str = ""
     extra_columns: Literal["reject", "ignore"] = "reject"
     retrain: RetrainSpec = field(default_factory=RetrainSpec)
+    labelling: LabellingSpec = field(default_factory=LabellingSpec)
 
     @property
     def table_suffix(self) -> str:
@@ -383,7 +401,7 @@ def _parse_model(name: str, spec: Any, problems: list[str]) -> ModelConfig | Non
     if not MODEL_NAME_PATTERN.match(name):
         problems.append(f"{key}: model names start with a letter and use letters, digits, '-' or '_' (max 63)")
     known = {"features", "classes", "favourable", "protected", "reference", "thresholds", "policies",
-             "drift", "training_command", "description", "extra_columns", "retrain"}
+             "drift", "training_command", "description", "extra_columns", "retrain", "labelling"}
     problems += [f"{key}.{k}: unknown key (known: {', '.join(sorted(known))})" for k in sorted(set(spec) - known)]
 
     features: dict[str, FeatureType] = {}
@@ -447,6 +465,7 @@ def _parse_model(name: str, spec: Any, problems: list[str]) -> ModelConfig | Non
         problems.append(f"{key}.training_command: must be a string")
 
     retrain = _parse_retrain(f"{key}.retrain", spec.get("retrain", {}), problems)
+    labelling = _parse_labelling(f"{key}.labelling", spec.get("labelling", {}), problems)
 
     if len(problems) > start:
         return None
@@ -454,7 +473,7 @@ def _parse_model(name: str, spec: Any, problems: list[str]) -> ModelConfig | Non
         name=name, features=features, classes=classes, favourable=favourable, protected=tuple(protected),
         reference=reference, thresholds=thresholds, policies=policies, drift_overrides=overrides,
         training_command=cmd, description=str(spec.get("description", "")), extra_columns=extra,
-        retrain=retrain,
+        retrain=retrain, labelling=labelling,
     )
 
 
@@ -572,6 +591,20 @@ def _parse_retrain(key: str, r: Any, problems: list[str]) -> RetrainSpec:
     return spec
 
 
+def _parse_labelling(key: str, t: Any, problems: list[str]) -> LabellingSpec:
+    """The optional ``[models.<name>.labelling]`` table (how Label Studio tasks are shown)."""
+    if not isinstance(t, Mapping):
+        problems.append(f"{key}: must be a table, e.g. [models.<name>.labelling] with pre_annotate = false")
+        return LabellingSpec()
+    problems += [f"{key}.{k}: unknown key (known: {', '.join(LABELLING_KEYS)})"
+                 for k in sorted(set(t) - set(LABELLING_KEYS))]
+    pre = t.get("pre_annotate", True)
+    if not isinstance(pre, bool):
+        problems.append(f"{key}.pre_annotate: must be true or false (without quotes), got {pre!r}")
+        pre = True
+    return LabellingSpec(pre_annotate=pre)
+
+
 def _parse_thresholds(key: str, t: Any, problems: list[str]) -> Thresholds:
     if not isinstance(t, Mapping):
         problems.append(f"{key}: must be a table")
@@ -583,8 +616,10 @@ def _parse_thresholds(key: str, t: Any, problems: list[str]) -> Thresholds:
             problems.append(f"{key}.{k}: unknown threshold (known: {', '.join(Thresholds.__dataclass_fields__)})")
         elif not isinstance(v, int | float) or isinstance(v, bool):
             problems.append(f"{key}.{k}: must be a number")
+        elif k == "min_drift_rows" and (not float(v).is_integer() or v < 1):  # inf and NaN are not whole
+            problems.append(f"{key}.{k}: must be a whole number of rows, at least 1")
         else:
-            values[k] = int(v) if k == "min_group_size" else float(v)
+            values[k] = int(v) if k in ("min_group_size", "min_drift_rows") else float(v)
     th = Thresholds(**values)
     if th.disparate_impact_low >= th.disparate_impact_high:
         problems.append(f"{key}: disparate_impact_low must be below disparate_impact_high")

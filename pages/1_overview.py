@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from dashboard.governance.overview import (
     ModelHealth,
+    PolicyLine,
     PolicyStatus,
     model_health,
     policy_status,
@@ -13,6 +15,8 @@ from dashboard.governance.overview import (
 )
 from dashboard.ui import state
 from dashboard.ui.format import clip, fmt_pct, fmt_time, md_prose, md_text
+from dashboard.ui.nav import page_explaining, pages_for
+from dashboard.ui.session import current_actor
 
 st.title("Overview")
 st.caption("One card per model: policy verdicts of the versions serving, volume, time range, versions and "
@@ -29,7 +33,47 @@ def _policies(name: str, version: str, data_version: str) -> PolicyStatus:
     return policy_status(state.context(), name, version)
 
 
+def _line(line: PolicyLine) -> str:
+    """A failing or warning policy with its value, threshold and window, and where to look."""
+    value = "no value" if line.value is None else f"{line.value:.4g}"
+    text = (f"**{md_text(line.name)}**: {value} (needs {md_text(line.comparator)} {md_text(line.threshold)}; "
+            f"{md_text(line.verdict)}) over {md_text(line.window)}")
+    if line.detail:
+        text += f" · {md_prose(line.detail)}"
+    return text
+
+
+def _status_lines(health: ModelHealth, status: PolicyStatus, role: str) -> None:
+    alias = next((f" ({md_text(a)})" for a, v in sorted(health.aliases.items()) if v == status.version), "")
+    head = f"v{md_text(status.version)}{alias}"
+    if status.passed:
+        st.write(f":green[**{head}** passes every blocking policy] · {status.phase.replace('_', '-')}")
+    else:
+        st.write(f":red[**{head}** fails {len(status.failures)} blocking "
+                 f"polic{'y' if len(status.failures) == 1 else 'ies'}] · {status.phase.replace('_', '-')}")
+        for line in status.failures:
+            _with_link(_line(line), line.metric, role)
+    if status.warning_lines:
+        with st.expander(f"{head}: {len(status.warning_lines)} warning(s)", icon=":material/warning:"):
+            for line in status.warning_lines:
+                _with_link(_line(line), line.metric, role)
+
+
+def _with_link(text: str, metric: str, role: str) -> None:
+    spec = page_explaining(metric, role)
+    left, right = st.columns([6, 1])
+    left.markdown(f"- {text}")
+    if spec is not None:
+        try:
+            right.page_link(str(spec.path), label=spec.title, icon=spec.icon)
+        except StreamlitAPIException:  # the page runs alone (tests), outside st.navigation
+            right.markdown(f"[{spec.title}](/{spec.url_path})")
+
+
 ctx = state.guarded(state.context)
+actor = current_actor()
+role = actor.role if actor is not None else ""
+compliance = any(p.file == "8_compliance.py" for p in pages_for(role))
 if ctx is not None:
     names = sorted(ctx.settings.models)
     if not names:
@@ -67,15 +111,11 @@ if ctx is not None:
             if health.registry_error:
                 st.warning(f"Registry unavailable: {md_prose(health.registry_error)}")
             for status in statuses:
-                role = next((f" ({a})" for a, v in sorted(health.aliases.items()) if v == status.version), "")
-                verdict = ("passes every blocking policy" if status.passed
-                           else "fails " + ", ".join(status.blocking_failures))
-                shown = ", ".join(status.warnings[:3]) + (", …" if len(status.warnings) > 3 else "")
-                warn = f" · {len(status.warnings)} warning(s): {shown}" if status.warnings else ""
-                st.write(f"{':green' if status.passed else ':red'}[**v{md_text(status.version)}{role}** {verdict}]"
-                         + warn)
+                _status_lines(health, status, role)
             if statuses:
-                st.caption(f"Policies evaluated {fmt_time(statuses[0].evaluated_at)} over each policy's window. "
-                           f"Evidence and history: Compliance page (or `vigil check --model {name} --version V`).")
+                st.caption(f"Policies evaluated {fmt_time(statuses[0].evaluated_at)}, each over its own window "
+                           "(relative windows end at the version's latest logged prediction)."
+                           + (f" Evidence and history: the Compliance page, or `vigil check --model {md_text(name)} "
+                              "--version V`." if compliance else f" Headless: `vigil check --model {md_text(name)}`."))
             for reason in health.attention:
                 st.write(f"- {md_prose(reason)}")

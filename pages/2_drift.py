@@ -71,6 +71,21 @@ def _key(w: Window) -> str:
     return f"{w.start.isoformat()}|{w.end.isoformat()}"
 
 
+VERDICTS = {"drift": "yes", "no drift": "no", "too few rows": "too few rows", "not tested": "not tested"}
+
+
+def _too_few_text(result: DriftResult) -> str:
+    """Which columns have no verdict for lack of rows, and what Evidently would say on the same rows."""
+    names = ", ".join(c.column for c in result.columns if c.too_few_rows)
+    text = (f"Too few rows: {md_text(names)} had fewer than {result.min_drift_rows:,} current values "
+            "(thresholds.min_drift_rows), so no verdict; they are not counted in the drifted share.")
+    if result.evidently_dataset_drift != result.dataset_drift:
+        flagged = sum(c.evidently_drifted for c in result.columns)
+        would = "would flag this as dataset drift" if result.evidently_dataset_drift else "would not flag dataset drift"
+        text += f" Evidently {would}: {flagged} of {result.n_tested} columns drift by its verdicts on {result.n_current:,} rows."
+    return text
+
+
 model = state.selected_model()
 ctx = state.guarded(state.context)
 span = state.guarded(log_span, ctx, model) if ctx is not None and model else None
@@ -104,31 +119,40 @@ if model and ctx is not None and span is not None:
     result = state.guarded(_drift, model, _key(cur_w), ref_text, version, dv)
     if result is not None:
         m1, m2, m3, m4 = st.columns(4)
-        m1.metric("Dataset drift", "yes" if result.dataset_drift else "no")
-        m2.metric("Drifted columns", f"{result.n_drifted} / {result.n_tested}")
+        m1.metric("Dataset drift", VERDICTS[result.verdict])
+        m2.metric("Drifted columns", f"{result.n_drifted} / {result.n_judged}")
         m3.metric("Reference rows", f"{result.n_reference:,}")
         m4.metric("Current rows", f"{result.n_current:,}")
         st.caption(f"Reference: {md_text(result.reference_label)}. Current: {md_text(result.current_label)}. "
                    "Dataset drift when the "
-                   f"share of drifted columns reaches {result.drift_share_threshold:.0%}.")
+                   f"share of drifted columns reaches {result.drift_share_threshold:.0%}, among the columns "
+                   f"with at least {result.min_drift_rows:,} current values.")
+        if result.n_too_few:
+            st.warning(_too_few_text(result))
         table = clip_frame(result.to_frame().drop(columns=["severity"]))  # notes name category values
-        st.dataframe(table, hide_index=True, use_container_width=True,
+        st.dataframe(table, hide_index=True, width="stretch",
                      column_config={"score": st.column_config.NumberColumn(format="%.4g"),
-                                    "drifted": st.column_config.CheckboxColumn("drifted")})
+                                    "drifted": st.column_config.CheckboxColumn("drifted"),
+                                    "evidently_drifted": st.column_config.CheckboxColumn("Evidently: drift")})
         testable = [c.column for c in sorted(result.columns, key=lambda c: -c.severity) if c.tested]
         if testable:
             column = st.selectbox("Distribution of", testable, key="drift_column")
             dist = state.guarded(_distribution, model, column, _key(cur_w), ref_text, version, dv)
             if dist is not None:
-                st.plotly_chart(distribution_figure(dist, column), use_container_width=True)
+                st.plotly_chart(distribution_figure(dist, column), width="stretch")
 
         st.subheader("Drift over time")
         bucket = st.radio("Bucket", ["day", "hour"], horizontal=True, key="drift_bucket")
         over = state.guarded(_over_time, model, _key(cur_w), ref_text, version, bucket, dv)
         if over is not None:
-            st.plotly_chart(heatmap_figure(over), use_container_width=True)
+            st.plotly_chart(heatmap_figure(over), width="stretch")
+            st.caption("Each cell is a column's score against its own threshold (distances: score ÷ threshold; "
+                       "p-values: threshold ÷ p): white at the threshold, red past it, blue well below. Grey: "
+                       f"fewer than {result.min_drift_rows:,} current values in the bucket, so no verdict "
+                       "(thresholds.min_drift_rows); dark grey: not tested. Hover a cell for its score, method, "
+                       "threshold and rows.")
             st.plotly_chart(share_figure(share_by_bucket(over), result.drift_share_threshold),
-                            use_container_width=True)
+                            width="stretch")
 
         st.subheader("Evidently report")
         max_rows = st.number_input("Rows per side (a random sample when a window is larger)", min_value=1000,

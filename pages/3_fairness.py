@@ -15,6 +15,7 @@ from dashboard.charts.fairness import (
     metric_over_time_figure,
 )
 from dashboard.monitoring.fairness import (
+    LEFT_OUT_REASON,
     FairnessReport,
     compute_fairness,
     fairness_over_time,
@@ -23,7 +24,7 @@ from dashboard.monitoring.fairness import (
 )
 from dashboard.monitoring.fairness_metrics import INTERVAL_METRICS, SPECS
 from dashboard.ui import state
-from dashboard.ui.format import clip, clip_frame, md_prose, md_text
+from dashboard.ui.format import clip, clip_frame, fmt_window, md_prose, md_text
 
 VERDICT_TEXT = {"pass": "pass", "fail": "FAIL", "undefined": "undefined", "too_small": "too small",
                 "info": "no threshold"}
@@ -32,8 +33,10 @@ VERDICT_COLOUR = {"pass": "color: rgb(26, 127, 55)", "FAIL": "color: rgb(207, 34
 ALL_VERSIONS = "all versions"
 
 st.title("Fairness")
-st.caption("Is any group treated worse? AIF360's group metrics from the production log: prediction-only metrics "
-           "use every row, label-based ones only the rows with ground truth.")
+st.caption("Is any group treated worse? AIF360's group metrics from the production log's successful predictions "
+           "(status ok; a failed request carries no usable prediction and is left out, counted below): "
+           "prediction-only metrics (\"all rows\") use every successful prediction, label-based ones only "
+           "those with ground truth.")
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -116,15 +119,19 @@ if model and ctx is not None:
                 if report is not None:
                     a = report.attribute(attribute)
                     m1, m2, m3, m4 = st.columns(4)
-                    m1.metric("Predictions (all rows)", f"{report.n_rows:,}")
+                    m1.metric("Predictions (status ok)", f"{report.n_rows:,}",
+                              help=f"Every metric's rows. Left out: {report.n_left_out:,} ({LEFT_OUT_REASON}).")
                     m2.metric("Labelled rows", f"{report.n_labelled:,}",
                               help="Only these feed TPR, FPR, precision and the odds/opportunity metrics.")
                     m3.metric("Failing metrics", len(a.failing()))
                     m4.metric("Lowest selection rate", clip(a.worst_group) or "n/a")
-                    st.caption(f"Favourable outcome: **{report.favourable}**. Privileged: "
+                    st.caption(f"Window {fmt_window(report.window)} (UTC days). "
+                               f"Favourable outcome: **{md_text(report.favourable)}**. Privileged: "
                                f"{_names(a.privileged)} ({a.n_privileged:,} rows); unprivileged: "
                                f"{_names(a.unprivileged) or 'none'} ({a.n_unprivileged:,} rows). Groups under "
                                f"{report.min_group_size} rows are reported as too small.")
+                    if report.left_out_note:
+                        st.info(md_prose(report.left_out_note), icon=":material/filter_alt:")
                     for note in a.notes:
                         st.warning(md_prose(note))
                     st.subheader("Metrics")
@@ -146,11 +153,13 @@ if model and ctx is not None:
                         else:
                             metric = st.selectbox("Metric", list(INTERVAL_METRICS),
                                                   format_func=lambda k: SPECS[k].label)
-                            st.plotly_chart(metric_over_time_figure(metrics_t, str(metric), SPECS[str(metric)].label),
+                            st.plotly_chart(metric_over_time_figure(metrics_t, str(metric), SPECS[str(metric)].label,
+                                                                    window=window, bucket=str(bucket)),
                                             width="stretch")
                             st.caption("Bars: 95% intervals (Katz log interval for the ratio, Newcombe score "
                                        "interval for differences). Shaded: the acceptable band.")
-                            st.plotly_chart(group_trend_figure(rates_t), width="stretch")
+                            st.plotly_chart(group_trend_figure(rates_t, window=window, bucket=str(bucket)),
+                                            width="stretch")
 
                     st.subheader("Intersections")
                     if not report.intersections:

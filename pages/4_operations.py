@@ -16,14 +16,23 @@ from dashboard.charts.operations import (
     reliability_figure,
     version_latency_figure,
 )
-from dashboard.monitoring.operations import OpsReport, compute_operations, data_span, logged_versions
+from dashboard.monitoring.operations import (
+    OpsReport,
+    SloStatus,
+    compute_operations,
+    data_span,
+    logged_versions,
+)
 from dashboard.monitoring.quality import CBPE_ASSUMPTIONS, QualityReport, compute_quality
 from dashboard.ui import state
-from dashboard.ui.format import clip, fmt_num, fmt_pct, md_prose, md_text
+from dashboard.ui.format import clip, clip_frame, fmt_num, fmt_pct, fmt_window, md_prose, md_text
 
 st.title("Operations")
-st.caption("Latency percentiles against the SLO, errors and throughput per time bucket and model version, "
-           "and accuracy: realised where labels arrived, estimated from the model's scores where not.")
+st.caption("Latency percentiles and the error rate against their objectives, throughput per time bucket and model "
+           "version, and accuracy: realised where labels arrived, estimated from the model's scores where not.")
+#: Per objective: its name on the page, and the breach table's worst-value column (name, number format).
+OBJECTIVE_NAMES = {"latency_p95_ms": "Latency SLO", "error_rate": "Error-rate SLO"}
+WORST_COLUMNS = {"worst_p95_ms": ("worst p95 (ms)", "%.1f"), "worst_error_rate": ("worst error rate", "percent")}
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -63,32 +72,61 @@ def _window_picker(first: datetime, last: datetime) -> tuple[datetime, datetime]
     return datetime.combine(a, time()), datetime.combine(b, time()) + timedelta(days=1)
 
 
+def _slo_banner(slo: SloStatus, bucket: str) -> None:
+    """One objective's verdict over the window, the same way for every objective."""
+    name, promise, source = OBJECTIVE_NAMES[slo.objective.metric], slo.objective.text, md_text(slo.source)
+    if slo.met is None:
+        st.info(f"{name}: no {bucket} in this window has a value to judge, so there is no SLO verdict.")
+    elif slo.met:
+        st.success(f"{name} met: every {bucket} had {promise} ({slo.buckets_scored} {bucket}s; from {source}).")
+    else:
+        st.error(f"{name} breached in {slo.buckets_in_breach} of {slo.buckets_scored} {bucket}s "
+                 f"({fmt_pct(slo.breach_share)}; {promise}, from {source}), in {len(slo.breaches)} "
+                 "time range(s): see the list below.")
+
+
+def _breach_table(slo: SloStatus, bucket: str) -> None:
+    """The breach ranges of one objective (what the charts shade), or a line saying there is none."""
+    name = OBJECTIVE_NAMES[slo.objective.metric]
+    if not len(slo.breaches):
+        st.write(f"{name} ({slo.objective.text}): no breach in this window.")
+        return
+    st.write(f"**{name}** ({slo.objective.text} per {bucket})")
+    worst = next(c for c in slo.breaches.columns if c.startswith("worst_"))
+    label, number = WORST_COLUMNS[worst]
+    table = slo.breaches.rename(columns={"start": "from (UTC)", "end": "to (UTC)", "buckets": f"{bucket}s",
+                                         worst: label})
+    st.dataframe(clip_frame(table), hide_index=True, width="stretch",
+                 column_config={label: st.column_config.NumberColumn(format=number)})
+
+
 def _render_ops(ops: OpsReport) -> None:
     slo = ops.slo
+    st.caption(f"Window {fmt_window(ops.window)} (UTC days), per {ops.bucket}.")
     c = [*st.columns(3), *st.columns(3)]
     c[0].metric("Predictions", f"{ops.requests:,}")
-    c[1].metric("Error rate", fmt_pct(ops.error_rate), help=f"threshold {fmt_pct(ops.error_rate_threshold)}")
+    c[1].metric("Error rate", fmt_pct(ops.error_rate),
+                help=f"objective: {ops.error_slo.objective.text} per {ops.bucket} "
+                     f"(from {md_text(ops.error_slo.source)})")
     c[2].metric("Throughput", f"{ops.throughput_per_hour:,.0f}/h",
                 help="predictions per hour from the first to the last active bucket")
     c[3].metric("p50 latency", _ms(ops.latency_p50_ms))
     c[4].metric("p95 latency", _ms(ops.latency_p95_ms),
-                help=f"SLO: p95 ≤ {slo.threshold_ms:g} ms per {ops.bucket} (from {slo.source})")
+                help=f"SLO: {slo.objective.text} per {ops.bucket} (from {md_text(slo.source)})")
     c[5].metric("p99 latency", _ms(ops.latency_p99_ms))
     for note in ops.notes:
         st.warning(md_prose(note))
-    if slo.met is None:
-        st.info("No latency values in this window, so there is no SLO verdict.")
-    elif slo.met:
-        st.success(f"SLO met: every {ops.bucket} had p95 ≤ {slo.threshold_ms:g} ms "
-                   f"({slo.buckets_scored} {ops.bucket}s).")
-    else:
-        st.error(f"SLO breached in {slo.buckets_in_breach} of {slo.buckets_scored} {ops.bucket}s "
-                 f"({fmt_pct(slo.breach_share)}), in {len(slo.breaches)} time range(s): see the list below.")
+    for objective_status in ops.slos:
+        _slo_banner(objective_status, ops.bucket)
 
     st.subheader("Latency")
-    st.plotly_chart(latency_figure(ops.buckets, slo.threshold_ms, slo.breaches), width="stretch")
+    st.plotly_chart(latency_figure(ops.buckets, slo.threshold, slo.breaches, window=ops.window, bucket=ops.bucket,
+                                   objective_text=slo.objective.text), width="stretch")
     st.subheader("Errors and throughput")
-    st.plotly_chart(errors_throughput_figure(ops.buckets, ops.error_rate_threshold), width="stretch")
+    err = ops.error_slo
+    st.plotly_chart(errors_throughput_figure(ops.buckets, err.threshold, err.breaches, window=ops.window,
+                                             bucket=ops.bucket, objective_text=err.objective.text),
+                    width="stretch")
 
 
 def _render_quality(q: QualityReport, min_accuracy: float) -> None:
@@ -105,13 +143,15 @@ def _render_quality(q: QualityReport, min_accuracy: float) -> None:
     c[3].metric("Label coverage", fmt_pct(q.label_coverage))
     c[4].metric("Median label delay", "n/a" if q.label_delay.p50_hours is None
                 else f"{q.label_delay.p50_hours / 24:.1f} days")
+    st.caption(f"Quality counts the {q.n_rows:,} successful predictions (status ok) of the window; label coverage "
+               f"= labelled / successful ({q.n_labelled:,} / {q.n_rows:,}), the definition the Overview uses too.")
     if a.reason:
         st.info(md_prose(a.reason))
     if q.estimate_reason:
         st.info(md_prose(q.estimate_reason))
     for note in q.notes:
         st.warning(md_prose(note))
-    st.plotly_chart(quality_figure(q.buckets, min_accuracy), width="stretch")
+    st.plotly_chart(quality_figure(q.buckets, min_accuracy, window=q.window, bucket=q.bucket), width="stretch")
     st.info(CBPE_ASSUMPTIONS, icon=":material/info:")
     if a.accuracy is not None:
         st.write(f"**On labelled rows** (positive class `{q.positive_class}`): precision {fmt_num(a.precision)} · "
@@ -178,13 +218,9 @@ if model is not None and ctx is not None:
                                  "realised accuracy": st.column_config.NumberColumn(format="%.3f"),
                                  "estimated accuracy": st.column_config.NumberColumn(format="%.3f")})
                 if len(ops.version_buckets["version"].unique()) > 1:
-                    st.plotly_chart(version_latency_figure(ops.version_buckets, ops.slo.threshold_ms),
+                    st.plotly_chart(version_latency_figure(ops.version_buckets, ops.slo.threshold,
+                                                           window=ops.window, bucket=ops.bucket),
                                     width="stretch")
                 st.subheader("SLO breaches")
-                if len(ops.slo.breaches):
-                    br = ops.slo.breaches.rename(columns={"start": "from (UTC)", "end": "to (UTC)",
-                                                          "worst_p95_ms": "worst p95 (ms)"})
-                    st.dataframe(br, hide_index=True, width="stretch",
-                                 column_config={"worst p95 (ms)": st.column_config.NumberColumn(format="%.1f")})
-                else:
-                    st.write("No breach in this window.")
+                for objective_status in ops.slos:
+                    _breach_table(objective_status, ops.bucket)

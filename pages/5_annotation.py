@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
 import pandas as pd
 import streamlit as st
 
+from connectors.labelstudio import LabelStudioClient
 from connectors.windows import Window
 from dashboard.access.roles import Actor
 from dashboard.charts.annotation import (
@@ -15,7 +17,8 @@ from dashboard.charts.annotation import (
     queue_figure,
     uncertainty_figure,
 )
-from dashboard.learning import annotation
+from dashboard.errors import USER_ERRORS
+from dashboard.learning import accounts, annotation
 from dashboard.learning.selection import (
     BUCKETS,
     DEFAULT_BUDGET,
@@ -27,7 +30,7 @@ from dashboard.learning.selection import (
     select_candidates,
 )
 from dashboard.ui import state
-from dashboard.ui.format import clip_frame, fmt_pct, fmt_time, md_prose
+from dashboard.ui.format import clip_frame, fmt_pct, fmt_time, md_prose, md_text
 from dashboard.ui.secrets import label_studio_credentials
 from dashboard.ui.session import current_actor
 
@@ -55,6 +58,65 @@ def _actor() -> Actor:
         st.stop()
     assert actor is not None
     return actor
+
+
+SHOWN = "ann_shown"  # (model, Selection) the last run displayed: what "Send N" sends, nothing else
+FLASH = "ann_flash"  # outcomes of the last action, shown after the rerun that refreshes the page
+
+
+def _act(run: Callable[[], str]) -> None:
+    """Run a send, sync or account creation (``run`` returns its outcome as safe Markdown), keep the outcome
+    and rerun: every table, count and button label then shows the queue as the action left it."""
+    try:
+        st.session_state[FLASH] = ("success", run())
+    except USER_ERRORS as exc:
+        st.session_state[FLASH] = ("error", md_prose(exc))
+    st.rerun()
+
+
+def _flash() -> None:
+    """The outcome of the action the previous run performed."""
+    kind, text = st.session_state.pop(FLASH, (None, ""))
+    if kind == "error":
+        st.error(text)
+    elif kind == "success":
+        st.success(text)
+
+
+def _progress_bar() -> Callable[[int, int], None]:
+    bar = st.progress(0.0, text="Sending to Label Studio…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / total if total else 1.0, text=f"Sent {done} of {total}")
+
+    return progress
+
+
+def _create_account(actor: Actor, client: LabelStudioClient, password: str) -> str:
+    account = accounts.create_account(ctx, actor, client, actor.name, password)
+    return (f"Your Label Studio account {md_text(account.email)} is ready: sign in to Label Studio with it and "
+            "that password.")
+
+
+def _account_section(actor: Actor, client: LabelStudioClient) -> None:
+    """The signed-in user's own Label Studio account, so their labels are credited to them."""
+    account = state.guarded(accounts.account_of, ctx, client, actor.name)
+    if account is not None:
+        st.caption(f"You label in Label Studio as {md_text(account.email)}; your labels are credited to "
+                   f"{md_text(actor.name)}.")
+        return
+    email = state.guarded(accounts.account_email, ctx, actor.name) or ""
+    with (st.expander("Create your Label Studio account", expanded=actor.role == "annotator"),
+          st.form("ann_account", clear_on_submit=True)):
+        st.caption(f"Label in Label Studio as yourself: Vigil creates the account {md_text(email)} and credits "
+                   "its labels to you. Choose its password (8 characters or more); Vigil does not keep it.")
+        password = st.text_input("Label Studio password", type="password", key="ann_ls_password")
+        again = st.text_input("Repeat it", type="password", key="ann_ls_password2")
+        if st.form_submit_button("Create my Label Studio account"):
+            if password != again:
+                st.error("The two passwords differ; type them again.")
+            else:
+                _act(lambda: _create_account(actor, client, password))
 
 
 model = state.selected_model()
@@ -88,6 +150,8 @@ if model and ctx and version is not None:
                                bucket=bucket, segment=None if segment == "(none)" else segment)
     qversion = state.guarded(annotation.queue_version, ctx, model)
     selection = state.guarded(_candidates, model, request, version, qversion or "")
+    shown_before = st.session_state.get(SHOWN)  # what the user saw when they pressed a button now
+    st.session_state[SHOWN] = (model, selection)
 
     # ------------------------------------------------------------------ candidates
     st.subheader("Candidates")
@@ -122,32 +186,19 @@ if model and ctx and version is not None:
         send_left = buttons[1].button(f"Send {waiting} waiting", disabled=waiting == 0, key="ann_resend",
                                    help="Rows queued earlier whose send failed or was interrupted.")
         sync = buttons[2].button("Sync labels", key="ann_sync")
+        _flash()
         client = state.guarded(annotation.client_for, ctx, url, token)
-        if client is not None and (send_new or send_left):
-            bar = st.progress(0.0, text="Sending to Label Studio…")
-
-            def progress(done: int, total: int) -> None:
-                bar.progress(done / total if total else 1.0, text=f"Sent {done} of {total}")
-
-            if send_new and selection is not None:
-                report = state.guarded(annotation.queue_and_send, ctx, _actor(), model, selection, client,
-                                       progress=progress)
-            else:
-                report = state.guarded(annotation.send, ctx, _actor(), model, client, progress=progress)
-            if report is not None:
-                bar.progress(1.0, text="Done")
-                st.success(report.line())
-            else:
-                bar.empty()
-            st.cache_data.clear()
-            counts = state.guarded(annotation.queue_status, ctx, model) or counts
-        if client is not None and sync:
+        seen = shown_before[1] if shown_before and shown_before[0] == model else None
+        if client is not None and send_new and seen is not None:
+            _act(lambda: annotation.queue_and_send(ctx, _actor(), model, seen, client,
+                                                   progress=_progress_bar()).line())
+        elif client is not None and send_left:
+            _act(lambda: annotation.send(ctx, _actor(), model, client, progress=_progress_bar()).line())
+        elif client is not None and sync:
             with st.spinner("Reading annotations from Label Studio…"):
-                synced = state.guarded(annotation.sync_labels, ctx, _actor(), model, client)
-            if synced is not None:
-                st.success(synced.line())
-                st.cache_data.clear()
-                counts = state.guarded(annotation.queue_status, ctx, model) or counts
+                _act(lambda: annotation.sync_labels(ctx, _actor(), model, client).line())
+        if client is not None:
+            _account_section(_actor(), client)
 
     # ------------------------------------------------------------------ status
     st.subheader("Queue status")

@@ -6,6 +6,7 @@ import streamlit as st
 
 from connectors.registry import RegistryError
 from dashboard.charts.models import metrics_by_version_figure
+from dashboard.governance.cards import markdown_to_html
 from dashboard.lifecycle.models import (
     LastGood,
     ModelSnapshot,
@@ -37,6 +38,13 @@ def _models(uri: str) -> object:
 @st.cache_data(ttl=60, show_spinner="Reading versions and runs…")
 def _snapshot(uri: str, model: str) -> object:
     return load_snapshot(state.context().registry, model)
+
+
+def _description(snap: ModelSnapshot, version: str) -> str:
+    """The version's MLflow description: Markdown, and the whole model card once one is saved in Vigil."""
+    rows = snap.versions[snap.versions["version"].astype(str) == str(version)]
+    text = rows["description"].iloc[0] if len(rows) and "description" in rows.columns else ""
+    return "" if text is None or text != text else str(text)
 
 
 def _show_stale(error: RegistryError | None, when: object) -> None:
@@ -83,7 +91,9 @@ if ctx is not None:
                 if snap.aliases:
                     st.write("**Aliases:** " + " · ".join(f"`{a}` → v{v}" for a, v in sorted(snap.aliases.items())))
                 st.subheader("Versions")
-                st.dataframe(clip_frame(snap.versions), hide_index=True, width="stretch",
+                # The description (a card's Markdown once saved) is rendered below, not shown as source here.
+                st.dataframe(clip_frame(snap.versions.drop(columns="description", errors="ignore")),
+                             hide_index=True, width="stretch",
                              column_config={"created": st.column_config.DatetimeColumn("created (UTC)")})
                 long = metrics_long(snap)
                 if len(long):
@@ -100,6 +110,11 @@ if ctx is not None:
                                                f" ({', '.join(snap.lineage[v].aliases)})"
                                                if snap.lineage[v].aliases else ""))
                     lin = snap.lineage[version]
+                    description = _description(snap, version)
+                    if description:  # safe Markdown: raw HTML as text, no images, links only to http(s)
+                        with st.expander(f"Description of v{version}", expanded=True,
+                                         icon=":material/description:"):
+                            st.html(markdown_to_html(description))
                     st.subheader(f"Lineage of v{version}")
                     st.dataframe(clip_frame(lineage_steps(lin)), hide_index=True, width="stretch")
                     left, right = st.columns(2)

@@ -105,6 +105,9 @@ def _card(model: str, version: str | None, actor: Actor) -> None:
     card = state.guarded(cards.load_card, ctx, model, v)
     if card is None:
         return
+    flash = st.session_state.pop("card_flash", None)
+    if flash:
+        st.success(md_text(flash), icon=":material/check_circle:")
     st.caption(f"Version {md_text(v)} · revision {card.revision}"
                + (f" by {md_text(card.updated_by)} at {md_text(card.updated_at)}" if card.revision
                   else f" (from {md_text(card.updated_by)}, not yet saved in Vigil)" if card.updated_by
@@ -121,7 +124,9 @@ def _card(model: str, version: str | None, actor: Actor) -> None:
                 saved = state.guarded(cards.save_card, ctx, actor, model, v, edited, expected_revision=card.revision)
                 if saved is not None:
                     st.session_state["card_saved"] = st.session_state.get("card_saved", 0) + 1
-                    st.success(f"Saved revision {saved.revision}.")
+                    # Shown after the rerun (a message shown now is wiped by it), as approval_flash is.
+                    st.session_state["card_flash"] = (f"Saved revision {saved.revision} of the model card of "
+                                                      f"version {v}.")
                     st.rerun()
     with st.expander("History"):
         revisions = state.guarded(cards.history, ctx, model, v) or []

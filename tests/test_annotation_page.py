@@ -9,7 +9,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard.context import Context
-from dashboard.learning import annotation
+from dashboard.learning import accounts, annotation
 from dashboard.settings import load_settings
 from tests.fixtures.access import signed_in
 from tests.test_labelstudio import ingest_logs, project_tasks, workspace
@@ -27,13 +27,14 @@ def _fresh_caches():
     st.cache_resource.clear()
 
 
-def page(monkeypatch, env: dict[str, str], role: str = "annotator", secrets: dict[str, str] | None = None):
+def page(monkeypatch, env: dict[str, str], role: str = "annotator", secrets: dict[str, str] | None = None,
+         name: str = "ann"):
     for key in ("VIGIL_LABEL_STUDIO_URL", "VIGIL_LABEL_STUDIO_TOKEN", "VIGIL_DATA_DIR", "VIGIL_DUCKDB_PATH"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     at = AppTest.from_file(PAGE, default_timeout=120)
-    signed_in(at, "ann", role)
+    signed_in(at, name, role)
     for key, value in (secrets or {}).items():
         at.secrets[key] = value
     return at.run()
@@ -43,6 +44,11 @@ def texts(at: AppTest) -> str:
     parts = [e.value for kind in ("markdown", "caption", "info", "success", "error", "warning")
              for e in getattr(at, kind)]
     return " ".join(str(p) for p in parts)
+
+
+def plain(markdown: str) -> str:
+    """Text as shown: without the backslashes that keep untrusted values from being Markdown."""
+    return markdown.replace("\\", "")
 
 
 def metrics(at: AppTest) -> dict[str, str]:
@@ -98,13 +104,63 @@ def test_wrong_token_shows_what_to_do_and_keeps_the_queue(monkeypatch, tmp_path,
     at.sidebar.number_input(key="ann_budget").set_value(4).run()
     at = at.button(key="ann_send").click().run()
     assert not at.exception
-    assert any("rejected the API token" in e.value and "VIGIL_LABEL_STUDIO_TOKEN" in e.value.replace("\\", "")
-               for e in at.error)
+    assert any("rejected the API token" in e.value and "VIGIL_LABEL_STUDIO_TOKEN" in plain(e.value) for e in at.error)
     assert "f" * 40 not in texts(at)
     assert metrics(at)["Queued"] == "4"
     at = at.run()  # the next rerun offers to send the waiting rows
     assert at.button(key="ann_resend").label == "Send 4 waiting"
     assert any("not in Label Studio yet" in w.value and "rejected the API token" in w.value for w in at.warning)
+
+
+def candidate_ids(at: AppTest) -> set[str]:
+    """The prediction ids the candidates table shows."""
+    return set(at.dataframe[0].value["prediction_id"])
+
+
+@pytest.mark.labelstudio
+def test_the_candidates_follow_the_sends_and_a_send_sends_what_was_shown(monkeypatch, tmp_path, labelstudio_server):
+    ctx, model, env = workspace(tmp_path, labelstudio_server)
+    ingest_logs(ctx, model, tmp_path, n=60, seed=23)
+    at = page(monkeypatch, env)
+    at.sidebar.number_input(key="ann_budget").set_value(5).run()
+    first = candidate_ids(at)
+    assert len(first) == 5 and at.button(key="ann_send").label == "Send 5 to Label Studio"
+
+    at = at.button(key="ann_send").click().run()
+    assert not at.exception, at.exception
+    assert any("5 sent to Label Studio" in s.value for s in at.success)
+    assert set(annotation.queue_rows(ctx, model)["prediction_id"]) == first
+    second = candidate_ids(at)  # the table follows the send: the rows just sent are gone
+    assert len(second) == 5 and not second & first
+    assert at.button(key="ann_send").label == "Send 5 to Label Studio"
+
+    at = at.button(key="ann_send").click().run()  # sends exactly the rows on the screen
+    assert not at.exception, at.exception
+    assert set(annotation.queue_rows(ctx, model)["prediction_id"]) == first | second
+    assert set(project_tasks(ctx, model, annotation.client_for(ctx))) == first | second
+    assert not candidate_ids(at) & (first | second)
+
+
+@pytest.mark.labelstudio
+def test_an_annotator_creates_their_label_studio_account_on_the_page(monkeypatch, tmp_path, labelstudio_server):
+    ctx, model, env = workspace(tmp_path, labelstudio_server)
+    ingest_logs(ctx, model, tmp_path, n=20, seed=24)
+    name = f"ann-{model.rsplit('-', 1)[1]}"
+    password = f"{name}-own-password"
+    at = page(monkeypatch, env, name=name)
+    assert not at.exception
+    at.text_input(key="ann_ls_password").input(password)
+    at.text_input(key="ann_ls_password2").input(password)
+    at = next(b for b in at.button if b.label == "Create my Label Studio account").click().run()
+    assert not at.exception, at.exception
+    email = f"{name}@vigil.local"
+    assert any(email in plain(s.value) and "is ready" in s.value for s in at.success), texts(at)
+    account = accounts.account_of(ctx, annotation.client_for(ctx), name)
+    assert account is not None and account.email == email
+    assert password not in texts(at)
+    at = at.run()
+    assert f"You label in Label Studio as {email}" in plain(texts(at))
+    assert not [b for b in at.button if b.label == "Create my Label Studio account"]
 
 
 def test_annotators_see_this_page_but_not_retraining_or_promotion():

@@ -77,6 +77,8 @@ def test_an_annotator_cannot_reach_other_pages_even_by_url(app_server: AppServer
     page = context.new_page()
     try:
         sign_in(page, app_server, "annotator", DEMO_USERS["annotator"][1], url_path=url_path)
+        page.get_by_text(f"{title} is not available to the annotator role", exact=False).first.wait_for(
+            timeout=60_000)  # said, not a silent landing elsewhere
         assert title not in " ".join(sidebar_titles(page))
         assert page.get_by_role("heading", name=title, exact=True).count() == 0
         assert set(sidebar_titles(page)) == {p.title for p in PAGES if "annotator" in p.roles}

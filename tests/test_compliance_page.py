@@ -201,6 +201,66 @@ def test_figures_from_frames() -> None:
     assert list(fig.data[0].x) == [0.5]  # (1 - 0.5) / 1: halfway inside the allowed region
 
 
+def test_the_scorecard_chart_draws_and_labels_every_policy_whatever_its_verdict() -> None:
+    """A report's chart is fitted to a page, where plotly's automatic category ticks labelled every other
+    bar; and bars of verdicts without a colour ("not applicable yet") were not drawn at all."""
+    verdicts = ["pass", "fail", "no data", "error: query failed", "not applicable yet"]
+    policies = [f"feature_drift[column_{i}]" for i in range(30)]
+    frame = pd.DataFrame({"policy": policies, "value": [0.5] * 30, "threshold": ["1"] * 30,
+                          "comparator": ["<="] * 30, "severity": ["warning"] * 30, "rows": [15_886] * 30,
+                          "verdict": [verdicts[i % len(verdicts)] for i in range(30)]})
+    fig = scorecard_figure(frame).update_layout(height=460)
+    assert sorted(y for trace in fig.data for y in trace.y) == sorted(policies)
+    assert {t.name for t in fig.data} == {"pass", "fail", "no data", "error", "not applicable yet"}
+    assert fig.layout.yaxis.tickmode == "array" and sorted(fig.layout.yaxis.tickvals) == sorted(policies)
+    assert list(fig.layout.yaxis.ticktext) == list(fig.layout.yaxis.tickvals)
+    # The names come from configs and data: shown as text, never as plotly's label markup.
+    fig = scorecard_figure(frame.assign(policy=["<b>x</b>", *policies[1:]]))
+    assert "&lt;b&gt;x&lt;/b&gt;" in fig.layout.yaxis.tickvals and "<b>x</b>" not in fig.layout.yaxis.tickvals
+
+
+@pytest.mark.parametrize("n,height,font", [(26, reports.FIRST_PAGE_CHART_PX, 12), (45, reports.PAGE_CHART_PX, 10),
+                                             (120, 120 * reports.MIN_PRINT_ROW_PX + reports.CHART_FRAME_PX, 8)])
+def test_the_printed_scorecard_keeps_every_label_apart(n: int, height: int, font: int) -> None:
+    """Every policy is labelled (above), so a chart fitted to a page shrinks its labels' font to the rows'
+    pitch rather than overlapping them, and grows past a page only when even an 8 px font would not fit."""
+    frame = pd.DataFrame({"policy": [f"p{i}" for i in range(n)], "value": [0.5] * n, "threshold": ["1"] * n,
+                          "comparator": ["<="] * n, "severity": ["warning"] * n, "rows": [100] * n,
+                          "verdict": ["pass"] * n})
+    fig = reports.fit_to_print(scorecard_figure(frame))
+    assert (fig.layout.height, fig.layout.yaxis.tickfont.size) == (height, font)
+    assert n * (font + 1) <= fig.layout.height - reports.CHART_FRAME_PX
+    assert fig.layout.template.layout.colorway[0] == "#636efa"  # plotly's colours, not Streamlit's placeholders
+
+
+@pytest.mark.parametrize("name", ["report.docx", "report", "REPORT.TXT"])
+def test_the_cli_refuses_a_file_that_is_not_a_report_format(ctx: Context, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str], name: str) -> None:
+    from dashboard.cli import cli
+    from dashboard.commands.common import run_cli
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    code = run_cli(cli, ["report", "--model", MODEL, "-o", str(folder / name)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert all(suffix in err for suffix in (".html", ".htm", ".pdf")) and name in err
+    assert list(folder.iterdir()) == []  # nothing written, not even a partial file
+    assert audit.entries(ctx.store, action="report.export").empty  # refused before any report was built
+
+
+def test_the_cli_refuses_a_format_that_contradicts_the_suffix(ctx: Context, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from dashboard.cli import cli
+    from dashboard.commands.common import run_cli
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    code = run_cli(cli, ["report", "--model", MODEL, "--format", "html", "-o", str(folder / "r.pdf")])
+    assert code == 2 and "--format html does not match r.pdf" in capsys.readouterr().err
+    assert list(folder.iterdir()) == []
+
+
 @pytest.mark.parametrize("value,comparator,threshold,sign", [
     (0.65, "within", "[0.8, 1.25]", -1), (1.0, "within", "[0.8, 1.25]", 1), (66, "<=", "200", 1),
     (250, "<=", "200", -1), (0.74, ">=", "0.7", 1), (0.6, ">=", "0.7", -1), (1, "==", "0", -1),

@@ -2,7 +2,9 @@
 
 Each dataset is ingested into a fresh log store (reference = days 1-2, current = days 3-4) and the same
 rows are handed to Evidently as pandas frames with an explicit DataDefinition (column types from the
-config). Verdicts must be identical and scores within 1e-6 relative (1e-9 absolute near zero).
+config). Evidently's verdicts (``evidently_drifted``) must be identical and scores within 1e-6 relative
+(1e-9 absolute near zero); Vigil's own verdicts equal them wherever a column has at least
+``thresholds.min_drift_rows`` current values, and are "too few rows" (not drifted) below that.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from dashboard.context import Context
 from dashboard.errors import VigilError
 from dashboard.monitoring import drift_stats as ds
 from dashboard.monitoring.drift import compute_drift, drift_over_time, result_to_dict, share_by_bucket
-from dashboard.settings import settings_from_mapping
+from dashboard.settings import Thresholds, settings_from_mapping
 
 REF_WINDOW = parse_window("2026-03-01..2026-03-02")
 CUR_WINDOW = parse_window("2026-03-03..2026-03-04")
 REL_TOL = 1e-6
+MIN_ROWS = Thresholds().min_drift_rows
 
 
 def make_ctx(tmp_path: Path, features: dict[str, str], drift: dict[str, Any] | None = None) -> Context:
@@ -104,11 +107,16 @@ def assert_matches(ctx: Context, ref: pd.DataFrame, cur: pd.DataFrame, features:
         assert c.method is not None, (col, c.note)
         assert ds.METHODS[c.method].display == e["method"] or c.method == e["method"], (col, c.method, e)
         assert c.threshold == pytest.approx(e["threshold"])
-        assert c.drifted == e["drifted"], (col, c.score, e)
+        assert c.evidently_drifted == e["drifted"], (col, c.score, e)
+        assert c.too_few_rows == (c.n_current < MIN_ROWS)
+        assert c.drifted == (e["drifted"] and not c.too_few_rows), (col, c.n_current, e)
         assert c.score is not None
         assert math.isclose(c.score, e["score"], rel_tol=REL_TOL, abs_tol=1e-9), (col, c.score, e["score"])
-    assert result.share_drifted == pytest.approx(ev["__share__"]["share"])
-    assert result.dataset_drift == (ev["__share__"]["share"] >= 0.5)
+    assert result.evidently_share_drifted == pytest.approx(ev["__share__"]["share"])
+    assert result.evidently_dataset_drift == (ev["__share__"]["share"] >= 0.5)
+    if result.n_judged == result.n_tested:  # every column on enough rows: Vigil's verdicts are Evidently's
+        assert result.share_drifted == pytest.approx(ev["__share__"]["share"])
+        assert result.dataset_drift == (ev["__share__"]["share"] >= 0.5)
     return {c: mine[c] for c in mine}
 
 
@@ -134,15 +142,17 @@ def mixed_frames(n_ref: int, n_cur: int, seed: int) -> tuple[pd.DataFrame, pd.Da
 
 
 def test_small_reference_matches_evidently(tmp_path: Path) -> None:
-    """n_ref <= 1000: KS (exact), chi-square, Z-test; few-valued numeric -> chi-square; new category -> p=0."""
+    """n_ref <= 1000: KS (exact), chi-square, Z-test; few-valued numeric -> chi-square; new category -> p=0.
+    450 current rows are below min_drift_rows: Evidently's verdicts are compared, Vigil gives none."""
     ref, cur = mixed_frames(600, 450, seed=1)
     ctx = make_ctx(tmp_path, FEATURES_MIXED)
     ingest(ctx, tmp_path, ref, cur)
     mine = assert_matches(ctx, ref, cur, FEATURES_MIXED)
     assert mine["num"].method == "ks" and mine["few"].method == "chisquare"
     assert mine["binary"].method == "z" and mine["const"].method == "z" and mine["const"].score == 1.0
-    assert mine["newcat"].score == 0.0 and mine["newcat"].drifted and "r" in mine["newcat"].note
-    assert mine["shifted"].drifted and not mine["num"].drifted
+    assert mine["newcat"].score == 0.0 and mine["newcat"].evidently_drifted and "r" in mine["newcat"].note
+    assert mine["shifted"].evidently_drifted and not mine["num"].evidently_drifted
+    assert all(c.too_few_rows and not c.drifted for c in mine.values())
 
 
 def test_large_reference_matches_evidently(tmp_path: Path) -> None:
@@ -226,8 +236,11 @@ def test_drift_over_time_equals_per_window_results(tmp_path: Path) -> None:
             got = float(rows.loc[c.column, "score"])  # type: ignore[arg-type]
             assert math.isclose(got, c.score, rel_tol=1e-9, abs_tol=1e-12)
             assert bool(rows.loc[c.column, "drifted"]) == c.drifted
+            assert bool(rows.loc[c.column, "too_few_rows"]) == c.too_few_rows
+            assert bool(rows.loc[c.column, "evidently_drifted"]) == c.evidently_drifted
         shares = share_by_bucket(over).set_index("bucket")
-        assert shares.loc[pd.Timestamp(day), "share_drifted"] == pytest.approx(single.share_drifted)
+        assert shares.loc[pd.Timestamp(day), "share_drifted"] == pytest.approx(single.share_drifted, nan_ok=True)
+        assert shares.loc[pd.Timestamp(day), "evidently_share_drifted"] == pytest.approx(single.evidently_share_drifted)
     hourly = drift_over_time(ctx, "m", CUR_WINDOW, bucket="hour", reference=REF_WINDOW)
     assert hourly["bucket"].nunique() == 48
 
@@ -238,7 +251,8 @@ def test_result_is_json_ready(tmp_path: Path) -> None:
     ingest(ctx, tmp_path, ref, cur)
     d = result_to_dict(compute_drift(ctx, "m", CUR_WINDOW, REF_WINDOW))
     text = json.dumps(d, default=str)
-    assert '"shifted"' in text and d["columns"][0]["drifted"]
+    assert '"shifted"' in text and d["columns"][0]["evidently_drifted"]
+    assert d["verdict"] == "too few rows" and d["columns"][0]["too_few_rows"]  # 300 current rows
 
 
 # ----------------------------------------------------------------------------- pure formulas

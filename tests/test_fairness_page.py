@@ -66,7 +66,7 @@ def test_page_shows_the_gap_for_the_unfair_version_only(monkeypatch: pytest.Monk
     assert not at.exception and not at.error
     assert at.title[0].value == "Fairness"
     labels = {m.label: m.value for m in at.metric}
-    assert labels["Predictions (all rows)"] == f"{len(loaded):,}"
+    assert labels["Predictions (status ok)"] == f"{len(loaded):,}"
     assert labels["Labelled rows"] == f"{int(loaded['label'].notna().sum()):,}"
     version = next(s for s in at.selectbox if s.label == "Model version")
     at = version.set_value("1").run()

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.labelstudio import LabelStudioClient
+from connectors.labelstudio import PREDICTION_VERSION, LabelStudioClient
 from connectors.windows import Window
 from dashboard.access.roles import Actor
 from dashboard.context import Context
@@ -38,11 +38,15 @@ SCIENTIST = Actor("dana", "data_scientist")
 ANNOTATOR = Actor("ann", "annotator")
 
 
-def workspace(tmp_path: Path, server: LabelStudioServer, token: str | None = None) -> tuple[Context, str, dict]:
-    """A vigil.toml with the demo model under a fresh name, a fresh store, and the server's URL/token."""
+def workspace(tmp_path: Path, server: LabelStudioServer, token: str | None = None,
+              labelling: str = "") -> tuple[Context, str, dict]:
+    """A vigil.toml with the demo model under a fresh name, a fresh store, and the server's URL/token;
+    ``labelling`` is the body of the model's ``[labelling]`` table."""
     model = f"credit-{uuid.uuid4().hex[:8]}"
     text = DEMO_CONFIG.read_text().replace("[models.credit-risk", f"[models.{model}")
     text = text.replace('data_dir = "."', f'data_dir = "{tmp_path / "data"}"')
+    if labelling:
+        text += f"\n[models.{model}.labelling]\n{labelling}\n"
     config = tmp_path / "vigil.toml"
     config.write_text(text)
     env = {"VIGIL_CONFIG": str(config), "VIGIL_LABEL_STUDIO_URL": server.url,
@@ -50,12 +54,13 @@ def workspace(tmp_path: Path, server: LabelStudioServer, token: str | None = Non
     return Context(load_settings(config, env=env)), model, env
 
 
-def ingest_logs(ctx: Context, model: str, tmp_path: Path, n: int = 40, seed: int = 0) -> pd.DataFrame:
-    df = make_logs(n, seed=seed)
+def ingest_logs(ctx: Context, model: str, tmp_path: Path, n: int = 40, seed: int = 0, version: str = "1",
+                id_prefix: str = "p") -> pd.DataFrame:
+    df = make_logs(n, seed=seed, version=version, id_prefix=id_prefix)
     p = np.random.default_rng(seed).uniform(0.05, 0.95, n)
     df["proba_good"], df["proba_bad"] = p, 1 - p
     df["prediction"] = np.where(p >= 0.5, "good", "bad")
-    path = tmp_path / f"logs{seed}.parquet"
+    path = tmp_path / f"logs{seed}-{version}.parquet"
     df.to_parquet(path, index=False)
     report = ctx.store.ingest([path], ctx.schema(model))
     assert not report.rejected, report.problem_lines()
@@ -128,7 +133,7 @@ def test_round_trip_select_send_annotate_sync_changes_accuracy(labelstudio_serve
     assert set(first.data["features"]) == set(ctx.model(model).features)
     pre = first.predictions[0]
     assert pre.result[0]["value"]["choices"] == [first.data["prediction"]]
-    assert str(pre.model_version) == first.data["model_version"] and pre.score == pytest.approx(first.data["score"])
+    assert pre.model_version == PREDICTION_VERSION and pre.score == pytest.approx(first.data["score"])
 
     # Annotate as an annotator would: agree with the model on half, correct it on the other half.
     tasks = project_tasks(ctx, model, client)

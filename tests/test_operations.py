@@ -1,8 +1,10 @@
-"""Operations: exact quantiles equal numpy's, error rate, throughput, SLO breaches, bad input, CLI."""
+"""Operations: exact quantiles equal numpy's, error rate, throughput, SLO breaches (latency and errors),
+bad input, CLI."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -12,8 +14,10 @@ import pytest
 from connectors.windows import Window, parse_window
 from dashboard.cli import cli
 from dashboard.commands.common import run_cli
+from dashboard.context import Context
 from dashboard.errors import VigilError
 from dashboard.monitoring.operations import compute_operations
+from dashboard.settings import PolicySpec
 
 WINDOW = parse_window("2026-01-01..2026-01-02")
 
@@ -84,6 +88,61 @@ def test_slo_breaches_are_the_spike_hours(ctx, ops_data):
     assert len(daily.buckets) == 1
 
 
+def noon_error_rate(ops_data: pd.DataFrame) -> float:
+    return float((ops_data.loc[ops_data["ts"].dt.hour == 12, "status"] != "ok").mean())
+
+
+def test_error_objective_breaches_are_the_error_hour(ctx, ops_data):
+    """Errors get what latency has: a threshold with its source, per-bucket flags, merged ranges."""
+    rep = compute_operations(ctx, "credit-risk", WINDOW, bucket="hour")
+    err = rep.error_slo
+    assert err.threshold == rep.error_rate_threshold == 0.02 and err.source == "thresholds.error_rate"
+    assert err.objective.text == "error rate ≤ 2.00%"
+    assert err.buckets_scored == 20 and err.buckets_in_breach == 1 and err.met is False
+    assert list(rep.buckets.loc[rep.buckets["error_breach"], "bucket"]) == [pd.Timestamp("2026-01-01 12:00")]
+    (b,) = err.breaches.to_dict(orient="records")
+    assert (b["start"], b["end"], b["buckets"]) == (datetime(2026, 1, 1, 12), datetime(2026, 1, 1, 13), 1)
+    assert b["worst_error_rate"] == pytest.approx(noon_error_rate(ops_data))
+    assert b["requests"] == 60 and b["errors"] == rep.errors
+    s = rep.summary()
+    assert s["error_slo_met"] is False and s["error_slo_buckets_in_breach"] == 1
+    assert s["error_rate_source"] == "thresholds.error_rate"
+    # One day bucket holds every error of the window: its rate (2.5%) is above 2% too.
+    daily = compute_operations(ctx, "credit-risk", WINDOW, bucket="day").error_slo
+    assert daily.buckets_in_breach == 1 and daily.breaches.iloc[0]["worst_error_rate"] == pytest.approx(
+        rep.error_rate)
+
+
+def with_policies(ctx: Context, *policies: PolicySpec) -> Context:
+    cfg = replace(ctx.model("credit-risk"), policies=policies)
+    return Context(replace(ctx.settings, models={**ctx.settings.models, "credit-risk": cfg}))
+
+
+def test_declared_policies_set_the_objectives(ctx, ops_data):
+    """A declared error_rate (or latency) policy is the threshold, as for vigil check; "<" breaches at it."""
+    noon = noon_error_rate(ops_data)
+    lenient = with_policies(ctx, PolicySpec("errors-ok", "error_rate", "<=", noon),
+                            PolicySpec("slow-ok", "latency_p95_ms", "<=", 100_000.0))
+    rep = compute_operations(lenient, "credit-risk", WINDOW)
+    assert rep.error_slo.source == "policy errors-ok" and rep.error_slo.threshold == noon
+    assert rep.error_slo.met is True and rep.error_slo.breaches.empty
+    assert rep.slo.source == "policy slow-ok" and rep.slo.met is True
+    strict = compute_operations(with_policies(ctx, PolicySpec("errors-below", "error_rate", "<", noon)),
+                                "credit-risk", WINDOW)
+    assert strict.error_slo.objective.text == f"error rate < {noon:.2%}"
+    assert strict.error_slo.buckets_in_breach == 1  # exactly at a "<" threshold is a breach
+
+
+def test_single_error_breaches_are_said(ctx, store, schema, logs_factory, write_file):
+    df = logs_factory(100)  # 60 requests at 00:00, 40 at 01:00 with one error: 2.5% that hour, 1% that day
+    df.loc[70, "status"] = "error"
+    store.ingest([write_file(df, "one-error.parquet")], schema)
+    rep = compute_operations(ctx, "credit-risk", WINDOW)
+    assert rep.error_slo.buckets_in_breach == 1
+    assert any("1 of the 1 hours that breach error rate ≤ 2.00% hold a single error" in n for n in rep.notes)
+    assert not any("single error" in n for n in compute_operations(ctx, "credit-risk", WINDOW, bucket="day").notes)
+
+
 def test_idle_hours_are_filled_with_zero_throughput(ctx, store, schema, logs_factory, write_file):
     a = logs_factory(60, start="2026-01-01 00:00")
     b = logs_factory(60, start="2026-01-01 03:00", id_prefix="q")
@@ -114,7 +173,8 @@ def test_all_null_latencies_give_no_latency_and_a_message(ctx, store, schema, lo
 
 
 def test_empty_window_names_the_data_range(ctx, ops_data):
-    with pytest.raises(VigilError, match=r"no predictions of model credit-risk in 2025-06-01\.\.2025-06-02.*"
+    # The window is named as typed: its last day, not the midnight after it.
+    with pytest.raises(VigilError, match=r"no predictions of model credit-risk in 2025-06-01\.\.2025-06-01;.*"
                                           r"logs cover 2026-01-01 00:00\.\.2026-01-01 19:59"):
         compute_operations(ctx, "credit-risk", parse_window("2025-06-01..2025-06-01"))
 
@@ -147,11 +207,18 @@ def test_cli_ops_json_and_text(ctx, ops_data, settings, monkeypatch, capsys):
     assert data["operations"]["requests"] == 1200
     assert data["operations"]["slo_buckets_in_breach"] == 2
     assert data["breaches"][0]["start"] == "2026-01-01T05:00:00"
+    assert [b["start"] for b in data["error_breaches"]] == ["2026-01-01T12:00:00"]
+    assert data["error_breaches"][0]["errors"] == data["operations"]["errors"]
+    assert data["operations"]["error_slo_met"] is False and data["operations"]["error_rate_threshold"] == 0.02
     assert data["quality"]["labelled_rows"] == 0
     code = run_cli(cli, ["--config", cfg, "ops", "--model", "credit-risk", "--window", "2026-01-01..2026-01-01"])
     out = capsys.readouterr().out
     assert code == 0
+    assert out.startswith("credit-risk  2026-01-01..2026-01-01  (1200 predictions)")  # the window as typed
     assert "p95" in out and "2026-01-01 05:00" in out and "breach" in out
+    assert ("SLO      error rate ≤ 2.00% per hour (thresholds.error_rate): breached, 1/20 hours in breach"
+            in out)
+    assert "breach 2026-01-01 12:00..2026-01-01 13:00 UTC  worst error rate" in out
 
 
 def test_cli_ops_empty_window_exits_2(ctx, ops_data, settings, monkeypatch, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -66,15 +67,73 @@ def test_demo_spike_and_burst_are_found_where_injected(demo_workspace: Path, dem
     assert 0 < q.label_coverage < 1
 
 
+def breach_tables(at: AppTest) -> dict[str, pd.DataFrame]:
+    """The page's breach tables by objective (told apart by their worst-value column)."""
+    tables = [df.value for df in at.dataframe if "from (UTC)" in df.value.columns]
+    return {("latency" if "worst p95 (ms)" in t.columns else "errors"): t for t in tables}
+
+
+def ranges(table: pd.DataFrame) -> list[tuple[object, object]]:
+    return list(zip(table["from (UTC)"], table["to (UTC)"], strict=True))
+
+
+def figure(at: AppTest, title_part: str) -> dict:
+    """The plotly figure (as JSON) whose subplot titles or axis titles mention ``title_part``."""
+    import json
+
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        if title_part in json.dumps(spec.get("layout", {})):
+            return spec
+    raise AssertionError(f"no chart mentions {title_part!r}")
+
+
+def test_demo_error_burst_is_an_error_slo_breach(demo_workspace: Path, demo_scenario: DemoScenario):
+    """2026-10-26 09:00-10:00: the burst hour breaches the error objective; per day, the whole day does
+    (and no other day of the month); the latency SLO stays met that day."""
+    ctx = load_context(str(demo_workspace / "vigil.toml"))
+    burst_lo, burst_hi = demo_scenario.error_burst
+    daily = compute_operations(ctx, "credit-risk", demo_window(demo_scenario), bucket="day").error_slo
+    day = burst_lo.replace(hour=0)
+    assert list(zip(daily.breaches["start"], daily.breaches["end"], strict=True)) == [(day, day + timedelta(days=1))]
+    assert daily.breaches.iloc[0]["worst_error_rate"] > daily.threshold == 0.02
+    burst_day = Window(day, day + timedelta(days=1))
+    hourly = compute_operations(ctx, "credit-risk", burst_day, bucket="hour")
+    assert hourly.slo.met is True and hourly.error_slo.met is False
+    worst = hourly.error_slo.breaches.sort_values("worst_error_rate").iloc[-1]
+    assert (worst["start"], worst["end"]) == (burst_lo, burst_hi) and worst["worst_error_rate"] > 0.2
+
+
+def test_page_shows_the_error_burst_like_a_latency_breach(monkeypatch, demo_workspace: Path,
+                                                          demo_scenario: DemoScenario):
+    monkeypatch.setenv("VIGIL_CONFIG", str(demo_workspace / "vigil.toml"))
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    burst_lo, burst_hi = demo_scenario.error_burst
+    day = burst_lo.date()
+    at.date_input(key="ops_window").set_value((day, day)).run()
+    assert not at.exception
+    assert any(c.value.startswith(f"Window {day:%Y/%m/%d} – {day:%Y/%m/%d} (UTC days)") for c in at.caption)
+    assert any(s.value.startswith("Latency SLO met: every hour had p95 ≤ 200 ms") for s in at.success)
+    assert any(e.value.startswith("Error-rate SLO breached in ") and "error rate ≤ 2.00%" in e.value
+               for e in at.error)
+    assert (burst_lo, burst_hi) in ranges(breach_tables(at)["errors"])
+    spec = figure(at, "throughput")
+    rects = [(pd.Timestamp(s["x0"]), pd.Timestamp(s["x1"])) for s in spec["layout"]["shapes"] if s["type"] == "rect"]
+    assert (pd.Timestamp(burst_lo), pd.Timestamp(burst_hi)) in rects  # shaded where the table says
+    assert any(s["type"] == "line" and s["y0"] == 0.02 for s in spec["layout"]["shapes"])  # the threshold line
+    assert [pd.Timestamp(x) for x in spec["layout"]["xaxis"]["range"]] == [pd.Timestamp(day),
+                                                                          pd.Timestamp(day) + pd.Timedelta(days=1)]
+    at.radio(key="ops_bucket").set_value("day").run()
+    assert not at.exception
+    assert ranges(breach_tables(at)["errors"]) == [(pd.Timestamp(day), pd.Timestamp(day) + pd.Timedelta(days=1))]
+
+
 def test_page_shows_breach_list_charts_and_quality(monkeypatch, demo_workspace: Path, demo_scenario):
     monkeypatch.setenv("VIGIL_CONFIG", str(demo_workspace / "vigil.toml"))
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception
-    assert any("SLO breached in 3 of" in e.value for e in at.error)
-    breaches = [df.value for df in at.dataframe if "from (UTC)" in df.value.columns]
-    assert len(breaches) == 1
-    first = breaches[0].iloc[0]
-    assert (first["from (UTC)"], first["to (UTC)"]) == demo_scenario.latency_spike
+    assert any(e.value.startswith("Latency SLO breached in 3 of") for e in at.error)
+    assert ranges(breach_tables(at)["latency"]) == [demo_scenario.latency_spike]
     versions = [df.value for df in at.dataframe if "version" in df.value.columns]
     assert list(versions[0]["version"]) == ["v1", "v2"]
     assert any("CBPE" in i.value and "concept drift" in i.value for i in at.info)
@@ -88,7 +147,7 @@ def test_page_shows_breach_list_charts_and_quality(monkeypatch, demo_workspace: 
     assert {m.label: m.value for m in at.metric}["Predictions"] != f"{demo_scenario.rows:,}"
     at.radio(key="ops_bucket").set_value("day").run()
     assert not at.exception
-    assert any("No breach in this window" in md.value for md in at.markdown)
+    assert any("Latency SLO (p95 ≤ 200 ms): no breach in this window" in md.value for md in at.markdown)
 
 
 def test_page_without_logs_says_how_to_ingest(monkeypatch, settings):
@@ -109,7 +168,7 @@ def test_page_with_null_latencies_and_no_labels_explains(monkeypatch, settings, 
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception
     assert any("none of the 120 predictions has a latency_ms value" in plain(w.value) for w in at.warning)
-    assert any("no SLO verdict" in i.value for i in at.info)
+    assert any(i.value.startswith("Latency SLO: no hour") and "no SLO verdict" in i.value for i in at.info)
     assert any("ground-truth label" in plain(i.value) for i in at.info)
 
 
@@ -124,8 +183,14 @@ def test_chart_builders_draw_the_slo_and_breaches():
     assert any(s.type == "rect" and pd.Timestamp(s.x0) == breaches["start"][0] for s in shapes)
     assert any(s.type == "line" and s.y0 == 200.0 for s in shapes)
     assert [t.name for t in fig.data][:3] == ["p50", "p95", "p99"]
-    fig2 = errors_throughput_figure(buckets, 0.02)
+    fig2 = errors_throughput_figure(buckets.assign(error_breach=[False, True, False, True]), 0.02,
+                                    breaches.rename(columns={"worst_p95_ms": "worst_error_rate"}))
     assert list(fig2.data[0].y) == [10, 12, 0, 9]
+    rects = [s for s in fig2.layout.shapes if s.type == "rect"]
+    assert len(rects) == 2 and all(pd.Timestamp(r.x0) == breaches["start"][0] for r in rects)  # both panels
+    assert any(s.type == "line" and s.y0 == 0.02 for s in fig2.layout.shapes)
+    marked = next(t for t in fig2.data if t.name == "error rate above objective")
+    assert list(marked.y) == [0.5, 0.1]
     vb = buckets.assign(version="1")
     assert len(version_latency_figure(pd.concat([vb, vb.assign(version="2")]), 200.0).data) == 2
     qb = pd.DataFrame({"bucket": buckets["bucket"], "estimated_accuracy": [0.8] * 4,

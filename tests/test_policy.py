@@ -120,20 +120,28 @@ def test_fairness_gives_one_verdict_per_attribute(ctx: Context, tmp_path: Path) 
 
 
 def test_drift_against_a_reference_window(ctx: Context, tmp_path: Path) -> None:
-    frame = make_logs(800)
-    late = frame["ts"] >= pd.Timestamp("2026-01-01 06:40", tz="UTC")
+    frame = make_logs(1600)  # one row a minute: 800 before 13:20, 800 after
+    late = frame["ts"] >= pd.Timestamp("2026-01-01 13:20", tz="UTC")
     frame.loc[late, "income"] = frame.loc[late, "income"] * 3
     _ingest(ctx, tmp_path, frame, "d.parquet")
-    ref = {"reference": "2026-01-01T00:00..2026-01-01T06:40"}
-    ev = evaluate(ctx, MODEL, window="2026-01-01T06:40..2026-01-01T14:00", policies=_policies(
+    ref = {"reference": "2026-01-01T00:00..2026-01-01T13:20"}
+    policies = _policies(
         PolicySpec("income drift", "feature_drift", "==", 0.0, params={**ref, "column": "income"}),
         PolicySpec("age drift", "feature_drift", "==", 0.0, params={**ref, "column": "age"}),
         PolicySpec("share", "drift_share", "<", 0.5, params=ref),
-    ))
+    )
+    ev = evaluate(ctx, MODEL, window="2026-01-01T13:20..2026-01-02T02:40", policies=policies)
     by = {r.policy: r for r in ev.results}
     assert by["income drift"].value == 1.0 and by["income drift"].verdict == FAIL
     assert by["age drift"].value == 0.0 and by["age drift"].verdict == PASS
     assert by["share"].verdict == PASS and "income" in by["share"].detail
+
+    # 100 current rows are too few for a verdict: no value, never a pass (income tripled or not).
+    small = evaluate(ctx, MODEL, window="2026-01-01T13:20..2026-01-01T15:00", policies=policies)
+    for r in small.results:
+        assert r.value is None and r.verdict == FAIL, r  # blocking and no data: a failure (require_data)
+    assert "too few rows" in {r.policy: r for r in small.results}["share"].detail
+    assert "no verdict" in {r.policy: r for r in small.results}["income drift"].detail
 
 
 def test_ingest_rejects(ctx: Context, tmp_path: Path) -> None:

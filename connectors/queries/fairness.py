@@ -49,15 +49,29 @@ def _literal(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def log_relation(schema: LogSchema) -> str:
-    """The model's log rows joined with their current label (``label`` NULL when unlabelled).
+def usable(alias: str = "") -> str:
+    """The rows fairness counts: successful predictions (``status = 'ok'``) that carry a prediction. A
+    failed request has no usable prediction, so it is neither a favourable nor an unfavourable outcome."""
+    t = f"{alias}." if alias else ""
+    return f"{t}status = 'ok' AND {t}prediction IS NOT NULL"
 
-    Error rows carry no usable prediction and are left out.
-    """
+
+def log_relation(schema: LogSchema) -> str:
+    """The model's :func:`usable` log rows joined with their current label (``label`` NULL when unlabelled)."""
     return (f"(SELECT t.*, l.label AS label FROM {schema.table} t "
             f"LEFT JOIN current_labels l ON l.model_name = {_literal(schema.model)} "
             f"AND l.prediction_id = t.prediction_id "
-            f"WHERE t.status = 'ok' AND t.prediction IS NOT NULL)")
+            f"WHERE {usable('t')})")
+
+
+def left_out(con: duckdb.DuckDBPyConnection, schema: LogSchema, where: str = "TRUE",
+             params: Sequence[Any] = ()) -> int:
+    """Rows matching ``where`` (named params as :func:`window_filter`'s) that fairness leaves out: not
+    :func:`usable` (a NULL status is not 'ok' either)."""
+    sql = f"SELECT count(*) FROM {schema.table} WHERE ({where}) AND NOT coalesce({usable()}, FALSE)"
+    row = con.execute(sql, {f"p{i}": v for i, v in enumerate(params)} or None).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def confusion_counts(con: duckdb.DuckDBPyConnection, relation: str, groups: Mapping[str, str],

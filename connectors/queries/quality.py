@@ -12,6 +12,12 @@ left-joined with their current label (``label`` NULL = not labelled yet). Per ro
 A NaN score or probability counts as missing (as NULL), so it falls back like one and never turns a sum
 or an AUC into NaN.
 
+Label coverage has one definition, here, for every caller (the Overview's store summary, the Operations
+page, ``vigil ops``, policies, the exporter, reports): labelled successful predictions / successful
+predictions, both counted over this relation by :data:`COVERAGE_COUNTS` and divided by
+:func:`label_coverage`. A failed request carries no usable prediction, so neither it nor a label sent for
+it counts.
+
 ROC AUC is the Mann-Whitney statistic with ties counted one half, computed over the distinct score values
 with a running sum: exact (equal to scikit-learn's trapezoidal ROC AUC), whatever the number of rows.
 """
@@ -30,6 +36,8 @@ from connectors.schema import LogSchema, nan_as_null, quote
 
 BUCKETS: dict[str, str] = {"hour": "hour", "day": "day", "week": "week"}
 CALIBRATION_BINS = 10
+#: The counts label coverage is made of, over :func:`relation`: successful predictions and labelled ones.
+COVERAGE_COUNTS = "count(*) AS n, count(label) AS n_labelled"
 
 
 def _literal(text: str) -> str:
@@ -60,6 +68,20 @@ def relation(schema: LogSchema, positive: str | None, start: datetime, end: date
            f"ON l.model_name = {_literal(schema.model)} AND l.prediction_id = t.prediction_id "
            f"WHERE {where})")
     return sql, params
+
+
+def label_coverage(n_labelled: int, n_rows: int) -> float | None:
+    """Share of the successful predictions that have a label (None without any)."""
+    return n_labelled / n_rows if n_rows else None
+
+
+def label_counts(con: duckdb.DuckDBPyConnection, schema: LogSchema, start: datetime = datetime.min,
+                 end: datetime = datetime.max, version: str | None = None) -> tuple[int, int]:
+    """Successful predictions in ``[start, end)`` and how many of them have a label (default: every row)."""
+    rel, params = relation(schema, None, start, end, version)
+    row = con.execute(f"SELECT {COVERAGE_COUNTS} FROM {rel}", params).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
 def confusion(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[Any]) -> pd.DataFrame:
@@ -115,8 +137,7 @@ def bucket_sums(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[Any],
     key = f"date_trunc('{BUCKETS[bucket]}', ts) AS bucket, " if bucket else ""
     group = "GROUP BY ALL ORDER BY ALL" if bucket else ""
     df = con.execute(f"""
-        SELECT {key}count(*) AS n,
-               count(label) AS n_labelled,
+        SELECT {key}{COVERAGE_COUNTS},
                count(*) FILTER (WHERE label = prediction) AS n_correct,
                count(conf) AS n_conf,
                sum(conf) AS sum_conf,

@@ -8,6 +8,9 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from connectors.windows import Window
+from dashboard.charts import palette
+from dashboard.charts.axes import bucket_axis, bucket_trace
 from dashboard.charts.text import label_map
 
 RATE_LABELS: dict[str, str] = {
@@ -18,7 +21,7 @@ RATE_LABELS: dict[str, str] = {
     "precision": "precision",
     "error_rate": "error rate",
 }
-PASS_FILL = "rgba(46, 160, 67, 0.12)"
+PASS_FILL = palette.GOOD_FILL
 
 
 def _num(x: Any) -> float | None:
@@ -40,9 +43,9 @@ def group_rates_figure(groups: pd.DataFrame, rates: tuple[str, ...] = ("selectio
              for g, p in zip(groups["group"], groups["privileged"], strict=True)]
     small = groups["too_small"].astype(bool).tolist()
     fig = go.Figure()
-    for rate in rates:
+    for i, rate in enumerate(rates):
         values = [_num(v) for v in groups[rate]]
-        fig.add_bar(name=RATE_LABELS.get(rate, rate), x=names, y=values,
+        fig.add_bar(name=RATE_LABELS.get(rate, rate), x=names, y=values, marker_color=palette.categorical(i),
                     text=["undefined" if v is None else f"{v:.2f}" + (" (small)" if s else "")
                           for v, s in zip(values, small, strict=True)],
                     textposition="outside", cliponaxis=False,
@@ -53,7 +56,8 @@ def group_rates_figure(groups: pd.DataFrame, rates: tuple[str, ...] = ("selectio
     return fig
 
 
-def metric_over_time_figure(over_time: pd.DataFrame, metric: str, title: str | None = None) -> go.Figure:
+def metric_over_time_figure(over_time: pd.DataFrame, metric: str, title: str | None = None, *,
+                            window: Window | None = None, bucket: str = "day") -> go.Figure:
     """One metric per bucket with its 95% interval, the acceptable band shaded and the ideal value dashed.
 
     Buckets where the metric is undefined are marked on the axis with the reason in the hover text.
@@ -67,9 +71,10 @@ def metric_over_time_figure(over_time: pd.DataFrame, metric: str, title: str | N
     else:  # a one-sided policy: draw its limit
         for edge in (lo, hi):
             if len(edge):
-                fig.add_hline(y=float(edge.iloc[0]), line_color="rgb(46, 160, 67)", annotation_text="limit")
+                fig.add_hline(y=float(edge.iloc[0]), line={"dash": "dash", "color": palette.THRESHOLD},
+                              annotation_text="limit")
     ideal = 1.0 if metric.endswith("disparate_impact") else 0.0
-    fig.add_hline(y=ideal, line_dash="dot", line_color="grey")
+    fig.add_hline(y=ideal, line_dash="dot", line_color=palette.NEUTRAL)
     defined = part[part["value"].map(_num).notna()]
     value = defined["value"].map(_num)
     upper = defined["upper"].map(_num)
@@ -77,6 +82,7 @@ def metric_over_time_figure(over_time: pd.DataFrame, metric: str, title: str | N
     err_plus = [(u - v) if u is not None else None for u, v in zip(upper, value, strict=True)]
     err_minus = [(v - lw) if lw is not None else None for lw, v in zip(lower, value, strict=True)]
     fig.add_scatter(x=defined["bucket"], y=value, mode="lines+markers", name="value (95% interval)",
+                    line={"color": palette.MEASURE}, **bucket_trace(bucket),
                     error_y={"type": "data", "symmetric": False, "array": err_plus, "arrayminus": err_minus},
                     customdata=defined[["n_unprivileged", "n_privileged", "verdict"]].to_numpy(),
                     hovertemplate="%{x|%Y-%m-%d}: %{y:.3f}<br>unprivileged n=%{customdata[0]}, privileged "
@@ -84,28 +90,34 @@ def metric_over_time_figure(over_time: pd.DataFrame, metric: str, title: str | N
     undefined = part[part["value"].map(_num).isna()]
     if len(undefined):
         fig.add_scatter(x=undefined["bucket"], y=[ideal] * len(undefined), mode="markers", name="undefined",
-                        marker={"symbol": "x", "color": "grey"}, text=undefined["undefined_reason"],
+                        **bucket_trace(bucket),
+                        marker={"symbol": "x", "color": palette.NEUTRAL}, text=undefined["undefined_reason"],
                         hovertemplate="%{x|%Y-%m-%d}: undefined: %{text}<extra></extra>")
-    fig.update_layout(title=title or metric.replace("_", " "), xaxis={"title": "time (UTC bucket)"},
+    fig.update_layout(title=title or metric.replace("_", " "),
+                      xaxis=bucket_axis(part["bucket"], bucket, window, "time (UTC bucket)"),
                       yaxis={"title": metric.replace("_", " ")}, legend={"orientation": "h", "y": -0.25},
                       margin={"t": 50, "b": 40, "l": 40, "r": 10}, height=320)
     return fig
 
 
-def group_trend_figure(rates: pd.DataFrame) -> go.Figure:
+def group_trend_figure(rates: pd.DataFrame, *, window: Window | None = None, bucket: str = "day") -> go.Figure:
     """Selection rate per group over time with Wilson 95% bands (group names as escaped, clipped labels,
     never inside the hover template, where ``%{...}`` would be read as a field)."""
     fig = go.Figure()
     label = label_map(rates["group"])
-    for group, part in rates.sort_values("bucket").groupby("group", sort=True):
+    for i, (group, part) in enumerate(rates.sort_values("bucket").groupby("group", sort=True)):
         x = list(part["bucket"])
         name = label[str(group)]
+        colour = palette.categorical(i)
         fig.add_scatter(x=x + x[::-1], y=list(part["upper"]) + list(part["lower"])[::-1], fill="toself",
-                        line={"width": 0}, opacity=0.2, showlegend=False, hoverinfo="skip", name=f"{name} band")
-        fig.add_scatter(x=x, y=part["selection_rate"], mode="lines+markers", name=name,
+                        fillcolor=colour, line={"width": 0}, opacity=0.2, showlegend=False, hoverinfo="skip",
+                        name=f"{name} band", **bucket_trace(bucket))
+        fig.add_scatter(x=x, y=part["selection_rate"], mode="lines+markers", name=name, line={"color": colour},
+                        **bucket_trace(bucket),
                         customdata=part[["n"]].to_numpy(),
                         hovertemplate="%{fullData.name}: %{y:.3f} (n=%{customdata[0]})<extra></extra>")
-    fig.update_layout(yaxis={"title": "selection rate", "range": [0, 1]}, xaxis={"title": "time (UTC bucket)"},
+    fig.update_layout(yaxis={"title": "selection rate", "range": [0, 1]},
+                      xaxis=bucket_axis(rates["bucket"], bucket, window, "time (UTC bucket)"),
                       legend={"orientation": "h", "y": 1.12}, margin={"t": 40, "b": 40, "l": 40, "r": 10},
                       height=300)
     return fig

@@ -6,9 +6,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard.charts import palette
+
 QUALITY = ("accuracy", "f1", "roc_auc")
-STATE_COLOURS = {"queued": "#9e9e9e", "running": "#1e88e5", "succeeded": "#43a047", "failed": "#e53935",
-                 "cancelled": "#fb8c00"}
+STATE_COLOURS = palette.JOB_STATE
 
 
 def comparison_figure(comparison: pd.DataFrame) -> go.Figure:
@@ -24,7 +25,7 @@ def comparison_figure(comparison: pd.DataFrame) -> go.Figure:
                           & (comparison["metric"].isin(QUALITY) | comparison["metric"].str.startswith(
                               "disparate_impact_"))]
         labels = [m.replace("disparate_impact_", "DI ") for m in part["metric"]]
-        for role, colour in (("champion", "#90a4ae"), ("candidate", "#1e88e5")):
+        for role, colour in palette.ROLE.items():
             values = part[role].astype(float)
             fig.add_bar(name=role, x=labels, y=values, marker_color=colour, legendgroup=role, showlegend=col == 1,
                         text=[f"{v:.3f}" if pd.notna(v) else "" for v in values], textposition="outside",
@@ -39,7 +40,7 @@ def latency_figure(comparison: pd.DataFrame) -> go.Figure:
     """Batch prediction latency (ms per 1,000 rows) of champion and candidate on the holdout."""
     part = comparison[comparison["metric"] == "latency_ms_per_1k"]
     fig = go.Figure()
-    for role, colour in (("champion", "#90a4ae"), ("candidate", "#1e88e5")):
+    for role, colour in palette.ROLE.items():
         fig.add_bar(name=role, x=list(part["dataset"]), y=part[role].astype(float), marker_color=colour)
     fig.update_layout(barmode="group", yaxis={"title": "ms per 1,000 rows"}, height=260,
                       margin={"t": 30, "b": 30, "l": 40, "r": 10}, legend={"orientation": "h", "y": 1.2})
@@ -51,7 +52,7 @@ def jobs_duration_figure(jobs: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for state, part in jobs.groupby("state", sort=False):
         fig.add_bar(name=str(state), x=part["id"], y=part["duration_s"],
-                    marker_color=STATE_COLOURS.get(str(state), "#607d8b"))
+                    marker_color=palette.state_colour(STATE_COLOURS, str(state)))
     fig.update_layout(yaxis={"title": "seconds"}, xaxis={"title": "job"}, height=240,
                       margin={"t": 30, "b": 30, "l": 40, "r": 10}, legend={"orientation": "h", "y": 1.2})
     return fig

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
-from typing import Any
+from datetime import datetime, time, timedelta
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -36,6 +37,27 @@ def clip_frame(frame: pd.DataFrame, columns: Iterable[str] | None = None,
             out[col] = pd.Series([clip(v, limit) if isinstance(v, str) else v for v in out[col]], index=out.index,
                                  dtype=out[col].dtype)
     return out
+
+
+class _Span(Protocol):
+    """A half-open time interval (:class:`connectors.windows.Window`)."""
+
+    @property
+    def start(self) -> datetime: ...
+
+    @property
+    def end(self) -> datetime: ...
+
+
+def window_text(window: _Span, day: str = "%Y-%m-%d", moment: str = "%Y-%m-%dT%H:%M:%S", sep: str = "..") -> str:
+    """A window as people pick and type it: whole days as first and last day, both included (a date
+    picker's range; a ``FROM..TO`` whose date-only TO includes that day, so the text parses back to the
+    same window); otherwise the exact times, the end excluded. A stored window ends at the midnight after
+    its last day, which, shown as is, reads "..11-01" for a window that stops on 10-31."""
+    start, end = window.start, window.end
+    if start.time() == time() and end.time() == time():
+        return f"{start:{day}}{sep}{end - timedelta(days=1):{day}}"
+    return f"{start:{moment}}{sep}{end:{moment}}"
 
 
 def plot_text(value: Any, limit: int = DISPLAY_LIMIT) -> str:

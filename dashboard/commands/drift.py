@@ -6,7 +6,7 @@ import click
 
 from dashboard.charts.text import clip
 from dashboard.commands.common import WINDOW_HELP, analysis_window, echo_json, get_context
-from dashboard.monitoring.drift import compute_drift, result_to_dict
+from dashboard.monitoring.drift import ColumnDrift, DriftResult, compute_drift, result_to_dict
 
 
 def _fmt(x: float | None) -> str:
@@ -43,20 +43,48 @@ def command(ctx: click.Context, model: str, reference_text: str | None, current_
     if as_json:
         echo_json(result_to_dict(result))
     else:
-        click.echo(f"{model}: reference {clip(result.reference_label)} ({result.n_reference} rows) vs current "
-                   f"{clip(result.current_label)} ({result.n_current} rows)")
-        cols = sorted(result.columns, key=lambda c: (not c.drifted, -c.severity))
-        width = max([len("column"), *(len(c.column) for c in cols)])
-        click.echo(f"{'column':<{width}}  {'type':<11}  {'method':<29}  {'score':>10}  {'threshold':>9}  drift")
-        for c in cols:
-            verdict = "DRIFT" if c.drifted else ("ok" if c.tested else "-")
-            line = (f"{c.column:<{width}}  {c.column_type:<11}  {c.method_label:<29}  {_fmt(c.score):>10}  "
-                    f"{_fmt(c.threshold):>9}  {verdict}")
-            if c.note:
-                line += f"  ({clip(c.note)})"  # notes name category values, which may be huge
-            click.echo(line)
-        click.echo(f"drifted columns: {result.n_drifted}/{result.n_tested} = {result.share_drifted:.2f} "
-                   f"(dataset drift when >= {result.drift_share_threshold:g}): "
-                   + ("DATASET DRIFT" if result.dataset_drift else "no dataset drift"))
+        _print_table(model, result)
     if fail_on_drift and result.dataset_drift:
         ctx.exit(1)
+
+
+def _print_table(model: str, result: DriftResult) -> None:
+    """Per column: method, score, threshold, verdict (and Evidently's where it differs); then the dataset."""
+    click.echo(f"{model}: reference {clip(result.reference_label)} ({result.n_reference} rows) vs current "
+               f"{clip(result.current_label)} ({result.n_current} rows)")
+    cols = sorted(result.columns, key=lambda c: (not c.drifted, not c.judged, -c.severity))
+    width = max([len("column"), *(len(c.column) for c in cols)])
+    click.echo(f"{'column':<{width}}  {'type':<11}  {'method':<29}  {'score':>10}  {'threshold':>9}  drift")
+    for c in cols:
+        line = (f"{c.column:<{width}}  {c.column_type:<11}  {c.method_label:<29}  {_fmt(c.score):>10}  "
+                f"{_fmt(c.threshold):>9}  {_verdict(c)}")
+        notes = [f"Evidently: {'drift' if c.evidently_drifted else 'ok'}"] if c.too_few_rows else []
+        notes += [clip(c.note)] if c.note else []  # notes name category values, which may be huge
+        click.echo(line + (f"  ({'; '.join(notes)})" if notes else ""))
+    click.echo(_summary(result))
+
+
+def _verdict(c: ColumnDrift) -> str:
+    if c.too_few_rows:
+        return f"too few rows ({c.n_current} < {c.min_rows})"
+    return "DRIFT" if c.drifted else ("ok" if c.tested else "-")
+
+
+def _summary(result: DriftResult) -> str:
+    """The dataset line: the verdict over the columns with enough rows, or why there is none."""
+    if result.n_judged:
+        line = (f"drifted columns: {result.n_drifted}/{result.n_judged} = {result.share_drifted:.2f} "
+                f"(dataset drift when >= {result.drift_share_threshold:g}): "
+                + ("DATASET DRIFT" if result.dataset_drift else "no dataset drift"))
+        if result.n_too_few:
+            line += f"; {result.n_too_few} column(s) with too few rows (< {result.min_drift_rows}) not counted"
+    elif result.n_too_few:
+        line = (f"too few rows: no column has {result.min_drift_rows} current values "
+                "(thresholds.min_drift_rows), so no drift verdict")
+    else:
+        return "no column could be tested: no drift verdict"
+    if result.evidently_dataset_drift != result.dataset_drift:
+        ev = sum(c.evidently_drifted for c in result.columns)
+        would = "would flag this as dataset drift" if result.evidently_dataset_drift else "would not flag dataset drift"
+        line += f"\nEvidently {would}: {ev}/{result.n_tested} columns drift by its verdicts on {result.n_current} rows"
+    return line

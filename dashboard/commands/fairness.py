@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from dashboard.charts.text import PROSE_LIMIT, clip
+from dashboard.charts.text import window_text as typed_window  # (`window_text` is the option)
 from dashboard.commands.common import WINDOW_HELP, analysis_window, echo_json, get_context
-from dashboard.monitoring.fairness import FairnessReport, compute_fairness
+from dashboard.monitoring.fairness import LEFT_OUT_REASON, ROWS_USED, FairnessReport, compute_fairness
 
 MARK = {"pass": "ok  ", "fail": "FAIL", "undefined": "n/a ", "too_small": "small", "info": "    "}
 
@@ -17,9 +18,11 @@ def _names(groups: tuple[str, ...]) -> str:
 
 
 def _print(report: FairnessReport) -> None:
-    head = f"{report.model}" + (f" v{report.version}" if report.version else "") + f"  {report.window}"
-    click.echo(f"{head}: {report.n_rows} rows, {report.n_labelled} labelled "
+    head = f"{report.model}" + (f" v{report.version}" if report.version else "") + f"  {typed_window(report.window)}"
+    click.echo(f"{head}: {report.n_rows} {ROWS_USED}, {report.n_labelled} of them labelled "
                f"(favourable outcome: '{report.favourable}', min group size {report.min_group_size})")
+    if report.left_out_note:
+        click.echo(f"  note: {report.left_out_note}")
     for a in report.attributes:
         click.echo(f"\n{a.attribute}: privileged {_names(a.privileged)} ({a.n_privileged} rows) "
                    f"vs {_names(a.unprivileged)} ({a.n_unprivileged} rows)")
@@ -49,7 +52,9 @@ def command(ctx: click.Context, model: str, window_text: str, attribute: str | N
             version: str | None, as_json: bool, fail_on_violation: bool) -> None:
     """Disparate impact, parity and odds differences, entropy indices per protected attribute.
 
-    Prediction-only metrics use every row; label-based ones the labelled rows. Undefined metrics
+    Metrics use the successful predictions (status ok; failed requests carry no usable prediction and
+    are counted as left out): prediction-only metrics every one of them, label-based ones the labelled
+    ones. Undefined metrics
     (a division by zero) are reported with the reason; groups below min_group_size are "too small".
     """
     context = get_context(ctx)
@@ -59,7 +64,9 @@ def command(ctx: click.Context, model: str, window_text: str, attribute: str | N
     if as_json:
         echo_json({
             "model": report.model, "version": report.version, "window": str(report.window),
-            "n_rows": report.n_rows, "n_labelled": report.n_labelled, "favourable": report.favourable,
+            "n_rows": report.n_rows, "n_labelled": report.n_labelled, "rows_used": ROWS_USED,
+            "n_left_out": report.n_left_out, "left_out_reason": LEFT_OUT_REASON if report.n_left_out else None,
+            "favourable": report.favourable,
             "min_group_size": report.min_group_size,
             "attributes": [{"attribute": a.attribute, "privileged": a.privileged, "unprivileged": a.unprivileged,
                             "n_privileged": a.n_privileged, "n_unprivileged": a.n_unprivileged,

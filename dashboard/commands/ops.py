@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from dashboard.charts.text import PROSE_LIMIT, clip
+from dashboard.charts.text import window_text as typed_window  # (`window_text` is the option)
 from dashboard.commands.common import WINDOW_HELP, analysis_window, echo_json, get_context
-from dashboard.monitoring.operations import compute_operations
+from dashboard.monitoring.operations import SloStatus, compute_operations
 from dashboard.monitoring.quality import compute_quality
 
 
@@ -20,6 +21,20 @@ def _pct(x: float | None) -> str:
 
 def _num(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
+
+
+def _slo_lines(slo: SloStatus, bucket: str) -> list[str]:
+    """One objective's verdict and its breach ranges, the same way for latency and errors."""
+    o = slo.objective
+    verdict = "n/a" if slo.met is None else ("met" if slo.met else "breached")
+    lines = [f"  SLO      {o.text} per {bucket} ({clip(slo.source)}): {verdict}, "
+             f"{slo.buckets_in_breach}/{slo.buckets_scored} {bucket}s in breach ({_pct(slo.breach_share)})"]
+    worst = o.spec.worst
+    for b in slo.breaches.to_dict(orient="records"):
+        lines.append(f"    breach {b['start']:%Y-%m-%d %H:%M}..{b['end']:%Y-%m-%d %H:%M} UTC  "
+                     f"worst {o.spec.label} {o.shown(b[worst])}  "
+                     f"{b['requests']} requests, {b['errors']} errors")
+    return lines
 
 
 @click.command("ops")
@@ -39,29 +54,26 @@ def command(ctx: click.Context, model: str, window_text: str, version: str | Non
     ops = compute_operations(context, model, window, bucket=bucket, version=version)
     quality = compute_quality(context, model, window, version=version, bucket="day")
     if as_json:
-        echo_json({"operations": ops.summary(), "breaches": ops.slo.breaches, "versions": ops.versions,
-                   "quality": quality.summary(), "notes": [*ops.notes, *quality.notes]})
+        echo_json({"operations": ops.summary(), "breaches": ops.slo.breaches, "error_breaches": ops.error_slo.breaches,
+                   "versions": ops.versions, "quality": quality.summary(), "notes": [*ops.notes, *quality.notes]})
         return
     s = ops.summary()
-    click.echo(f"{model}{' v' + version if version else ''}  {window.label}  ({ops.requests} predictions)")
+    click.echo(f"{model}{' v' + version if version else ''}  {typed_window(window)}  ({ops.requests} predictions)")
     click.echo(f"  latency  p50 {_ms(s['latency_p50_ms'])}  p95 {_ms(s['latency_p95_ms'])}  "
                f"p99 {_ms(s['latency_p99_ms'])}  max {_ms(s['latency_max_ms'])}")
     click.echo(f"  errors   {ops.errors} ({_pct(ops.error_rate)}, threshold {_pct(ops.error_rate_threshold)})")
     click.echo(f"  volume   {ops.throughput_per_hour:.1f} predictions/hour")
-    slo = ops.slo
-    verdict = "n/a" if slo.met is None else ("met" if slo.met else "breached")
-    click.echo(f"  SLO      p95 <= {slo.threshold_ms:g} ms per {bucket} ({slo.source}): {verdict}, "
-               f"{slo.buckets_in_breach}/{slo.buckets_scored} {bucket}s in breach ({_pct(slo.breach_share)})")
-    for b in slo.breaches.to_dict(orient="records"):
-        click.echo(f"    breach {b['start']:%Y-%m-%d %H:%M}..{b['end']:%Y-%m-%d %H:%M} UTC  "
-                   f"worst p95 {b['worst_p95_ms']:.1f} ms  {b['requests']} requests")
+    for slo in ops.slos:
+        for line in _slo_lines(slo, bucket):
+            click.echo(line)
     if len(ops.versions) > 1 or version is None:
         click.echo("  versions")
         for v in ops.versions.to_dict(orient="records"):
             click.echo(f"    v{clip(v['version'])}: {v['n']} predictions, p95 {_ms(v['p95_ms'])}, "
                        f"errors {_pct(v['error_rate'])}")
     a = quality.actual
-    click.echo(f"  quality  labelled {quality.n_labelled}/{quality.n_rows} ({_pct(quality.label_coverage)})")
+    click.echo(f"  quality  labelled {quality.n_labelled}/{quality.n_rows} successful predictions "
+               f"({_pct(quality.label_coverage)} label coverage)")
     if a.accuracy is None:
         click.echo(f"    realised: n/a: {clip(a.reason, PROSE_LIMIT)}")
     else:

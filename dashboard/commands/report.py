@@ -7,6 +7,10 @@ from pathlib import Path
 import click
 
 from dashboard.commands.common import get_context, reader_actor
+from dashboard.errors import VigilError
+
+#: Output suffixes and the format each one is.
+SUFFIXES = {".html": "html", ".htm": "html", ".pdf": "pdf"}
 
 
 @click.command("report")
@@ -15,7 +19,7 @@ from dashboard.commands.common import get_context, reader_actor
 @click.option("--window", "window_text", default=None,
               help="Override every policy's window: FROM..TO or a relative window such as 7d.")
 @click.option("--format", "fmt", type=click.Choice(["html", "pdf"]), default=None,
-              help="Default: from the output file's suffix, else html.")
+              help="Default: from the output file's suffix (.html, .htm or .pdf).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="File to write (written whole or not at all).")
 @click.pass_context
@@ -25,7 +29,7 @@ def command(ctx: click.Context, model: str, version: str | None, window_text: st
     audit excerpt with the chain status. PDF is printed by headless Chromium."""
     from dashboard.governance import reports
 
-    fmt = fmt or ("pdf" if output.suffix.lower() == ".pdf" else "html")
+    fmt = output_format(output, fmt)
     data = reports.export_report(get_context(ctx), reader_actor(ctx), model, version, window_text, fmt=fmt)
     tmp = output.with_name(f".{output.name}.partial")
     try:
@@ -35,3 +39,18 @@ def command(ctx: click.Context, model: str, version: str | None, window_text: st
         tmp.unlink(missing_ok=True)
         raise click.ClickException(f"cannot write {output}: {exc.strerror}; choose a writable path") from None
     click.echo(f"wrote {output} ({fmt}, {len(data):,} bytes)")
+
+
+def output_format(output: Path, fmt: str | None) -> str:
+    """The format to write ``output`` in, from its suffix (``--format`` may only agree with it, or name the
+    format of a file without one): a report must not land in a ``.docx`` that no program can open as one."""
+    suffix = output.suffix.lower()
+    known = SUFFIXES.get(suffix)
+    if known is None and (suffix or fmt is None):
+        supported = ", ".join(f"{known_suffix} ({kind})" for known_suffix, kind in SUFFIXES.items())
+        what = f"{suffix} is not a report format" if suffix else "the name has no suffix"
+        raise VigilError(f"cannot write a report to {output.name}: {what}; the supported suffixes are "
+                         f"{supported}")
+    if known is not None and fmt is not None and fmt != known:
+        raise VigilError(f"--format {fmt} does not match {output.name}: name the file .{fmt} or drop --format")
+    return known or str(fmt)

@@ -1,6 +1,8 @@
 """``vigil users``: manage the built-in sign-in users and their API tokens (admin role, authenticated).
 
-Passwords are Argon2id-hashed; API tokens are printed once and stored as hashes. On a store with no
+Passwords are Argon2id-hashed; API tokens are printed once and stored as hashes. Adding an annotator
+also creates their Label Studio account (same password) when Label Studio is configured;
+``vigil users label-studio-account NAME`` creates one later. On a store with no
 users yet, ``vigil users add NAME --role admin`` needs no credentials: the local owner creates the first
 admin; from then on every change acts as an authenticated admin (``VIGIL_TOKEN`` or a password prompt).
 """
@@ -14,6 +16,9 @@ import click
 from dashboard.access import users as users_mod
 from dashboard.access.roles import ROLES
 from dashboard.commands.common import cli_actor, echo_json, get_context
+from dashboard.learning.accounts import account_of, after_user_added
+from dashboard.learning.accounts import create_account as create_ls_account
+from dashboard.learning.annotation import client_for
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -41,6 +46,31 @@ def add_cmd(ctx: click.Context, name: str, role: str, email: str, password_stdin
     users_mod.add_user(context.settings.users_file, actor, name, role, password, email=email,
                        store=context.store)
     click.echo(f"Added {name} ({role}) to {context.settings.users_file}")
+    if note := after_user_added(context, actor, name, role, password):  # an annotator's Label Studio account
+        click.echo(note, err=True)
+
+
+@command.command("label-studio-account")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@click.pass_context
+def label_studio_account_cmd(ctx: click.Context, name: str, password_stdin: bool) -> None:
+    """Create the Label Studio account of user NAME, whose labels sync then credits to NAME.
+
+    The password (prompted for, or read with --password-stdin) is the one NAME signs in to Label Studio
+    with; it goes to Label Studio only. Needs VIGIL_LABEL_STUDIO_URL and VIGIL_LABEL_STUDIO_TOKEN.
+    """
+    context = get_context(ctx)
+    actor = cli_actor(ctx)
+    client = client_for(context)
+    password = _read_password(password_stdin)
+    had = account_of(context, client, name)
+    account = create_ls_account(context, actor, client, name, password)
+    if had is not None:
+        click.echo(f"{name} already has the Label Studio account {account.email}; its password is unchanged")
+    else:
+        click.echo(f"Label Studio account {account.email} of {name}: sign in to {client.url} with it and that "
+                   "password")
 
 
 @command.command("remove")

@@ -9,7 +9,7 @@ from typing import Any
 from connectors.errors import ConnectorError
 from connectors.registry import RegistryNotFound
 from dashboard.context import Context
-from dashboard.governance.policy import Evaluation, evaluate, save_evaluation
+from dashboard.governance.policy import Evaluation, PolicyResult, evaluate, save_evaluation
 
 #: At most this many of the most recent logged versions are judged on the Overview.
 MAX_VERSIONS_JUDGED = 3
@@ -36,21 +36,51 @@ class ModelHealth:
 
 
 @dataclass(frozen=True)
+class PolicyLine:
+    """One verdict as the Overview shows it: enough to see why without opening another page."""
+
+    name: str
+    metric: str
+    verdict: str
+    value: float | None
+    comparator: str
+    threshold: str
+    window: str
+    detail: str
+    phase: str
+
+    @classmethod
+    def of(cls, r: PolicyResult) -> PolicyLine:
+        return cls(r.name, r.metric, r.verdict, r.value, r.comparator, r.threshold_text(), r.window, r.detail,
+                   r.phase)
+
+
+@dataclass(frozen=True)
 class PolicyStatus:
     """The policy verdicts of one logged version, as the Overview card lists them."""
 
     version: str
     passed: bool
-    blocking_failures: tuple[str, ...]
-    warnings: tuple[str, ...]
+    failures: tuple[PolicyLine, ...]
+    warning_lines: tuple[PolicyLine, ...]
     window: str
     evaluated_at: datetime
+    phase: str = "production"
+
+    @property
+    def blocking_failures(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.failures)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.warning_lines)
 
     @classmethod
     def of(cls, ev: Evaluation) -> PolicyStatus:
         return cls(version=ev.version or "all", passed=ev.passed,
-                   blocking_failures=tuple(r.name for r in ev.blocking_failures),
-                   warnings=tuple(r.name for r in ev.warnings), window=ev.window, evaluated_at=ev.evaluated_at)
+                   failures=tuple(PolicyLine.of(r) for r in ev.blocking_failures),
+                   warning_lines=tuple(PolicyLine.of(r) for r in ev.warnings), window=ev.window,
+                   evaluated_at=ev.evaluated_at, phase=ev.phase)
 
 
 def model_health(ctx: Context, name: str) -> ModelHealth:
@@ -70,13 +100,18 @@ def model_health(ctx: Context, name: str) -> ModelHealth:
         health.attention.append(f"'{name}' is not a registered model in MLflow")
     except ConnectorError as exc:
         health.registry_error = str(exc)
-    th = cfg.thresholds
+    # The limits the Operations page judges against (a declared policy wins over the threshold).
+    from dashboard.monitoring.operations import error_objective, latency_objective
+
+    errors, latency = error_objective(cfg), latency_objective(cfg)
     if health.rows == 0:
         health.attention.append("no prediction logs ingested yet")
-    if health.error_rate is not None and health.error_rate > th.error_rate:
-        health.attention.append(f"error rate {health.error_rate:.2%} above {th.error_rate:.2%}")
-    if health.latency_p95_ms is not None and health.latency_p95_ms > th.latency_p95_ms:
-        health.attention.append(f"latency p95 {health.latency_p95_ms:.0f} ms above {th.latency_p95_ms:.0f} ms")
+    if errors.exceeded(health.error_rate):
+        health.attention.append(f"error rate {health.error_rate:.2%} above {errors.threshold:.2%} "
+                                f"({errors.source})")
+    if latency.exceeded(health.latency_p95_ms):
+        health.attention.append(f"latency p95 {health.latency_p95_ms:.0f} ms above {latency.threshold:.0f} ms "
+                                f"({latency.source})")
     if health.latest_version and "champion" not in health.aliases:
         health.attention.append("no champion version in the registry")
     return health

@@ -70,23 +70,34 @@ def _drift(ev: EvalInput, spec: PolicySpec) -> Any:
                      lambda: compute_drift(ev.ctx, ev.model, ev.window, reference=reference, version=ev.version))
 
 
+def _too_few(r: Any) -> str:
+    return (f"too few rows for a drift verdict ({int(r.n_current):,} current, at least {r.min_drift_rows:,} "
+            "needed: thresholds.min_drift_rows)")
+
+
 def drift_share(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+    """Share of drifted columns among those with a verdict; no value when no column had enough rows."""
     r = _drift(ev, spec)
-    tested = [c for c in r.columns if getattr(c, "tested", True)]
-    drifted = [c.column for c in tested if c.drifted]
+    judged = [c for c in r.columns if c.judged]
+    if not judged:
+        return [Measurement(None, int(r.n_current), _too_few(r) if r.n_too_few else "no column could be tested")]
+    drifted = [c.column for c in judged if c.drifted]
     return [Measurement(_f(r.share_drifted), int(r.n_current),
-                        f"{len(drifted)} of {len(tested)} columns drifted"
+                        f"{len(drifted)} of {len(judged)} columns drifted"
                         + (f" ({', '.join(drifted)})" if drifted else "") + f"; reference {r.reference_label}")]
 
 
 def drifted_features(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
     r = _drift(ev, spec)
+    if not r.n_judged:
+        return [Measurement(None, int(r.n_current), _too_few(r) if r.n_too_few else "no column could be tested")]
     drifted = [c.column for c in r.columns if c.drifted]
     return [Measurement(float(len(drifted)), int(r.n_current), ", ".join(drifted) or "none")]
 
 
 def feature_drift(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
-    """1 when the column drifted by its own method and threshold, else 0 (score in the detail)."""
+    """1 when the column drifted by its own method and threshold, else 0 (score in the detail); no value
+    when it was not tested or had too few current rows for a verdict."""
     r = _drift(ev, spec)
     wanted = spec.params.get("column")
     out = []
@@ -95,10 +106,14 @@ def feature_drift(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
             continue
         if c.column in ("prediction", "label") and not wanted:
             continue
-        if not getattr(c, "tested", c.method is not None):
+        if not c.tested:
             out.append(Measurement(None, int(c.n_current), c.note or "not tested", c.column))
             continue
         score = "n/a" if c.score is None else f"{c.score:.4g}"
+        if c.too_few_rows:
+            out.append(Measurement(None, int(c.n_current), f"{c.method} {score} on {c.verdict}: no verdict",
+                                   c.column))
+            continue
         out.append(Measurement(1.0 if c.drifted else 0.0, int(c.n_current),
                                f"{c.method} {score} (threshold {c.threshold})", c.column))
     if wanted and not out:

@@ -35,6 +35,10 @@ VIRTUAL_TIME_BUDGET_MS = 10_000
 OFFLINE_ARGS = ("--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-domain-reliability", "--dns-prefetch-disable", "--no-pings", "--disable-quic")
+#: Width of the printed page's content in CSS pixels (A4 landscape less 10 mm margins: 277 mm). Plotly
+#: sizes a chart to the window when the page loads and printing does not redraw it, so the window is as
+#: wide as the page: the charts fill it and nothing drawn for a wider screen is cut at its right edge.
+PRINT_WIDTH_PX = 1047
 
 
 def find_chromium(env: dict[str, str] | None = None) -> str | None:
@@ -62,7 +66,8 @@ def print_page(html: str, exe: str, timeout_s: float = 120.0) -> bytes:
         page.write_text(html, encoding="utf-8")
         cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                "--no-default-browser-check", "--disable-extensions", f"--user-data-dir={Path(tmp) / 'profile'}",
-               *OFFLINE_ARGS, "--no-pdf-header-footer", "--run-all-compositor-stages-before-draw",
+               *OFFLINE_ARGS, f"--window-size={PRINT_WIDTH_PX},1400", "--no-pdf-header-footer",
+               "--run-all-compositor-stages-before-draw",
                f"--virtual-time-budget={VIRTUAL_TIME_BUDGET_MS}", f"--print-to-pdf={out}", page.as_uri()]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)

@@ -40,12 +40,13 @@ import duckdb
 import pandas as pd
 
 from connectors.labelstudio import (
+    PREDICTION_VERSION,
     Annotation,
     LabelStudioClient,
     LabelStudioError,
     Task,
-    choice_result,
     labeling_config,
+    prediction,
 )
 from connectors.logstore import utcnow
 from connectors.queries.selection import ensure_queue, first
@@ -53,6 +54,7 @@ from dashboard.access.roles import Actor, require
 from dashboard.audit import trail as audit
 from dashboard.context import Context
 from dashboard.errors import VigilError
+from dashboard.learning import accounts
 from dashboard.learning.selection import Selection
 
 BATCH_SIZE = 50
@@ -280,7 +282,8 @@ def ensure_project(context: Context, actor: Actor, model: str, client: LabelStud
         cfg = context.model(model)
         config = labeling_config(list(cfg.features), list(cfg.classes), model)
         project_id = created = client.create_project(
-            title, config, description=f"Low-confidence production predictions of {model}, chosen by Vigil.")
+            title, config, description=f"Low-confidence production predictions of {model}, chosen by Vigil.",
+            pre_annotate=cfg.labelling.pre_annotate)
 
     def record() -> int:
         with store.connect() as con:
@@ -381,7 +384,8 @@ def _release(context: Context, model: str, claim: str, error: str) -> None:
 
 
 def _payloads(context: Context, model: str, ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Label Studio tasks for ``ids``: features as a table, the model's answer as a pre-annotation."""
+    """Label Studio tasks for ``ids``: features as a table, the model's answer as a pre-annotation unless
+    the model's ``[labelling] pre_annotate`` is off (the same for every model version)."""
     cfg = context.model(model)
     schema = context.schema(model)
     feats = ", ".join(f'"{f}"' for f in cfg.features)
@@ -399,15 +403,32 @@ def _payloads(context: Context, model: str, ids: Sequence[str]) -> list[dict[str
     for rec in frame.to_dict(orient="records"):
         features = {f: _plain(rec[f]) for f in cfg.features}
         score = _plain(rec["score"])
-        tasks.append({
+        task: dict[str, Any] = {
             "data": {"prediction_id": str(rec["prediction_id"]), "model_version": str(rec["model_version"]),
                      "prediction": str(rec["prediction"]), "score": score,
                      "ts": pd.Timestamp(rec["ts"]).isoformat() + "Z", "reason": rec.get("reason") or "",
-                     "features": features},
-            "predictions": [{"model_version": str(rec["model_version"]), "score": score,
-                             "result": choice_result(str(rec["prediction"]))}],
-        })
+                     "features": features}}
+        if cfg.labelling.pre_annotate:
+            task["predictions"] = [prediction(str(rec["prediction"]), score)]
+        tasks.append(task)
     return tasks
+
+
+def _align_predictions(context: Context, model: str, client: LabelStudioClient, project_id: int,
+                       imported: int) -> None:
+    """Make the project show (or hide) pre-annotations as ``[labelling] pre_annotate`` says, so a project
+    made before predictions were tagged :data:`PREDICTION_VERSION`, or before the setting changed, follows it."""
+    want = context.model(model).labelling.pre_annotate
+    show, version = client.prediction_settings(project_id)
+    if show == want and (not want or version == PREDICTION_VERSION):
+        return
+    try:
+        client.show_predictions(project_id, want)
+    except LabelStudioError as exc:
+        # Label Studio refuses a model_version no task carries yet (HTTP 400). With nothing imported now
+        # (only tasks of an interrupted send adopted) that can be so: the next import sets it.
+        if not (want and not imported and "HTTP 400" in str(exc)):
+            raise
 
 
 def _plain(value: Any) -> Any:
@@ -483,10 +504,14 @@ def send(context: Context, actor: Actor, model: str, client: LabelStudioClient, 
                 done += len(mapping)
                 if progress:
                     progress(done, len(ids))
+            _align_predictions(context, model, client, project_id, report.imported)
     except LabelStudioError as exc:
         _release(context, model, claim, str(exc))
         left = len(ids) - done
         _audit(context, actor, "queue.send", model, {"sent": done, "failed": left, "error": type(exc).__name__})
+        if not left:  # only the pre-annotation setting failed (see _align_predictions)
+            raise type(exc)(f"{exc}. All {done} were sent; the project's pre-annotation setting is set on the "
+                            "next send.") from None
         raise type(exc)(f"{exc}. {done} of {len(ids)} sent before the failure; the other {left} stay queued: "
                         "send again to finish the batch (nothing is sent twice).") from None
     except BaseException:
@@ -498,7 +523,8 @@ def send(context: Context, actor: Actor, model: str, client: LabelStudioClient, 
     if ids:
         _audit(context, actor, "queue.send", model, {"project_id": project_id, "imported": report.imported,
                                                       "adopted": report.adopted,
-                                                      "duplicates_removed": report.duplicates_removed})
+                                                      "duplicates_removed": report.duplicates_removed,
+                                                      "pre_annotate": context.model(model).labelling.pre_annotate})
     return report
 
 
@@ -567,7 +593,7 @@ def sync_labels(context: Context, actor: Actor, model: str, client: LabelStudioC
     if row is None:
         raise VigilError(f"nothing of {model} has been sent to Label Studio yet; send a batch first")
     project_id = int(row[0])
-    users = client.users()
+    users = accounts.author_names(context, client)  # Label Studio user id -> Vigil user name
     tasks = client.tasks(project_id)
     keep, report.duplicates_removed = _dedupe(client, tasks)
     aligned = _align_queue(context, model, project_id, keep)

@@ -11,6 +11,15 @@ Differences from Evidently, on purpose: where Evidently raises for a whole repor
 empty after cleaning, a feature missing from the reference), Vigil reports that column as not tested
 with the reason and tests the others; the drifted share counts tested columns only. Evidently's
 drifted-column count skips ±inf cleaning for columns without NaN; Vigil follows the per-column results.
+
+Small samples: a column with fewer current values than ``thresholds.min_drift_rows`` (500) is still
+scored, but gets no verdict ("too few rows"): it is neither drift nor "no drift", and it is left out of
+the drifted share and the dataset verdict. Why: Evidently's distance thresholds (0.1) do not shrink with
+the sample, so small samples of the reference itself pass them (on the demo's 20,000-row reference,
+normed Wasserstein flags 2.9-4.1% of 500-row samples, 12-15% of 300-row ones, 57-69% of 100-row ones,
+and 10 of 11 columns of a 32-row hour drift by Evidently's verdicts), and the
+p-value tests have too little power there for "no drift" to mean anything. Evidently's own verdicts
+stay visible (``ColumnDrift.evidently_drifted``, ``DriftResult.evidently_dataset_drift``).
 """
 
 from __future__ import annotations
@@ -51,10 +60,38 @@ class ColumnDrift:
     n_reference: int
     n_current: int
     note: str = ""
+    min_rows: int = 0  # current values needed for a verdict (thresholds.min_drift_rows)
 
     @property
     def tested(self) -> bool:
+        """A score was computed (whether or not it was on enough rows for a verdict)."""
         return self.score is not None
+
+    @property
+    def too_few_rows(self) -> bool:
+        """Scored on fewer current values than ``min_rows``: no verdict, neither drift nor "no drift"."""
+        return self.tested and self.n_current < self.min_rows
+
+    @property
+    def judged(self) -> bool:
+        """Tested on enough rows: ``drifted`` is a verdict (counted in the drifted share)."""
+        return self.tested and not self.too_few_rows
+
+    @property
+    def evidently_drifted(self) -> bool:
+        """Evidently's verdict on the same score, whatever the sample size (kept for compatibility)."""
+        if self.method is None or self.score is None or self.threshold is None:
+            return False
+        return ds.METHODS[self.method].drifted(self.score, self.threshold)
+
+    @property
+    def verdict(self) -> str:
+        """"drift", "no drift", "too few rows (n < min)" or "not tested"."""
+        if not self.tested:
+            return "not tested"
+        if self.too_few_rows:
+            return f"too few rows ({self.n_current:,} < {self.min_rows:,})"
+        return "drift" if self.drifted else "no drift"
 
     @property
     def method_label(self) -> str:
@@ -84,23 +121,53 @@ class DriftResult:
     drift_share_threshold: float = 0.5
     model: str = ""
     version: str | None = None
+    min_drift_rows: int = 0
 
     @property
     def n_tested(self) -> int:
         return sum(c.tested for c in self.columns)
 
     @property
+    def n_judged(self) -> int:
+        """Columns with a verdict (tested on at least ``min_drift_rows`` current values)."""
+        return sum(c.judged for c in self.columns)
+
+    @property
+    def n_too_few(self) -> int:
+        return sum(c.too_few_rows for c in self.columns)
+
+    @property
     def n_drifted(self) -> int:
         return sum(c.drifted for c in self.columns)
 
+    @property
+    def evidently_share_drifted(self) -> float:
+        """Evidently's drifted share: over every tested column, whatever its sample size."""
+        return _shares(self.columns, self.drift_share_threshold, evidently=True)[0]
+
+    @property
+    def evidently_dataset_drift(self) -> bool:
+        return _shares(self.columns, self.drift_share_threshold, evidently=True)[1]
+
+    @property
+    def verdict(self) -> str:
+        """"drift", "no drift", "too few rows" (no column had enough current values) or "not tested"."""
+        if self.n_judged:
+            return "drift" if self.dataset_drift else "no drift"
+        return "too few rows" if self.n_too_few else "not tested"
+
     def to_frame(self) -> pd.DataFrame:
-        """The per-column table sorted by severity (drifted first, then by how far past the threshold)."""
+        """The per-column table by severity: drifted first, then judged, then by how far past the threshold."""
         rows = [{"column": c.column, "type": c.column_type, "method": c.method_label, "score": c.score,
-                 "threshold": c.threshold, "drifted": c.drifted, "n_reference": c.n_reference,
-                 "n_current": c.n_current, "note": c.note, "severity": c.severity} for c in self.columns]
-        df = pd.DataFrame(rows, columns=["column", "type", "method", "score", "threshold", "drifted",
-                                         "n_reference", "n_current", "note", "severity"])
-        return df.sort_values(["drifted", "severity"], ascending=[False, False], kind="stable").reset_index(drop=True)
+                 "threshold": c.threshold, "drifted": c.drifted, "verdict": c.verdict,
+                 "evidently_drifted": c.evidently_drifted, "n_reference": c.n_reference,
+                 "n_current": c.n_current, "note": c.note, "severity": c.severity, "judged": c.judged}
+                for c in self.columns]
+        df = pd.DataFrame(rows, columns=["column", "type", "method", "score", "threshold", "drifted", "verdict",
+                                         "evidently_drifted", "n_reference", "n_current", "note", "severity",
+                                         "judged"])
+        df = df.sort_values(["drifted", "judged", "severity"], ascending=False, kind="stable")
+        return df.drop(columns=["judged"]).reset_index(drop=True)
 
 
 @dataclass
@@ -145,8 +212,9 @@ def drift_over_time(ctx: Context, model: str, window: Window, bucket: str = "day
     """Per-column drift score for each ``bucket`` ("day" or "hour") of ``window`` against ``reference``.
 
     One set of queries for all buckets (no query per bucket). Columns: bucket, column, column_type,
-    method, score, threshold, drifted, severity, n_current, share_drifted, dataset_drift (the last two
-    repeat the bucket's dataset-level values; see :func:`share_by_bucket`).
+    method, method_label, score, threshold, drifted, severity, n_current, too_few_rows, evidently_drifted, min_rows,
+    note, then the bucket's dataset-level values repeated on each of its rows (see :func:`share_by_bucket`):
+    share_drifted, dataset_drift, n_judged, evidently_share_drifted, evidently_dataset_drift.
     """
     if bucket not in refq.BUCKET_UNITS:
         raise VigilError(f"bucket must be one of {', '.join(refq.BUCKET_UNITS)}, not '{bucket}'")
@@ -156,24 +224,33 @@ def drift_over_time(ctx: Context, model: str, window: Window, bucket: str = "day
     with ctx.store.connect() as con:
         plan = _plan(ctx, con, cfg, plan_ref, window, version, bucket=bucket)
         per_bucket = _evaluate(con, plan, cfg, bucketed=True)
-    rows: list[dict[str, Any]] = []
-    share_thr = cfg.thresholds.drift_share
-    for b, cols in sorted(per_bucket.items()):
-        tested = [c for c in cols if c.tested]
-        share = sum(c.drifted for c in tested) / len(tested) if tested else float("nan")
-        for c in cols:
-            rows.append({"bucket": b, "column": c.column, "column_type": c.column_type, "method": c.method,
-                         "score": c.score, "threshold": c.threshold, "drifted": c.drifted,
-                         "severity": c.severity, "n_current": c.n_current, "share_drifted": share,
-                         "dataset_drift": bool(tested) and share >= share_thr})
-    cols_out = ["bucket", "column", "column_type", "method", "score", "threshold", "drifted", "severity",
-                "n_current", "share_drifted", "dataset_drift"]
-    return pd.DataFrame(rows, columns=cols_out)
+    rows = [row for b, cols in sorted(per_bucket.items()) for row in _bucket_rows(b, cols, cfg.thresholds.drift_share)]
+    return pd.DataFrame(rows, columns=[*_CELL_COLUMNS, *_BUCKET_COLUMNS])
+
+
+_CELL_COLUMNS = ["bucket", "column", "column_type", "method", "method_label", "score", "threshold", "drifted", "severity",
+                 "n_current", "too_few_rows", "evidently_drifted", "min_rows", "note"]
+_BUCKET_COLUMNS = ["share_drifted", "dataset_drift", "n_judged", "evidently_share_drifted",
+                   "evidently_dataset_drift"]
+
+
+def _bucket_rows(bucket: pd.Timestamp, cols: list[ColumnDrift], share_threshold: float) -> list[dict[str, Any]]:
+    """One row per column of a bucket, each carrying the bucket's own and Evidently's dataset verdicts."""
+    share, drift = _shares(cols, share_threshold)
+    ev_share, ev_drift = _shares(cols, share_threshold, evidently=True)
+    dataset = {"share_drifted": share, "dataset_drift": drift, "n_judged": sum(c.judged for c in cols),
+               "evidently_share_drifted": ev_share, "evidently_dataset_drift": ev_drift}
+    return [{"bucket": bucket, "column": c.column, "column_type": c.column_type, "method": c.method,
+             "method_label": c.method_label, "score": c.score, "threshold": c.threshold, "drifted": c.drifted, "severity": c.severity,
+             "n_current": c.n_current, "too_few_rows": c.too_few_rows, "evidently_drifted": c.evidently_drifted,
+             "min_rows": c.min_rows, "note": c.note, **dataset} for c in cols]
 
 
 def share_by_bucket(over_time: pd.DataFrame) -> pd.DataFrame:
-    """Share of drifted columns per bucket (and the dataset verdict) from :func:`drift_over_time`."""
-    cols = ["bucket", "share_drifted", "dataset_drift"]
+    """Per bucket of :func:`drift_over_time`: the share of drifted columns among those with a verdict (NaN
+    when none had enough rows), the dataset verdict, how many columns had a verdict, and Evidently's share
+    and verdict."""
+    cols = ["bucket", *_BUCKET_COLUMNS]
     if over_time.empty:
         return pd.DataFrame(columns=cols)
     return over_time[cols].drop_duplicates("bucket").sort_values("bucket").reset_index(drop=True)
@@ -319,6 +396,7 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: _Plan, cfg: ModelConfig,
     """Per bucket (one bucket when not bucketed), the drift of every planned column."""
     num = [c for c, t in plan.types.items() if t == "numerical"]
     cat = [c for c, t in plan.types.items() if t == "categorical"]
+    min_rows = cfg.thresholds.min_drift_rows
     out: dict[pd.Timestamp, list[ColumnDrift]] = {}
     buckets = [pd.Timestamp(b) for b in q.bucket_counts(con, plan.cur if bucketed else
                                                         _bucketless(plan.cur))["bucket"]]
@@ -366,8 +444,7 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: _Plan, cfg: ModelConfig,
                     rc, ccall = all_counts[col]
                     ccn = ccall[pd.to_datetime(ccall["bucket"]) == b]
                 score = _count_score(method, rc, ccn)
-            out[b].append(ColumnDrift(col, "numerical", method, score, thr,
-                                      ds.METHODS[method].drifted(score, thr), n_ref, n_cur))
+            out[b].append(_scored(col, "numerical", method, score, thr, n_ref, n_cur, min_rows))
     rc_cat, cc_cat = q.categorical_counts(con, plan.ref, plan.cur, cat, bucketed)
     if not cc_cat.empty:
         cc_cat["bucket"] = pd.to_datetime(cc_cat["bucket"])
@@ -393,10 +470,29 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: _Plan, cfg: ModelConfig,
             score = _count_score(method, rc, cc)
             new = sorted(set(cc["v"]) - set(rc["v"]))
             note = f"only in current: {', '.join(map(str, new[:5]))}{' ...' if len(new) > 5 else ''}" if new else ""
-            out[b].append(ColumnDrift(col, "categorical", method, score, thr,
-                                      ds.METHODS[method].drifted(score, thr), n_ref, int(cc["c"].sum()), note))
+            out[b].append(_scored(col, "categorical", method, score, thr, n_ref, int(cc["c"].sum()), min_rows,
+                                  note))
     order = {c: i for i, c in enumerate(plan.types)}
     return {b: sorted(cols, key=lambda c: order[c.column]) for b, cols in out.items()}
+
+
+def _scored(column: str, ctype: str, method: str, score: float, threshold: float, n_ref: int, n_cur: int,
+            min_rows: int, note: str = "") -> ColumnDrift:
+    """A tested column: the method's verdict counts only on at least ``min_rows`` current values
+    (Evidently's verdict, on any size, stays readable as ``evidently_drifted``)."""
+    flagged = ds.METHODS[method].drifted(score, threshold)
+    return ColumnDrift(column, ctype, method, score, threshold, flagged and n_cur >= min_rows, n_ref, n_cur,
+                       note, min_rows)
+
+
+def _shares(cols: list[ColumnDrift], threshold: float, evidently: bool = False) -> tuple[float, bool]:
+    """Share of drifted columns and the dataset verdict (share >= ``threshold``): by Vigil's verdicts over
+    the judged columns, or by Evidently's over every tested one; NaN and False when there is none."""
+    pool = [c for c in cols if (c.tested if evidently else c.judged)]
+    if not pool:
+        return math.nan, False
+    share = sum(c.evidently_drifted if evidently else c.drifted for c in pool) / len(pool)
+    return share, share >= threshold
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -455,12 +551,11 @@ def _histogram_score(con: duckdb.DuckDBPyConnection, plan: _Plan, col: str, meth
 
 def _result(cfg: ModelConfig, cols: list[ColumnDrift], n_ref: int, n_cur: int, ref_label: str,
             cur_label: str, version: str | None) -> DriftResult:
-    tested = [c for c in cols if c.tested]
-    share = sum(c.drifted for c in tested) / len(tested) if tested else 0.0
     thr = cfg.thresholds.drift_share
-    return DriftResult(columns=cols, share_drifted=share, dataset_drift=bool(tested) and share >= thr,
-                       n_reference=n_ref, n_current=n_cur, reference_label=ref_label, current_label=cur_label,
-                       drift_share_threshold=thr, model=cfg.name, version=version)
+    share, drift = _shares(cols, thr)
+    return DriftResult(columns=cols, share_drifted=share, dataset_drift=drift, n_reference=n_ref, n_current=n_cur,
+                       reference_label=ref_label, current_label=cur_label, drift_share_threshold=thr,
+                       model=cfg.name, version=version, min_drift_rows=cfg.thresholds.min_drift_rows)
 
 
 # ----------------------------------------------------------------------------- distributions (page)
@@ -508,11 +603,15 @@ def result_to_dict(result: DriftResult) -> dict[str, Any]:
         "reference": result.reference_label, "current": result.current_label,
         "n_reference": result.n_reference, "n_current": result.n_current,
         "share_drifted": result.share_drifted, "dataset_drift": result.dataset_drift,
-        "drift_share_threshold": result.drift_share_threshold,
+        "drift_share_threshold": result.drift_share_threshold, "verdict": result.verdict,
+        "min_drift_rows": result.min_drift_rows, "n_judged": result.n_judged, "n_too_few_rows": result.n_too_few,
+        "evidently_share_drifted": result.evidently_share_drifted,
+        "evidently_dataset_drift": result.evidently_dataset_drift,
         "columns": [{"column": c.column, "type": c.column_type, "method": c.method, "method_label": c.method_label,
-                     "score": c.score, "threshold": c.threshold, "drifted": c.drifted,
+                     "score": c.score, "threshold": c.threshold, "drifted": c.drifted, "verdict": c.verdict,
+                     "too_few_rows": c.too_few_rows, "evidently_drifted": c.evidently_drifted,
                      "n_reference": c.n_reference, "n_current": c.n_current, "note": c.note}
-                    for c in sorted(result.columns, key=lambda c: (not c.drifted, -c.severity))],
+                    for c in sorted(result.columns, key=lambda c: (not c.drifted, not c.judged, -c.severity))],
     }
 
 

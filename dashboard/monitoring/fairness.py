@@ -3,6 +3,11 @@
 Why this shape: the database returns per-group confusion counts in one GROUP BY over every protected
 attribute at once (a few dozen rows whatever the log size); everything else here is arithmetic over
 those rows (:mod:`dashboard.monitoring.fairness_metrics`). The page, the CLI and policy checks call these functions.
+
+Rows: fairness counts the window's successful predictions (``status = 'ok'``); a failed request carries
+no usable prediction, so it is left out, and the report says how many were (``n_left_out``) and why
+(:data:`LEFT_OUT_REASON`) instead of dropping them silently. "All rows" in a metric's description means
+all of these successful predictions.
 """
 
 from __future__ import annotations
@@ -33,10 +38,14 @@ from dashboard.monitoring.fairness_metrics import (
 )
 from dashboard.settings import ModelConfig, PolicySpec, ProtectedAttribute, Thresholds
 
-__all__ = ["METRIC_KEYS", "MISSING", "AttributeFairness", "FairnessReport", "Intersection", "MetricValue",
-           "compute_fairness", "fairness_over_time", "metrics_from_counts", "model_versions"]
+__all__ = ["LEFT_OUT_REASON", "METRIC_KEYS", "MISSING", "ROWS_USED", "AttributeFairness", "FairnessReport",
+           "Intersection", "MetricValue", "compute_fairness", "fairness_over_time", "metrics_from_counts",
+           "model_versions"]
 
 MISSING = "(missing)"
+#: Which rows the metrics use, and why the others are left out (said on the page and by the CLI).
+ROWS_USED = "successful predictions (status 'ok')"
+LEFT_OUT_REASON = "failed requests (status other than 'ok') carry no usable prediction"
 RATE_COLUMNS: tuple[str, ...] = ("selection_rate", "base_rate", "tpr", "fpr", "fnr", "precision", "error_rate")
 
 
@@ -82,6 +91,16 @@ class FairnessReport:
     min_group_size: int
     favourable: str
     thresholds: Thresholds = field(default_factory=Thresholds)
+    n_left_out: int = 0  # rows of the window that are not successful predictions (LEFT_OUT_REASON)
+
+    @property
+    def left_out_note(self) -> str | None:
+        """How many rows of the window the metrics leave out and why (None when none were)."""
+        if not self.n_left_out:
+            return None
+        total = self.n_rows + self.n_left_out
+        return (f"{self.n_left_out:,} of the window's {total:,} predictions ({self.n_left_out / total:.2%}) are "
+                f"left out because {LEFT_OUT_REASON}; the metrics use the other {self.n_rows:,}, the {ROWS_USED}")
 
     def attribute(self, name: str) -> AttributeFairness:
         for a in self.attributes:
@@ -137,6 +156,15 @@ def _counts_frame(ctx: Context, cfg: ModelConfig, window: Window, version: str |
     for a in attrs:
         df[a.name] = df[a.name].astype(object).where(df[a.name].notna(), MISSING)
     return df
+
+
+def _left_out(ctx: Context, cfg: ModelConfig, window: Window, version: str | None) -> int:
+    """Rows of the window (and version) that are not successful predictions."""
+    schema = ctx.schema(cfg.name)
+    where, params = q.window_filter(window.start, window.end, version)
+    with ctx.store.connect() as con:
+        ctx.store.ensure_model(schema, con)
+        return q.left_out(con, schema, where, params)
 
 
 def _sum(df: pd.DataFrame) -> Counts:
@@ -253,7 +281,8 @@ def compute_fairness(ctx: Context, model: str, window: Window, attribute: str | 
     everyone = _sum(df)
     return FairnessReport(model=model, version=version, window=window, attributes=attrs, intersections=inters,
                           n_rows=everyone.n, n_labelled=everyone.n_labelled, min_group_size=t.min_group_size,
-                          favourable=cfg.favourable, thresholds=t)
+                          favourable=cfg.favourable, thresholds=t,
+                          n_left_out=_left_out(ctx, cfg, window, version))
 
 
 def fairness_over_time(ctx: Context, model: str, window: Window, attribute: str, bucket: str = "day",

@@ -9,10 +9,14 @@ import string
 from datetime import UTC, datetime
 from typing import Any
 
-from dashboard.charts.text import DISPLAY_LIMIT, PROSE_LIMIT, clip, clip_frame
+from connectors.windows import Window
+from dashboard.charts.text import DISPLAY_LIMIT, PROSE_LIMIT, clip, clip_frame, window_text
 
-__all__ = ["DISPLAY_LIMIT", "PROSE_LIMIT", "clip", "clip_frame", "fmt_num", "fmt_pct", "fmt_time", "md_prose",
-           "md_text"]
+__all__ = ["DISPLAY_LIMIT", "PICKER_FORMAT", "PROSE_LIMIT", "clip", "clip_frame", "fmt_num", "fmt_pct", "fmt_time",
+           "fmt_window", "md_prose", "md_text"]
+
+#: The date format of every ``st.date_input`` (Streamlit's default), which :func:`fmt_window` follows.
+PICKER_FORMAT = "YYYY/MM/DD"
 
 _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
@@ -51,3 +55,10 @@ def fmt_num(x: float | None, digits: int = 3, undefined: str = "undefined") -> s
     if x is None or not math.isfinite(float(x)):
         return undefined
     return f"{x:.{digits}f}"
+
+
+def fmt_window(window: Window) -> str:
+    """A window as the date pickers show it: ``2026/10/25 – 2026/10/31``, the last day included (the
+    stored end is the midnight after it). A window with times shows them, UTC, the end excluded. Safe in
+    Markdown (digits, slashes, dashes and colons only)."""
+    return window_text(window, day="%Y/%m/%d", moment="%Y/%m/%d %H:%M UTC", sep=" – ")

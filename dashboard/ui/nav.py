@@ -46,3 +46,28 @@ PAGES: tuple[PageSpec, ...] = (
 def pages_for(role: str) -> list[PageSpec]:
     """The pages ``role`` may see (deny by default: an unknown role sees none)."""
     return [p for p in PAGES if role in p.roles]
+
+
+def page_by_url(url_path: str) -> PageSpec | None:
+    return next((p for p in PAGES if p.url_path == url_path), None)
+
+
+#: Which page explains a policy's metric (by metric name prefix), for the Overview's links.
+_EXPLAINED_BY: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("drift_share", "drifted_features", "feature_drift"), "2_drift.py"),
+    (("gate_verdict", "evaluation_", "holdout_", "batch_latency_ratio"), "6_retraining.py"),
+    (("card_completeness",), "8_compliance.py"),
+    (("disparate_impact", "statistical_parity", "equal_opportunity", "average_odds", "false_", "true_",
+      "error_rate_difference", "generalized_entropy", "theil", "between_group", "base_rate"), "3_fairness.py"),
+    (("latency", "error_rate", "accuracy", "actual_accuracy", "f1", "roc_auc", "estimated_accuracy",
+      "label_coverage", "ingest_rejects"), "4_operations.py"),
+)
+
+
+def page_explaining(metric: str, role: str) -> PageSpec | None:
+    """The page that explains ``metric``, if ``role`` may open it (never a link to a page it cannot see)."""
+    for prefixes, file in _EXPLAINED_BY:
+        if metric.startswith(prefixes):
+            spec = next(p for p in PAGES if p.file == file)
+            return spec if role in spec.roles else None
+    return None

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from dashboard.access import sessions
 from dashboard.access.roles import Actor
@@ -142,8 +141,8 @@ def _apply_cookie_todo() -> None:
     action, token = todo
     max_age = int(sessions.SESSION_HOURS * 3600) if action == "set" else 0
     value = json.dumps(f"{sessions.COOKIE}={token}; Path=/; Max-Age={max_age}; SameSite=Strict")
-    components.html("<script>const c = " + value + " + (window.parent.location.protocol === 'https:' ? "
-                    "'; Secure' : ''); window.parent.document.cookie = c;</script>", height=0)
+    st.iframe("<script>const c = " + value + " + (window.parent.location.protocol === 'https:' ? "
+              "'; Secure' : ''); window.parent.document.cookie = c;</script>", height=1)  # st.iframe: >= 1 px
 
 
 def _sidebar(actor: Actor) -> None:
