@@ -32,14 +32,14 @@ class Window:
 
     @property
     def label(self) -> str:
-        return f"{_show(self.start)}..{_show(self.end)}"
+        """``FROM..TO`` as people type it, parsing back to this window: whole days show their last day
+        (``2026-10-25..2026-10-31``, a date-only TO includes it), other windows their exact times."""
+        if self.start.time() == datetime.min.time() and self.end.time() == datetime.min.time():
+            return f"{self.start:%Y-%m-%d}..{self.end - timedelta(days=1):%Y-%m-%d}"
+        return f"{self.start:%Y-%m-%dT%H:%M:%S}..{self.end:%Y-%m-%dT%H:%M:%S}"
 
     def __str__(self) -> str:
         return self.label
-
-
-def _show(t: datetime) -> str:
-    return t.strftime("%Y-%m-%d") if t.time() == datetime.min.time() else t.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _to_utc_naive(t: datetime) -> datetime:

@@ -14,7 +14,7 @@ from dashboard.governance.overview import (
     versions_to_judge,
 )
 from dashboard.ui import state
-from dashboard.ui.format import clip, fmt_pct, fmt_time, md_prose, md_text
+from dashboard.ui.format import clip, fmt_pct, fmt_time, md_code, md_prose, md_text
 from dashboard.ui.nav import page_explaining, pages_for
 from dashboard.ui.session import current_actor
 
@@ -107,15 +107,16 @@ if ctx is not None:
                      f"**Versions serving:** {', '.join(map(md_text, health.versions_logged)) or 'none'} · "
                      f"**Last ingest:** {fmt_time(health.last_ingest)}")
             if health.aliases:
-                st.write("**Aliases:** " + ", ".join(f"`{a}` → v{v}" for a, v in sorted(health.aliases.items())))
+                st.write("**Aliases:** " + ", ".join(f"{md_code(a)} → v{md_text(v)}" for a, v in sorted(health.aliases.items())))
             if health.registry_error:
                 st.warning(f"Registry unavailable: {md_prose(health.registry_error)}")
             for status in statuses:
                 _status_lines(health, status, role)
             if statuses:
+                command = f"vigil check --model {name}" + (" --version V" if compliance else "")
+                where = " Evidence and history: the Compliance page, or " if compliance else " Headless: "
                 st.caption(f"Policies evaluated {fmt_time(statuses[0].evaluated_at)}, each over its own window "
                            "(relative windows end at the version's latest logged prediction)."
-                           + (f" Evidence and history: the Compliance page, or `vigil check --model {md_text(name)} "
-                              "--version V`." if compliance else f" Headless: `vigil check --model {md_text(name)}`."))
+                           + where + md_code(command) + ".")
             for reason in health.attention:
                 st.write(f"- {md_prose(reason)}")

@@ -27,7 +27,7 @@ from dashboard.monitoring.evidently_report import (
     store_report,
 )
 from dashboard.ui import state
-from dashboard.ui.format import clip, clip_frame, md_prose, md_text
+from dashboard.ui.format import clip, clip_frame, md_code, md_prose, md_text
 from dashboard.ui.session import current_actor
 
 st.title("Drift")
@@ -92,7 +92,8 @@ span = state.guarded(log_span, ctx, model) if ctx is not None and model else Non
 if model and ctx is not None and span is not None:
     first, last, versions = span
     if first is None or last is None:
-        st.info(f"No logs of '{model}' yet: ingest some with `vigil ingest --model {model} <files>` or run `vigil demo`.")
+        st.info(f"No logs of {md_text(model)} yet: ingest some with {md_code(f'vigil ingest --model {model} <files>')} "
+                "or run `vigil demo`.")
         st.stop()
     dv = state.data_version(model)
     ref_default, cur_default = default_windows(first, last)

@@ -25,7 +25,7 @@ from dashboard.monitoring.operations import (
 )
 from dashboard.monitoring.quality import CBPE_ASSUMPTIONS, QualityReport, compute_quality
 from dashboard.ui import state
-from dashboard.ui.format import clip, clip_frame, fmt_num, fmt_pct, fmt_window, md_prose, md_text
+from dashboard.ui.format import clip, clip_frame, fmt_num, fmt_pct, fmt_window, md_code, md_prose, md_text
 
 st.title("Operations")
 st.caption("Latency percentiles and the error rate against their objectives, throughput per time bucket and model "
@@ -154,7 +154,7 @@ def _render_quality(q: QualityReport, min_accuracy: float) -> None:
     st.plotly_chart(quality_figure(q.buckets, min_accuracy, window=q.window, bucket=q.bucket), width="stretch")
     st.info(CBPE_ASSUMPTIONS, icon=":material/info:")
     if a.accuracy is not None:
-        st.write(f"**On labelled rows** (positive class `{q.positive_class}`): precision {fmt_num(a.precision)} · "
+        st.write(f"**On labelled rows** (positive class {md_code(q.positive_class)}): precision {fmt_num(a.precision)} · "
                  f"recall {fmt_num(a.recall)} · F1 {fmt_num(a.f1)} · ROC AUC {fmt_num(a.roc_auc, undefined='n/a')} · "
                  f"expected calibration error {fmt_num(a.ece, undefined='n/a')}")
     left, right = st.columns(2)
@@ -185,7 +185,8 @@ if model is not None and ctx is not None:
     dv = state.data_version(model)
     span = state.guarded(_span, model, dv)
     if span is not None and span[2] == 0:
-        st.info(f"No prediction logs of {model} yet: ingest them with `vigil ingest --model {model} FILES` "
+        st.info(f"No prediction logs of {md_text(model)} yet: ingest them with "
+                f"{md_code(f'vigil ingest --model {model} FILES')} "
                 "(or run `vigil demo`).")
     elif span is not None and span[0] is not None and span[1] is not None:
         top = st.columns([3, 1, 1])

@@ -30,7 +30,7 @@ from dashboard.learning.selection import (
     select_candidates,
 )
 from dashboard.ui import state
-from dashboard.ui.format import clip_frame, fmt_pct, fmt_time, md_prose, md_text
+from dashboard.ui.format import clip_frame, fmt_pct, fmt_time, md_code, md_prose, md_text
 from dashboard.ui.secrets import label_studio_credentials
 from dashboard.ui.session import current_actor
 
@@ -156,7 +156,8 @@ if model and ctx and version is not None:
     # ------------------------------------------------------------------ candidates
     st.subheader("Candidates")
     if first_ts is None:
-        st.info(f"No prediction logs of {model} yet: ingest some with `vigil ingest --model {model} <files>`.")
+        st.info(f"No prediction logs of {md_text(model)} yet: ingest some with "
+                f"{md_code(f'vigil ingest --model {model} <files>')}.")
     elif selection is not None:
         st.caption(selection.summary)
         if selection.candidates.empty:

@@ -18,7 +18,7 @@ from dashboard.lifecycle.models import (
     params_table,
 )
 from dashboard.ui import state
-from dashboard.ui.format import clip, clip_frame, fmt_time, md_prose
+from dashboard.ui.format import clip, clip_frame, fmt_time, md_code, md_prose, md_text
 
 st.title("Models")
 st.caption("MLflow registry: registered models, versions and aliases, run metrics and parameters, and lineage "
@@ -57,7 +57,7 @@ ctx = state.guarded(state.context)
 if ctx is not None:
     uri = ctx.settings.mlflow_tracking_uri
     top, refresh = st.columns([5, 1])
-    top.write(f"Tracking store: `{uri}`")
+    top.write("Tracking store: " + md_code(uri))
     if ctx.settings.mlflow_ui_url:
         top.link_button("Open the MLflow UI", ctx.settings.mlflow_ui_url, icon=":material/open_in_new:")
     if refresh.button("Refresh", icon=":material/refresh:"):
@@ -89,7 +89,7 @@ if ctx is not None:
                 if snap.description:  # MLflow text: shown as text (no image or link from it)
                     st.caption(md_prose(snap.description))
                 if snap.aliases:
-                    st.write("**Aliases:** " + " · ".join(f"`{a}` → v{v}" for a, v in sorted(snap.aliases.items())))
+                    st.write("**Aliases:** " + " · ".join(f"{md_code(a)} → v{md_text(v)}" for a, v in sorted(snap.aliases.items())))
                 st.subheader("Versions")
                 # The description (a card's Markdown once saved) is rendered below, not shown as source here.
                 st.dataframe(clip_frame(snap.versions.drop(columns="description", errors="ignore")),

@@ -41,7 +41,7 @@ from dashboard.context import Context, load_context
 from dashboard.governance import approvals, cards, promotion, report_pdf, reports
 from dashboard.monitoring import evidently_report
 from dashboard.settings import Settings
-from dashboard.ui.format import md_prose, md_text
+from dashboard.ui.format import md_code, md_prose, md_text
 from tests.conftest import DEMO_CONFIG, REPO, make_logs
 from tests.fixtures import compliance as fx
 from tests.fixtures.access import signed_in
@@ -200,6 +200,16 @@ def test_md_text_renders_every_payload_as_its_text(name: str) -> None:
             f"note: {value}", "second line"]
 
 
+@pytest.mark.parametrize("name", [*NAMES, "backticks"])
+def test_md_code_shows_every_payload_as_one_code_span(name: str) -> None:
+    value = "`` x` ![i](http://127.0.0.1:9/i.png) `" if name == "backticks" else payloads("http://127.0.0.1:9")[name]
+    out = rendered("Run " + md_code(value) + " now")
+    assert_inert(out)
+    assert out.count("<code>") == 1  # nothing in the value closed the span early
+    code = html.unescape(re.search(r"<code>(.*)</code>", out, re.S).group(1))  # type: ignore[union-attr]
+    assert code.strip() == " ".join(value.splitlines()).strip()  # as written, no backslash added
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_markdown_to_html_has_no_image_raw_html_or_foreign_link(name: str) -> None:
     value = payloads("http://127.0.0.1:9")[name]
@@ -215,10 +225,11 @@ STREAMLIT_SCRIPT = """
 import json, os
 import streamlit as st
 from dashboard.governance import cards
-from dashboard.ui.format import md_prose, md_text
+from dashboard.ui.format import md_code, md_prose, md_text
 
 for name, value in json.loads(open(os.environ["PAYLOADS"]).read()).items():
     st.markdown(md_text(value))
+    st.markdown("Run " + md_code(value))
     st.warning("Justification: " + md_prose(value))
     st.caption(md_text(value))
     st.html(cards.markdown_to_html(value))

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from dashboard.ui.nav import PAGES
 from tests.conftest import make_logs
 from tests.fixtures.access import token_for
 from tests.fixtures.app import AppServer, app_env
+from tests.test_app_log import DEPRECATION
 
 pytestmark = pytest.mark.browser
 
@@ -68,6 +70,10 @@ def test_every_page_renders_without_an_exception(app_server: AppServer, chromium
             assert_no_exception(page, spec.title)
     finally:
         context.close()
+    time.sleep(1)  # the server may write its last lines after the page has settled
+    log = app_server.log.read_text(encoding="utf-8", errors="replace")
+    deprecated = [line for line in log.splitlines() if DEPRECATION.search(line)]
+    assert not deprecated, "the app logs deprecation warnings:\n" + "\n".join(deprecated[:20])
 
 
 @pytest.mark.parametrize("url_path,title", [("retraining", "Retraining"), ("compliance", "Compliance"),

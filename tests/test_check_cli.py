@@ -109,7 +109,7 @@ def test_exit_code_follows_blocking_failures_only(workspace: dict[str, str | Non
     by = {r["name"]: r for r in data["results"]}
     assert by["error_rate"]["verdict"] == "fail" and by["error_rate"]["value"] == pytest.approx(0.01)
     assert by["accuracy"]["verdict"] == "no data"
-    assert by["latency_p95_ms"]["rows"] == 300 and by["latency_p95_ms"]["window"] == "2026-01-01..2026-01-02"
+    assert by["latency_p95_ms"]["rows"] == 300 and by["latency_p95_ms"]["window"] == "2026-01-01..2026-01-01"
 
 
 def test_junit_is_valid_and_counts_failures(workspace: dict[str, str | None], tmp_path: Path) -> None:

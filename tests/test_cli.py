@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from dashboard.cli import COMMAND_MODULES, cli
@@ -53,3 +54,12 @@ def test_relative_windows_end_at_the_latest_logged_prediction(ctx, store, schema
     assert (fixed.start, fixed.end) == (datetime(2026, 1, 1), datetime(2026, 1, 3))
     with pytest.raises(click.BadParameter, match="is not a window"):
         analysis_window(ctx, "credit-risk", "yesterday")
+
+
+@pytest.mark.parametrize("typed", ["2026-10-25..2026-10-31", "2026-10-03T02:00:00..2026-10-03T03:00:00",
+                                   "2026-10-03T02:00:00..2026-10-04T00:00:00", "2026-10-31..2026-10-31"])
+def test_a_window_label_reads_as_typed_and_parses_back(typed: str) -> None:
+    from connectors.windows import parse_window
+
+    window = parse_window(typed)
+    assert window.label == typed and parse_window(window.label) == window

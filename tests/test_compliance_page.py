@@ -201,6 +201,18 @@ def test_figures_from_frames() -> None:
     assert list(fig.data[0].x) == [0.5]  # (1 - 0.5) / 1: halfway inside the allowed region
 
 
+def test_a_margin_far_from_its_threshold_does_not_squeeze_the_other_bars() -> None:
+    frame = pd.DataFrame({"policy": ["label_coverage", "error_rate", "latency"], "value": [0.33, 0.011, 400.0],
+                          "threshold": ["0.01", "0.02", "200"], "comparator": [">=", "<=", "<="],
+                          "severity": ["warning", "blocking", "blocking"], "rows": [10, 10, 10],
+                          "verdict": ["pass", "pass", "fail"]})
+    fig = scorecard_figure(frame)
+    drawn = {y: x for trace in fig.data for y, x in zip(trace.y, trace.x, strict=True)}
+    assert drawn == {"label_coverage": 1.0, "error_rate": pytest.approx(0.45), "latency": -1.0}
+    coverage = next(t for t in fig.data if "label_coverage" in t.y)
+    assert "0.33" in str(coverage.customdata[0][0])  # the hover keeps the real value
+
+
 def test_the_scorecard_chart_draws_and_labels_every_policy_whatever_its_verdict() -> None:
     """A report's chart is fitted to a page, where plotly's automatic category ticks labelled every other
     bar; and bars of verdicts without a colour ("not applicable yet") were not drawn at all."""

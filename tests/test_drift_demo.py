@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
-import streamlit as st
 from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
@@ -19,7 +16,7 @@ from connectors.windows import Window
 from dashboard.access.roles import Actor
 from dashboard.cli import cli
 from dashboard.commands.common import run_cli
-from dashboard.context import Context, load_context
+from dashboard.context import Context
 from dashboard.demo.scenario import DemoScenario
 from dashboard.errors import PermissionDenied
 from dashboard.monitoring.drift import compute_drift, drift_over_time
@@ -27,28 +24,6 @@ from dashboard.monitoring.evidently_report import ARTIFACT_DIR, build_report, st
 from dashboard.settings import settings_from_mapping
 
 REPO = Path(__file__).resolve().parents[1]
-ENV_KEYS = ("VIGIL_DUCKDB_PATH", "VIGIL_MLFLOW_URI", "VIGIL_DATA_DIR", "VIGIL_LABEL_STUDIO_URL",
-            "VIGIL_LABEL_STUDIO_TOKEN", "VIGIL_USERS_FILE")
-
-
-@pytest.fixture(scope="module")
-def workspace(demo_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private copy of the shared demo workspace (drift stores the training data in its DuckDB file)."""
-    dst = tmp_path_factory.mktemp("drift-demo") / "workspace"
-    shutil.copytree(demo_workspace, dst)
-    return dst
-
-
-@pytest.fixture
-def demo_ctx(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
-    for key in ENV_KEYS:
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("VIGIL_CONFIG", str(workspace / "vigil.toml"))
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield load_context(str(workspace / "vigil.toml"))
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 def after_drift(s: DemoScenario) -> Window:

@@ -10,16 +10,13 @@ from __future__ import annotations
 import io
 import json
 import math
-import shutil
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-import streamlit as st
 from scipy import stats
 from streamlit.testing.v1 import AppTest
 
@@ -27,7 +24,7 @@ from connectors.windows import Window, parse_window
 from dashboard.charts.drift import heatmap_figure, share_figure
 from dashboard.cli import cli
 from dashboard.commands.common import run_cli, to_jsonable
-from dashboard.context import Context, load_context
+from dashboard.context import Context
 from dashboard.demo.scenario import DemoScenario
 from dashboard.errors import ConfigError
 from dashboard.monitoring import drift_stats as ds
@@ -289,28 +286,6 @@ def test_heatmap_puts_every_verdict_on_its_side_of_the_threshold(two_days: Conte
 
 
 # ----------------------------------------------------------------------------- the demo
-
-ENV_KEYS = ("VIGIL_DUCKDB_PATH", "VIGIL_MLFLOW_URI", "VIGIL_DATA_DIR", "VIGIL_LABEL_STUDIO_URL",
-            "VIGIL_LABEL_STUDIO_TOKEN", "VIGIL_USERS_FILE")
-
-
-@pytest.fixture(scope="module")
-def workspace(demo_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private copy of the shared demo workspace (drift stores the training data in its DuckDB file)."""
-    dst = tmp_path_factory.mktemp("drift-samples") / "workspace"
-    shutil.copytree(demo_workspace, dst)
-    return dst
-
-
-@pytest.fixture
-def demo_ctx(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
-    for key in ENV_KEYS:
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("VIGIL_CONFIG", str(workspace / "vigil.toml"))
-    st.cache_data.clear()
-    yield load_context(str(workspace / "vigil.toml"))
-    st.cache_data.clear()
-
 
 def test_cli_on_a_night_hour_of_the_demo(demo_ctx: Context, demo_scenario: DemoScenario,
                                          capsys: pytest.CaptureFixture[str]) -> None:

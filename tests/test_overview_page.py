@@ -102,7 +102,9 @@ def test_overview_judges_each_serving_version_against_its_policies(demo_workspac
     assert "**v1 (champion)** passes every blocking policy" in text
     warnings = [e for e in at.expander if "warning(s)" in e.label]
     assert warnings and any("feature_drift[income]" in plain(md.value) for e in warnings for md in e.markdown)
-    assert "Compliance page" in " ".join(c.value for c in at.caption)
+    captions = " ".join(c.value for c in at.caption)
+    assert "Compliance page" in captions
+    assert "`vigil check --model credit-risk --version V`" in captions  # a command as code, no escapes in it
 
 
 def test_an_annotators_overview_points_only_to_pages_they_can_open(demo_workspace: Path, tmp_path: Path,

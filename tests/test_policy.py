@@ -61,7 +61,7 @@ def test_operations_policies_match_pandas_and_carry_evidence(ctx: Context, tmp_p
     assert by["p95 under"].verdict == PASS and by["p95 tight"].verdict == FAIL
     assert by["p95 under"].value == pytest.approx(p95, rel=1e-3)
     assert by["errors"].value == pytest.approx(10 / 400) and by["errors"].verdict == FAIL
-    assert by["errors"].rows == 400 and by["errors"].window == "2026-01-01..2026-01-02"
+    assert by["errors"].rows == 400 and by["errors"].window == "2026-01-01..2026-01-01"
     assert by["errors"].data_version == ctx.store.data_version(MODEL)
     assert [r.name for r in ev.blocking_failures] == ["p95 tight"]
     assert not ev.passed and [r.policy for r in ev.warnings] == ["errors"]

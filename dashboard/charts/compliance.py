@@ -28,10 +28,15 @@ def verdict_group(verdict: str) -> str:
     return "error" if verdict.startswith("error") else verdict
 
 
+#: Largest margin drawn, either way (the size of the threshold itself past or inside it).
+MARGIN_CAP = 1.0
+
+
 def scorecard_figure(scorecard: pd.DataFrame) -> go.Figure:
     """One bar per policy: its margin to the threshold (positive = inside the allowed region), coloured
     by verdict. Margins are relative to the threshold's size so metrics in different units share an axis;
-    the hover shows the raw evidence."""
+    the hover shows the raw evidence. Bars stop at ±:data:`MARGIN_CAP` (a coverage of 0.33 against 0.01 is
+    a margin of 32, which squeezed every other bar to nothing); the hover keeps the real value."""
     fig = go.Figure()
     if scorecard.empty:
         fig.update_layout(title="No policies evaluated")
@@ -48,7 +53,7 @@ def scorecard_figure(scorecard: pd.DataFrame) -> go.Figure:
     for group in [g for g in VERDICT_COLOURS if g in present] + [g for g in present if g not in VERDICT_COLOURS]:
         part = frame[frame["group"] == group]
         fig.add_bar(
-            y=part["policy"], x=part["margin"].fillna(0.0), orientation="h", name=plot_text(group),
+            y=part["policy"], x=part["margin"].fillna(0.0).clip(-MARGIN_CAP, MARGIN_CAP), orientation="h", name=plot_text(group),
             marker_color=_group_colour(group),
             customdata=_hover(part, ["value", "comparator", "threshold", "severity", "rows", "verdict"]),
             hovertemplate=("%{y}<br>value %{customdata[0]} %{customdata[1]} %{customdata[2]}<br>"
@@ -60,7 +65,7 @@ def scorecard_figure(scorecard: pd.DataFrame) -> go.Figure:
     # Every policy labelled: plotly's automatic ticks on a category axis label every other bar once the
     # bars are closer than its tick spacing (a report's chart fitted to a page), which dropped half the names.
     fig.update_layout(height=max(260, 24 * len(frame) + 14 * extra + 120),
-                      xaxis_title="margin to the threshold (< 0 = violated)",
+                      xaxis_title="margin to the threshold (< 0 = violated; bars end at ±1)",
                       yaxis={"categoryorder": "array", "categoryarray": order, "tickmode": "array",
                              "tickvals": order, "ticktext": order, "automargin": True},
                       legend_title="verdict", margin={"l": label_margin(lines), "r": 10, "t": 30})

@@ -32,7 +32,6 @@ import pandas as pd
 
 from connectors.queries import operations as q
 from connectors.windows import Window
-from dashboard.charts.text import window_text
 from dashboard.context import Context
 from dashboard.errors import VigilError
 from dashboard.settings import ModelConfig
@@ -333,7 +332,7 @@ def _no_rows_message(ctx: Context, model: str, window: Window, version: str | No
     if n == 0:
         return (f"no predictions of {what} are in the log store; ingest logs with "
                 f"`vigil ingest --model {model} FILES`")
-    return (f"no predictions of {what} in {window_text(window)}; its logs cover "
+    return (f"no predictions of {what} in {window.label}; its logs cover "
             f"{first:%Y-%m-%d %H:%M}..{last:%Y-%m-%d %H:%M} UTC: choose a window inside that range")
 
 
@@ -374,7 +373,7 @@ def compute_operations(ctx: Context, model: str, window: Window, bucket: str = "
     per_version["latency_missing_share"] = _missing_share(per_version)
     per_version["share"] = per_version["n"] / per_version["n"].sum() if len(per_version) else []
     if version is not None and version not in set(per_version["version"]):
-        raise VigilError(f"version '{version}' has no predictions in {window_text(window)}; versions there: "
+        raise VigilError(f"version '{version}' has no predictions in {window.label}; versions there: "
                          f"{', '.join(per_version['version']) or 'none'}")
     spans = per_version_buckets.groupby("version")["bucket"].agg(["min", "max"])
     hours_by_version = {str(v): float((r["max"] - r["min"] + pd.Timedelta(step)) / pd.Timedelta(hours=1))

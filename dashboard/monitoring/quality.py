@@ -30,7 +30,6 @@ import pandas as pd
 
 from connectors.queries import quality as q
 from connectors.windows import Window
-from dashboard.charts.text import window_text
 from dashboard.context import Context
 from dashboard.errors import VigilError
 
@@ -184,7 +183,7 @@ def _span_message(ctx: Context, model: str, window: Window, version: str | None)
     what = f"model {model}" + (f" version {version}" if version else "")
     if n == 0:
         return f"no predictions of {what} are in the log store; ingest logs with `vigil ingest --model {model} FILES`"
-    return (f"no successful predictions of {what} in {window_text(window)}; its logs cover "
+    return (f"no successful predictions of {what} in {window.label}; its logs cover "
             f"{first:%Y-%m-%d %H:%M}..{last:%Y-%m-%d %H:%M} UTC: choose a window inside that range")
 
 
@@ -221,7 +220,7 @@ def compute_quality(ctx: Context, model: str, window: Window, version: str | Non
     if n_labelled == 0:
         actual = ActualQuality(
             n_labelled=0, confusion=confusion, reliability=reliability,
-            reason=(f"none of the {n_rows} predictions in {window_text(window)} has a ground-truth label yet, so "
+            reason=(f"none of the {n_rows} predictions in {window.label} has a ground-truth label yet, so "
                     "realised quality is unknown (estimated accuracy below does not need labels); ingest "
                     f"labels with `vigil ingest --labels --model {model} FILES` or sync them from Label Studio"))
     else:

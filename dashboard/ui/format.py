@@ -13,13 +13,14 @@ from connectors.windows import Window
 from dashboard.charts.text import DISPLAY_LIMIT, PROSE_LIMIT, clip, clip_frame, window_text
 
 __all__ = ["DISPLAY_LIMIT", "PICKER_FORMAT", "PROSE_LIMIT", "clip", "clip_frame", "fmt_num", "fmt_pct", "fmt_time",
-           "fmt_window", "md_prose", "md_text"]
+           "fmt_window", "md_code", "md_prose", "md_text"]
 
 #: The date format of every ``st.date_input`` (Streamlit's default), which :func:`fmt_window` follows.
 PICKER_FORMAT = "YYYY/MM/DD"
 
 _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
+_BACKTICKS = re.compile(r"`+")
 
 
 def md_text(value: Any, limit: int | None = DISPLAY_LIMIT) -> str:
@@ -29,6 +30,19 @@ def md_text(value: Any, limit: int | None = DISPLAY_LIMIT) -> str:
     breaks. Clipped to ``limit`` characters (None: never) so a 10 MB value cannot freeze the page."""
     text = clip(value, limit) if limit is not None else ("" if value is None else str(value))
     return _NEWLINES.sub("  \n", _PUNCTUATION.sub(r"\\\1", text))
+
+
+def md_code(value: Any, limit: int | None = DISPLAY_LIMIT) -> str:
+    """Untrusted text as an inline code span (a command line, an alias, a URI). Backslash escapes show
+    literally inside code, so :func:`md_text` would print them; instead the fence is one backtick longer
+    than any run in the value, so nothing in it can close the span, and line breaks become spaces."""
+    text = clip(value, limit) if limit is not None else ("" if value is None else str(value))
+    text = _NEWLINES.sub(" ", text)
+    if not text.strip():
+        return md_text(text, limit)
+    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
+    pad = " " if text[0] == "`" or text[-1] == "`" else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def md_prose(value: Any) -> str:
