@@ -44,7 +44,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install browser labelstudio
-	@set +e; $(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadgroup; rc=$$?; \
+	@set +e; $(BIN)/python -m pytest -p no:cacheprovider -n 2; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$rc
 
 test: lint typecheck pytest

@@ -98,20 +98,3 @@ def write_file(tmp_path: Path) -> Iterator[Callable[[pd.DataFrame, str], Path]]:
         return path
 
     yield write
-
-
-# `make test` runs the suite in two processes (`pytest -n 2 --dist loadgroup`). Each test module stays
-# whole in one process, in its order (its module fixtures, e.g. a private workspace, are built once), and
-# every test that needs a server started once per process (Label Studio: ~100 s, 1 GB) shares one process.
-SHARED_SERVERS = {"labelstudio_server": "labelstudio"}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    module_group: dict[str, str] = {}
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        fixtures = getattr(item, "fixturenames", ())
-        shared = next((g for f, g in SHARED_SERVERS.items() if f in fixtures), None)
-        module_group[module] = shared or module_group.get(module, module)
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(module_group[item.nodeid.split("::")[0]]))
