@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import streamlit as st
 
 from connectors.logstore import LogStore
 from connectors.schema import LogSchema
-from dashboard.context import Context
+from dashboard.context import Context, load_context
 from dashboard.settings import Settings, load_settings, log_schema
 
 pytest_plugins: list[str] = ["tests.fixtures.app", "tests.fixtures.labelstudio", "tests.fixtures.mlflow",
@@ -98,3 +99,26 @@ def write_file(tmp_path: Path) -> Iterator[Callable[[pd.DataFrame, str], Path]]:
         return path
 
     yield write
+
+
+@pytest.fixture
+def fresh_caches() -> Iterator[None]:
+    """Streamlit's data and resource caches empty before and after the test (page tests run in one
+    process, and a cached read of one test's store would answer the next)."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def demo_config_context(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                        extra: str) -> Context:
+    """The demo config plus ``extra`` TOML (policies, thresholds), sharing the data folder of ``settings``;
+    VIGIL_CONFIG points at it for the pages."""
+    text = DEMO_CONFIG.read_text().replace('data_dir = "."', f'data_dir = "{settings.data_dir}"')
+    config = tmp_path / "vigil.toml"
+    config.write_text(text + extra)
+    monkeypatch.delenv("VIGIL_DATA_DIR", raising=False)
+    monkeypatch.setenv("VIGIL_CONFIG", str(config))
+    return load_context(str(config))

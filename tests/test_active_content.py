@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import streamlit as st
 from click.testing import CliRunner
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
@@ -37,12 +36,12 @@ from connectors.schema import LogSchema
 from dashboard.access.roles import Actor
 from dashboard.charts import offline
 from dashboard.cli import cli
-from dashboard.context import Context, load_context
+from dashboard.context import Context
 from dashboard.governance import approvals, cards, promotion, report_pdf, reports
 from dashboard.monitoring import evidently_report
 from dashboard.settings import Settings
 from dashboard.ui.format import md_code, md_prose, md_text
-from tests.conftest import DEMO_CONFIG, REPO, make_logs
+from tests.conftest import DEMO_CONFIG, REPO, demo_config_context, make_logs
 from tests.fixtures import compliance as fx
 from tests.fixtures.access import signed_in
 from tests.fixtures.app import CHROMIUM, free_port, wait_http
@@ -153,13 +152,7 @@ def assert_inert(markup: str) -> None:
     assert all(h.startswith(("http://", "https://")) for h in hrefs), hrefs
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches() -> Iterator[None]:
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("fresh_caches")
 
 
 def elements(node: Any) -> Iterator[Any]:
@@ -313,12 +306,7 @@ window = "2026-01-01..2026-01-01"
 @pytest.fixture
 def ctx(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
     """The demo model with one blocking latency policy, sharing the data folder of ``settings``."""
-    text = DEMO_CONFIG.read_text().replace('data_dir = "."', f'data_dir = "{settings.data_dir}"')
-    config = tmp_path / "vigil.toml"
-    config.write_text(text + POLICIES)
-    monkeypatch.delenv("VIGIL_DATA_DIR", raising=False)
-    monkeypatch.setenv("VIGIL_CONFIG", str(config))
-    return load_context(str(config))
+    return demo_config_context(settings, tmp_path, monkeypatch, POLICIES)
 
 
 @dataclass

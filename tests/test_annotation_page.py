@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard.context import Context
@@ -18,13 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 PAGE = str(REPO / "pages/5_annotation.py")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("fresh_caches")
 
 
 def page(monkeypatch, env: dict[str, str], role: str = "annotator", secrets: dict[str, str] | None = None,

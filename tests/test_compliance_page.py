@@ -7,17 +7,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard.access.roles import Actor
 from dashboard.audit import trail as audit
 from dashboard.charts.compliance import audit_activity_figure, margin, scorecard_figure
-from dashboard.context import Context, load_context
+from dashboard.context import Context
 from dashboard.errors import PermissionDenied
 from dashboard.governance import approvals, cards, reports
 from dashboard.settings import Settings
-from tests.conftest import DEMO_CONFIG, REPO, make_logs
+from tests.conftest import DEMO_CONFIG, REPO, demo_config_context, make_logs
 from tests.fixtures import compliance as fx
 from tests.fixtures.access import signed_in
 from tests.fixtures.compliance import MODEL, Registry
@@ -57,24 +56,13 @@ severity = "warning"
 XSS = "<script>alert('x')</script><img src=x onerror=alert(1)>"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("fresh_caches")
 
 
 @pytest.fixture
 def ctx(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
     """A config with one blocking policy (latency), sharing the data folder with the `settings` fixture."""
-    text = DEMO_CONFIG.read_text().replace('data_dir = "."', f'data_dir = "{settings.data_dir}"')
-    config = tmp_path / "vigil.toml"
-    config.write_text(text + POLICIES)
-    monkeypatch.delenv("VIGIL_DATA_DIR", raising=False)
-    monkeypatch.setenv("VIGIL_CONFIG", str(config))
-    return load_context(str(config))
+    return demo_config_context(settings, tmp_path, monkeypatch, POLICIES)
 
 
 @pytest.fixture

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from connectors.registry import DatasetInfo, Lineage, Registry, RegistryError
@@ -28,15 +26,10 @@ def plain(markdown: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_caches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _fresh_caches(monkeypatch: pytest.MonkeyPatch, fresh_caches: None) -> None:
     for key in ("VIGIL_CONFIG", "VIGIL_DATA_DIR", "VIGIL_DUCKDB_PATH", "VIGIL_MLFLOW_URI", "VIGIL_MLFLOW_UI_URL",
                 "VIGIL_MLFLOW_TIMEOUT"):
         monkeypatch.delenv(key, raising=False)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 def run_page(monkeypatch: pytest.MonkeyPatch, workspace: Path, **env: str) -> AppTest:

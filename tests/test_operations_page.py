@@ -4,13 +4,11 @@ they were injected; plus the chart builders and the page's bad-input messages.""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from connectors.windows import Window
@@ -37,14 +35,9 @@ PAGE = str(REPO / "pages/4_operations.py")
 
 
 @pytest.fixture(autouse=True)
-def _fresh_caches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _fresh_caches(monkeypatch: pytest.MonkeyPatch, fresh_caches: None) -> None:
     for key in ("VIGIL_CONFIG", "VIGIL_DATA_DIR", "VIGIL_DUCKDB_PATH", "VIGIL_MLFLOW_URI"):
         monkeypatch.delenv(key, raising=False)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 def demo_window(sc: DemoScenario) -> Window:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard.charts.retraining import comparison_figure, jobs_duration_figure, latency_figure
@@ -20,13 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 PAGE = str(REPO / "pages/6_retraining.py")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("fresh_caches")
 
 
 def page(role: str = "data_scientist", name: str = "dana") -> AppTest:

@@ -26,7 +26,7 @@ from dashboard.ui.format import md_prose, md_text
 from dashboard.ui.state import context
 
 _KEY = "user"
-_COOKIE_TODO = "session_cookie_todo"  # ("set", token) or ("clear", "") for the next script run
+_COOKIE_PENDING = "session_cookie_pending"  # ("set", token) or ("clear", "") for the next script run
 
 
 def _secrets_section(name: str) -> Mapping[str, Any] | None:
@@ -68,7 +68,7 @@ def current_actor() -> Actor | None:
 
 def current_role() -> str | None:
     """The signed-in user's role; shows the sign-in form (and returns None) while signed out."""
-    _apply_cookie_todo()
+    _apply_pending_cookie()
     actor = current_actor()
     if actor is None and _KEY not in st.session_state:
         actor = _restore_from_cookie()
@@ -92,7 +92,7 @@ def _start_session(actor: Actor, method: str) -> None:
         if user is not None:
             token = sessions.issue(_session_key(), user)
             st.session_state["session_token"] = token
-            st.session_state[_COOKIE_TODO] = ("set", token)
+            st.session_state[_COOKIE_PENDING] = ("set", token)
 
 
 def _end_session() -> None:
@@ -102,7 +102,7 @@ def _end_session() -> None:
         # If the store is busy the cookie is still cleared below, and the token expires on its own.
         with contextlib.suppress(*USER_ERRORS):
             sessions.revoke(context().store, _session_key(), token)
-    st.session_state[_COOKIE_TODO] = ("clear", "")
+    st.session_state[_COOKIE_PENDING] = ("clear", "")
     st.session_state["signed_out"] = True  # a cookie sent before sign-out must not sign back in
 
 
@@ -133,12 +133,12 @@ def _restore_from_cookie() -> Actor | None:
     return actor
 
 
-def _apply_cookie_todo() -> None:
+def _apply_pending_cookie() -> None:
     """Set or clear the session cookie in the browser (a zero-height iframe on the app's own origin)."""
-    todo = st.session_state.pop(_COOKIE_TODO, None)
-    if not todo:
+    pending = st.session_state.pop(_COOKIE_PENDING, None)
+    if not pending:
         return
-    action, token = todo
+    action, token = pending
     max_age = int(sessions.SESSION_HOURS * 3600) if action == "set" else 0
     value = json.dumps(f"{sessions.COOKIE}={token}; Path=/; Max-Age={max_age}; SameSite=Strict")
     st.iframe("<script>const c = " + value + " + (window.parent.location.protocol === 'https:' ? "
