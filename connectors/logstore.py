@@ -1,16 +1,19 @@
 """DuckDB log store: schema, atomic idempotent ingestion, and the connection discipline.
 
-Concurrency scheme (DuckDB allows one read-write *process* per file): every process (the Streamlit
-server, each CLI command, each background job) opens the file only for the duration of one operation
-(:meth:`LogStore.connect`) and closes it straight after. When another process holds the file, opening
-fails with "Could not set lock"; we retry with jittered backoff until ``lock_timeout_s`` and then raise
-:class:`StoreBusyError` naming the fix. Inside one process DuckDB shares one database instance between
-connections. An ingest of N rows holds the file for about
-as long as the load takes; pages keep serving their cached results meanwhile.
+Concurrency scheme (DuckDB allows one read-write *process* per file; inside that process any number of
+threads read on snapshots while others append). A long-running process (the app's server, ``vigil
+serve``) calls :meth:`LogStore.own` and becomes the file's owner (:mod:`connectors.store_owner`): its
+threads each get a cursor of their own, and every other process that opens the store while the owner
+lives sends its SQL to the owner over a local socket (:mod:`connectors.store_client`). So a cron ingest
+commits while a 30-day drift is being computed in the app, and one user's long query never queues
+another's cheap page. With no owner running (a CLI-only setup, CI), each process opens the file only for
+the duration of one operation (:meth:`LogStore.connect`) and closes it straight after; when another
+process holds it, opening fails with "Could not set lock" and we retry with jittered backoff until
+``lock_timeout_s``, then raise :class:`StoreBusyError` naming the fix. In that mode a process's own
+connections are taken one at a time (a re-entrant lock per file).
 
-Inside one process, connections to a file are taken one at a time (a re-entrant lock per file):
-DuckDB's Python DataFrame scans (``con.register``) are not safe on connections used concurrently from
-several threads, and every operation is short, so serialising them costs little.
+Every connection gets ``memory_limit`` and ``threads`` (DuckDB settings of the database instance, so
+in an owner they bound all its users together) and a spill folder beside the file.
 
 Every table is created here; domain SQL (drift, fairness, operations, selection) lives in
 :mod:`connectors.queries` and reads through :meth:`LogStore.connect`.
@@ -34,6 +37,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from connectors import store_client, store_owner, store_wire
 from connectors.errors import ConnectorError
 from connectors.queries import current_labels, latency_rollup
 from connectors.schema import (
@@ -183,21 +187,96 @@ def file_sha256(path: Path) -> str:
 class LogStore:
     """The DuckDB file holding prediction logs, labels and Vigil's own small tables."""
 
-    def __init__(self, path: str | Path, lock_timeout_s: float = 60.0) -> None:
+    def __init__(self, path: str | Path, lock_timeout_s: float = 60.0, memory_limit: str | None = None,
+                 threads: int | None = None) -> None:
         self.path = Path(path)
         self.lock_timeout_s = lock_timeout_s
+        self.memory_limit = memory_limit
+        self.threads = threads
         self._schema_ready = False
 
     # ------------------------------------------------------------------ connections
 
+    def own(self, idle_close_s: float = 5.0) -> bool:
+        """Make this process the owner of the file (for long-running processes); False when another
+        process already owns it (this one then queries through that owner)."""
+        key = str(self.path.resolve())
+        with _OWNERS_GUARD:
+            if key in _OWNERS:
+                return True
+            owner = store_owner.StoreOwner.claim(self.path.resolve(), self._open_database, idle_close_s)
+            if owner is None:
+                return False
+            _OWNERS[key] = owner
+            return True
+
+    def disown(self) -> None:
+        """Stop owning the file (the next long-running process may take it over)."""
+        with _OWNERS_GUARD:
+            owner = _OWNERS.pop(str(self.path.resolve()), None)
+        if owner is not None:
+            owner.stop()
+
+    @property
+    def owner(self) -> store_owner.StoreOwner | None:
+        """This process's ownership of the file, if it owns it."""
+        return _OWNERS.get(str(self.path.resolve()))
+
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection; waits (with backoff) while another process holds the file."""
-        with _process_lock(self.path), self._open() as con:
+        """A short-lived connection: a cursor of this process's owner, a connection through another
+        process's owner, or (no owner anywhere) the file itself, waiting with backoff while it is held."""
+        owner = self.owner
+        if owner is not None:
+            with owner.cursor() as cur, store_owner.cancellable(cur):
+                yield cur
+            return
+        found = store_owner.owner_info(self.path.resolve())
+        remote = self._open_remote(found) if found is not None else None
+        pid = found.pid if found is not None else None
+        if remote is not None:
+            try:
+                yield remote  # type: ignore[misc]  # the subset of the connection API Vigil uses
+            except store_wire.WireError as exc:
+                raise LogStoreError(f"the process owning the log store {self.path} (pid {pid}) stopped "
+                                    f"answering ({exc}); retry once it is back") from None
+            finally:
+                remote.close()
+            return
+        with _process_lock(self.path), self._open() as con, store_owner.cancellable(con):
             yield con
+
+    def _open_remote(self, found: store_owner.OwnerInfo) -> store_client.RemoteConnection | None:
+        """A connection through the owner; None when it has ended meanwhile (open the file then)."""
+        deadline = time.monotonic() + self.lock_timeout_s
+        while found.socket is None and time.monotonic() < deadline:  # an owner still starting
+            time.sleep(0.05)
+            found = store_owner.owner_info(self.path.resolve()) or found
+        sock = found.socket
+        try:
+            if sock is None:
+                raise OSError("no socket announced")
+            return store_client.RemoteConnection.open(sock, self.path, max(deadline - time.monotonic(), 0.1))
+        except store_client.ProtocolMismatch as exc:
+            raise StoreBusyError(str(exc)) from None
+        except (OSError, store_wire.WireError):
+            if store_owner.owner_info(self.path.resolve()) is None:
+                return None
+            raise StoreBusyError(
+                f"the log store {self.path} is owned by process {found.pid}, which did not answer on {sock} within "
+                f"{self.lock_timeout_s:.0f} s; check that process (the app or `vigil serve`) or raise "
+                "VIGIL_LOCK_TIMEOUT") from None
 
     @contextmanager
     def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = self._open_database()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _open_database(self) -> duckdb.DuckDBPyConnection:
+        """Open the file (waiting with backoff while another process holds it) and configure it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.05
@@ -212,19 +291,26 @@ class LogStore:
                         raise StoreBusyError(
                             f"the log store {self.path} stayed locked by another process for "
                             f"{self.lock_timeout_s:.0f} s; wait for the running ingest/job to finish or raise "
-                            "VIGIL_LOCK_TIMEOUT") from None
+                            "VIGIL_LOCK_TIMEOUT (a long-running app or `vigil serve` owns the file and "
+                            "serves every other process, so nobody waits)") from None
                     raise LogStoreError(f"cannot open the log store {self.path}: {text}; check the path "
                                         "(VIGIL_DUCKDB_PATH) and that the file is a DuckDB database") from None
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 1.6, 1.0)
         try:
             con.execute("SET TimeZone = 'UTC'")
+            con.execute(f"SET temp_directory = {_sql_text(str(self.path.with_name(self.path.name + '.tmp')))}")
+            if self.memory_limit:
+                con.execute(f"SET memory_limit = {_sql_text(self.memory_limit)}")
+            if self.threads:
+                con.execute(f"SET threads = {int(self.threads)}")
             if not self._schema_ready:
                 _create_core_tables(con)
                 self._schema_ready = True
-            yield con
-        finally:
+        except BaseException:
             con.close()
+            raise
+        return con
 
     def query_df(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
         """Run one read query and return a (small) DataFrame."""
@@ -436,6 +522,8 @@ class LogStore:
 
 # ---------------------------------------------------------------------------------------- internals
 
+_OWNERS: dict[str, store_owner.StoreOwner] = {}
+_OWNERS_GUARD = threading.Lock()
 _LOCKS: dict[str, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -446,6 +534,11 @@ def _process_lock(path: Path) -> threading.RLock:
     with _LOCKS_GUARD:
         return _LOCKS.setdefault(key, threading.RLock())
 
+
+
+def _sql_text(text: str) -> str:
+    """A SQL string literal (for settings, which take no parameters)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -7,10 +7,12 @@ from urllib.parse import urlparse
 
 import streamlit as st
 
+from dashboard.ui.cancel import cancel_queries_when_left
 from dashboard.ui.nav import page_by_url, pages_for
 from dashboard.ui.session import current_role
 
 st.set_page_config(page_title="Vigil", page_icon=":material/visibility:", layout="wide")
+cancel_queries_when_left()
 
 if "user" not in st.session_state and "requested_page" not in st.session_state:
     # Remember a deep link (e.g. /compliance) so signing in lands there, if the role may see it.

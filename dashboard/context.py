@@ -26,7 +26,8 @@ class Context:
 
     @cached_property
     def store(self) -> LogStore:
-        return LogStore(self.settings.duckdb_path, lock_timeout_s=self.settings.lock_timeout_s)
+        return LogStore(self.settings.duckdb_path, lock_timeout_s=self.settings.lock_timeout_s,
+                        memory_limit=self.settings.duckdb_memory_limit, threads=self.settings.duckdb_threads)
 
     @cached_property
     def registry(self) -> Registry:

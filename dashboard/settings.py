@@ -232,6 +232,12 @@ class Settings:
     models: Mapping[str, ModelConfig]
     config_path: Path | None = None
     lock_timeout_s: float = 60.0
+    #: DuckDB ``memory_limit`` of each process's database (an owner's bounds all its users together).
+    duckdb_memory_limit: str | None = "4GB"
+    #: DuckDB worker threads per database (None: one per core).
+    duckdb_threads: int | None = None
+    #: Long-running processes (the app's server, ``vigil serve``) own the store and serve the others.
+    store_owner: bool = True
     #: A manager may not approve a version they trained (off only for single-person setups).
     separation_of_duties: bool = True
     #: Key file that signs audit checkpoints when neither VIGIL_AUDIT_KEY nor the secrets give a key.
@@ -262,6 +268,9 @@ ENV_KEYS: dict[str, str] = {
     "VIGIL_LABEL_STUDIO_TOKEN": "Label Studio API token (never displayed)",
     "VIGIL_USERS_FILE": "users file for built-in sign-in (default <data_dir>/users.toml)",
     "VIGIL_LOCK_TIMEOUT": "seconds to wait for the DuckDB file lock (default 60)",
+    "VIGIL_DUCKDB_MEMORY_LIMIT": "DuckDB memory_limit per process, e.g. 4GB (default 4GB; 'none' for DuckDB's own)",
+    "VIGIL_DUCKDB_THREADS": "DuckDB worker threads per process (default: one per core)",
+    "VIGIL_STORE_OWNER": "on/off: may the app's server own the store and serve other processes (default on)",
     "VIGIL_TOKEN": "API token a state-changing CLI command acts with (vigil users token create)",
     "VIGIL_SESSION_KEY": "key that signs the app's session cookies (default <data_dir>/session.key)",
     "VIGIL_CHROMIUM": "Chromium executable for PDF reports (default chromium on PATH)",
@@ -337,6 +346,10 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
         ui_url = mlflow_uri
     timeout = _number(pick("mlflow_timeout_s", "VIGIL_MLFLOW_TIMEOUT", 10), "vigil.mlflow_timeout_s", problems)
     lock_timeout = _number(pick("lock_timeout_s", "VIGIL_LOCK_TIMEOUT", 60), "vigil.lock_timeout_s", problems)
+    memory_limit = _memory_limit(pick("duckdb_memory_limit", "VIGIL_DUCKDB_MEMORY_LIMIT", "4GB"), problems)
+    threads = _threads(pick("duckdb_threads", "VIGIL_DUCKDB_THREADS", 0), problems)
+    owner = _switch(env.get("VIGIL_STORE_OWNER", vig.get("store_owner", True)),
+                    "vigil.store_owner (or VIGIL_STORE_OWNER)", problems)
     ls_url = pick("label_studio_url", "VIGIL_LABEL_STUDIO_URL", None)
     if "label_studio_token" in vig:
         problems.append("vigil.label_studio_token: secrets do not belong in vigil.toml; set "
@@ -377,7 +390,31 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
         label_studio_url=str(ls_url).rstrip("/") if ls_url else None, label_studio_token=ls_token,
         users_file=users_file, jobs_dir=jobs_dir, models=models, config_path=config_path,
         lock_timeout_s=float(lock_timeout or 60), separation_of_duties=sod, audit_key_file=audit_key_file,
+        duckdb_memory_limit=memory_limit, duckdb_threads=threads, store_owner=owner,
     )
+
+
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
+
+
+def _memory_limit(value: Any, problems: list[str]) -> str | None:
+    """DuckDB's ``memory_limit`` ("4GB", "512MiB"); "none" leaves DuckDB's default (80% of RAM)."""
+    text = str(value).strip()
+    if text.lower() == "none":
+        return None
+    if not _MEMORY.match(text):
+        problems.append(f"vigil.duckdb_memory_limit: '{value}' is not a size like 4GB or 512MiB (or none)")
+        return None
+    return text.replace(" ", "")
+
+
+def _threads(value: Any, problems: list[str]) -> int | None:
+    text = str(value).strip()
+    n = int(text) if text.isdigit() else -1
+    if n < 0 or isinstance(value, bool | float):
+        problems.append(f"vigil.duckdb_threads: '{value}' is not a whole number of threads (0 for one per core)")
+        return None
+    return n or None
 
 
 def _number(value: Any, key: str, problems: list[str]) -> float | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.store_owner import owner_pid
 from dashboard.access.users import DEMO_USERS
 from dashboard.ui.nav import PAGES
 from tests.conftest import make_logs
@@ -122,6 +123,8 @@ def test_cli_ingests_while_the_app_serves_pages(demo_workspace: Path, tmp_path: 
     try:
         sign_in(page, server, "admin", DEMO_USERS["admin"][1])
         before = overview_predictions(page)
+        # The app's server owns the store, so the CLI's ingest runs inside it instead of waiting for the file.
+        assert owner_pid(workspace / "vigil.duckdb") == server.proc.pid
         new_logs = make_logs(3000, seed=11, start="2026-10-20", id_prefix="concurrent-")
         path = tmp_path / "new.parquet"
         new_logs.to_parquet(path, index=False)

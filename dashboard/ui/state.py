@@ -16,8 +16,17 @@ T = TypeVar("T")
 
 @st.cache_resource(show_spinner=False)
 def context() -> Context:
-    """One Context per server process (thread-safe: the log store opens a connection per call)."""
-    return load_context()
+    """One Context per server process. The server owns the log store (when ``store_owner`` is on and no
+    other process owns it yet): each session's queries get a cursor of their own, and the CLI's queries
+    come to this process instead of waiting for the file."""
+    ctx = load_context()
+    if ctx.settings.store_owner:
+        ctx.store.own(idle_close_s=OWNER_IDLE_CLOSE_S)
+    return ctx
+
+
+#: Seconds without a query after which the app closes (and so checkpoints) the DuckDB file.
+OWNER_IDLE_CLOSE_S = 30.0
 
 
 def guarded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
