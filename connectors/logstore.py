@@ -223,30 +223,39 @@ class LogStore:
         return _OWNERS.get(str(self.path.resolve()))
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self, exclusive: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection: a cursor of this process's owner, a connection through another
-        process's owner, or (no owner anywhere) the file itself, waiting with backoff while it is held."""
+        process's owner, or (no owner anywhere) the file itself, waiting with backoff while it is held.
+
+        ``exclusive``: for operations that check and then write (ingest, label writes, job starts);
+        they run one at a time, as they did when each process took the whole file, while readers
+        never wait. Nested exclusive connections of one thread share the outer one's turn.
+        """
         owner = self.owner
         if owner is not None:
-            with owner.cursor() as cur, store_owner.cancellable(cur):
+            with owner.cursor(exclusive) as cur, store_owner.cancellable(cur):
                 yield cur
             return
         found = store_owner.owner_info(self.path.resolve())
-        remote = self._open_remote(found) if found is not None else None
+        nested = exclusive and getattr(_EXCLUSIVE, "depth", 0) > 0
+        remote = self._open_remote(found, exclusive and not nested) if found is not None else None
         pid = found.pid if found is not None else None
         if remote is not None:
+            _EXCLUSIVE.depth = getattr(_EXCLUSIVE, "depth", 0) + int(exclusive)
             try:
                 yield remote  # type: ignore[misc]  # the subset of the connection API Vigil uses
             except store_wire.WireError as exc:
                 raise LogStoreError(f"the process owning the log store {self.path} (pid {pid}) stopped "
                                     f"answering ({exc}); retry once it is back") from None
             finally:
+                _EXCLUSIVE.depth -= int(exclusive)
                 remote.close()
             return
         with _process_lock(self.path), self._open() as con, store_owner.cancellable(con):
             yield con
 
-    def _open_remote(self, found: store_owner.OwnerInfo) -> store_client.RemoteConnection | None:
+    def _open_remote(self, found: store_owner.OwnerInfo,
+                     exclusive: bool) -> store_client.RemoteConnection | None:
         """A connection through the owner; None when it has ended meanwhile (open the file then)."""
         deadline = time.monotonic() + self.lock_timeout_s
         while found.socket is None and time.monotonic() < deadline:  # an owner still starting
@@ -256,7 +265,8 @@ class LogStore:
         try:
             if sock is None:
                 raise OSError("no socket announced")
-            return store_client.RemoteConnection.open(sock, self.path, max(deadline - time.monotonic(), 0.1))
+            return store_client.RemoteConnection.open(sock, self.path, max(deadline - time.monotonic(), 0.1),
+                                                      exclusive)
         except store_client.ProtocolMismatch as exc:
             raise StoreBusyError(str(exc)) from None
         except (OSError, store_wire.WireError):
@@ -374,7 +384,7 @@ class LogStore:
     def _ingest_one(self, path: Path, schema: LogSchema, kind: str, source: str) -> FileResult:
         sha = file_sha256(path)
         name = str(path)
-        with self.connect() as con:
+        with self.connect(exclusive=True) as con:
             self.ensure_model(schema, con)
             prior = con.execute(
                 "SELECT path, ingested_at, rows FROM ingest_manifest WHERE model = ? AND kind = ? AND sha256 = ?",
@@ -439,7 +449,7 @@ class LogStore:
         df["ts"] = pd.to_datetime(df["ts"], utc=True).dt.tz_convert(None)
         df["label"] = df["label"].astype("string")
         df = df[["prediction_id", "label", "annotator", "ts"]]
-        with self.connect() as con:
+        with self.connect(exclusive=True) as con:
             self.ensure_model(schema, con)
             con.register("__labels_in", df)
             try:
@@ -523,6 +533,7 @@ class LogStore:
 # ---------------------------------------------------------------------------------------- internals
 
 _OWNERS: dict[str, store_owner.StoreOwner] = {}
+_EXCLUSIVE = threading.local()  # how deep this thread is in exclusive connections through an owner
 _OWNERS_GUARD = threading.Lock()
 _LOCKS: dict[str, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()

@@ -40,8 +40,10 @@ class RemoteConnection:
         self.description: list[tuple[str, str]] | None = None
 
     @classmethod
-    def open(cls, sock_path: Path, store: Path, timeout_s: float) -> RemoteConnection:
-        """Connect to the owner's socket, retrying while it starts; OSError after ``timeout_s``."""
+    def open(cls, sock_path: Path, store: Path, timeout_s: float, exclusive: bool = False) -> RemoteConnection:
+        """Connect to the owner's socket, retrying while it starts; OSError after ``timeout_s``.
+
+        ``exclusive`` waits (up to ``timeout_s``) until no other check-then-write operation is running."""
         deadline = time.monotonic() + timeout_s
         delay = 0.05
         while True:
@@ -49,6 +51,7 @@ class RemoteConnection:
             sock.settimeout(max(deadline - time.monotonic(), 0.1))  # a stopped owner still accepts
             try:
                 sock.connect(str(sock_path))
+                wire.send(sock, {"op": "hello", "exclusive": exclusive, "protocol": PROTOCOL})
                 con = cls(sock, store, cancel_check())
                 greeting = con._reply()[0]  # the owner's greeting: it has a cursor for us
                 if greeting.get("protocol") != PROTOCOL:

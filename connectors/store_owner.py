@@ -202,6 +202,7 @@ class StoreOwner:
         self._active = 0
         self._last_used = time.monotonic()
         self._lock = threading.Lock()
+        self._writer = threading.RLock()  # serialises check-then-write operations (see ``cursor``)
         self._stopped = threading.Event()
         self.socket_path = socket_path(store)
         self._server: socket.socket | None = None
@@ -231,10 +232,19 @@ class StoreOwner:
     # ------------------------------------------------------------------ this process's cursors
 
     @contextmanager
-    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor of its own for the calling thread (DuckDB's rule: one cursor per thread)."""
+    def cursor(self, exclusive: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own for the calling thread (DuckDB's rule: one cursor per thread).
+
+        ``exclusive`` cursors are lent one at a time: an operation that checks then writes (an ingest
+        looks up the manifest and the stored ids, then inserts) must not interleave with another such
+        operation, as it could not when every process took the whole file. Readers never wait for it.
+        """
         if self._stopped.is_set():
             raise wire.WireError(f"the owner of {self.store} has stopped")
+        if exclusive:
+            with self._writer, self.cursor() as cur:
+                yield cur
+            return
         with self._lock:
             if self._db is None:
                 self._db = self._open_db()
@@ -302,27 +312,33 @@ class StoreOwner:
         """One client connection = one cursor, for as long as the client keeps the connection."""
         registered: dict[str, Any] = {}
         try:
-            with conn, self.cursor() as cur:
-                wire.send(conn, {"ok": True, "pid": os.getpid(), "protocol": PROTOCOL})
-                while True:
-                    try:
-                        header, payload = wire.recv(conn)
-                    except (wire.WireError, OSError):
-                        return
-                    token = WATCHDOG.watch_client(cur, conn)
-                    with self._lock:
-                        self.requests_running += 1
-                    try:
-                        reply, out = _dispatch(cur, header, payload, registered)
-                    finally:
-                        WATCHDOG.unwatch(token)
-                        with self._lock:
-                            self.requests_running -= 1
-                    wire.send(conn, reply, out)
+            with conn:
+                hello, _ = wire.recv(conn)
+                with self.cursor(exclusive=bool(hello.get("exclusive"))) as cur:
+                    wire.send(conn, {"ok": True, "pid": os.getpid(), "protocol": PROTOCOL})
+                    self._requests(conn, cur, registered)
         except (OSError, wire.WireError) as exc:
             log.debug("store client went away: %s", exc)
         except Exception:
             log.exception("store owner failed serving a client")
+
+    def _requests(self, conn: socket.socket, cur: duckdb.DuckDBPyConnection, registered: dict[str, Any]) -> None:
+        """Answer one client's requests until it hangs up."""
+        while True:
+            try:
+                header, payload = wire.recv(conn)
+            except (wire.WireError, OSError):
+                return
+            token = WATCHDOG.watch_client(cur, conn)
+            with self._lock:
+                self.requests_running += 1
+            try:
+                reply, out = _dispatch(cur, header, payload, registered)
+            finally:
+                WATCHDOG.unwatch(token)
+                with self._lock:
+                    self.requests_running -= 1
+            wire.send(conn, reply, out)
 
     def stop(self) -> None:
         """Stop serving and release the file (the next process to come may own it)."""

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -280,3 +281,27 @@ def test_the_app_cancels_a_run_when_streamlit_asks_it_to_stop_or_rerun(monkeypat
     cancel.cancel_queries_when_left()
     assert cancel_check() is None
     set_cancel_check(None)
+
+
+def test_concurrent_ingests_through_the_owner_never_duplicate_a_prediction(settings, schema, owner_process,
+                                                                          write_file, logs_factory):
+    """Check-then-write operations take turns in the owner, as they did when each took the whole file."""
+    owner_process(settings.duckdb_path)
+    logs = logs_factory(n=3000)
+    files = [write_file(logs, "same-a.parquet"), write_file(logs.iloc[1000:], "overlap.parquet"),
+             write_file(logs, "same-b.csv")]
+    results: list[Any] = []
+
+    def ingest(path: Path) -> None:
+        results.append(LogStore(settings.duckdb_path).ingest([path], schema).files[0])
+
+    threads = [threading.Thread(target=ingest, args=(f,)) for f in files for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    ingested = [r for r in results if r.status == "ingested"]
+    assert len(results) == 6 and len(ingested) == 1, [(r.path, r.status) for r in results]
+    with LogStore(settings.duckdb_path).connect() as con:
+        assert con.execute(f"SELECT count(*), count(DISTINCT prediction_id) FROM {schema.table}").fetchone() \
+            == (ingested[0].rows, ingested[0].rows)

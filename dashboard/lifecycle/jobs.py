@@ -383,7 +383,7 @@ def start_retrain(ctx: Context, actor: Actor, model: str, *, include_labels: boo
     log_path = jobs_dir / f"{model}-{job_id}.log"
     params = {"options": options, "reason": reason, "split": split.to_json() if split else None,
               "parent_version": parent}
-    with _START_LOCK, ctx.store.connect() as con:
+    with _START_LOCK, ctx.store.connect(exclusive=True) as con:
         _ensure(con)
         con.execute("BEGIN TRANSACTION")
         busy = con.execute("SELECT id, requested_by, state, created FROM jobs WHERE model = ? AND state IN "

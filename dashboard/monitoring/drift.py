@@ -300,8 +300,9 @@ def _ensure_reference(ctx: Context, cfg: ModelConfig, spec: _RefSpec) -> None:
             return
     frame = spec.frame_loader()
     types = _all_types(ctx, cfg, None, labels=True)
-    with ctx.store.connect() as con:
-        refq.materialise(con, cfg.name, spec.training_version, frame, types)
+    with ctx.store.connect(exclusive=True) as con:
+        if refq.materialised_columns(con, cfg.name, spec.training_version) is None:  # not stored meanwhile
+            refq.materialise(con, cfg.name, spec.training_version, frame, types)
 
 
 def _all_types(ctx: Context, cfg: ModelConfig, con: duckdb.DuckDBPyConnection | None,
