@@ -119,7 +119,7 @@ def _card(model: str, version: str | None, actor: Actor) -> None:
     if allowed(actor, "card.edit"):
         with st.expander("Edit the model card", icon=":material/edit:"), st.form(f"card_{model}_{v}"):
             edited = {k: st.text_area(title, value=card.sections.get(k, ""), key=f"card_{k}")
-                      for k, title in cards.SECTIONS.items() if k in cards.AUTHORED}
+                      for k, title in cards.SECTIONS.items() if k in cards.EDITABLE}
             if st.form_submit_button("Save card", type="primary"):
                 saved = state.guarded(cards.save_card, ctx, actor, model, v, edited, expected_revision=card.revision)
                 if saved is not None:

@@ -35,6 +35,11 @@ EXPECTED: dict[str, set[str]] = {
     "report.export": {DS, MGR, ADM},
     "artifact.store": {DS, ADM},
     "users.manage": {ADM},
+    "inventory.edit": {MGR, ADM},
+    "control.tailor": {MGR},
+    "finding.record": {DS, MGR},
+    "finding.resolve": {MGR},
+    "evidence.export": {DS, MGR, ADM},
 }
 
 
@@ -100,7 +105,7 @@ DOMAINS = ("governance", "lifecycle", "learning", "monitoring", "access", "audit
 SQL_WRITE = re.compile(r"\b(INSERT|UPDATE|DELETE)\b")
 WRITE_CALLS = {
     # MLflow registry
-    "set_alias", "delete_alias", "set_version_tag", "update_version_description", "update_model_description",
+    "set_alias", "delete_alias", "set_version_tag", "set_model_tag", "update_version_description", "update_model_description",
     "log_artifact_to_version", "set_experiment_tag",
     # the users file and the log store
     "save_users", "ingest", "ingest_labels",
