@@ -92,7 +92,8 @@ def _evidence(where: str, raw: Any, problems: list[str]) -> EvidenceSpec | None:
     return EvidenceSpec(kind, {k: v for k, v in raw.items() if k != "kind"})
 
 
-def _control(where: str, raw: Any, default_tiers: tuple[str, ...], problems: list[str]) -> Control | None:
+def _control(where: str, raw: Any, default_tiers: tuple[str, ...], risk_tiers: tuple[str, ...] | None,
+             problems: list[str]) -> Control | None:
     if not isinstance(raw, Mapping):
         problems.append(f"{where}: must be a table")
         return None
@@ -105,6 +106,9 @@ def _control(where: str, raw: Any, default_tiers: tuple[str, ...], problems: lis
     tiers = raw.get("tiers", list(default_tiers))
     if not _strings(tiers) or not tiers:
         problems.append(f"{where}.tiers: a non-empty list of risk tiers")
+    elif risk_tiers is not None:
+        problems += [f"{where}.tiers: '{t}' is not one of the risk tiers {', '.join(risk_tiers)}"
+                     for t in tiers if t not in risk_tiers]
     if not isinstance(raw.get("required", True), bool):
         problems.append(f"{where}.required: true or false")
     raw_evidence = raw.get("evidence")
@@ -142,12 +146,9 @@ def load_pack(path: Path, risk_tiers: tuple[str, ...] | None = None) -> Pack:
         problems.append("[[controls]]: a pack lists at least one control")
         raw_controls = []
     controls = [c for i, rc in enumerate(raw_controls)
-                if (c := _control(f"controls[{i}]", rc, tuple(default_tiers), problems)) is not None]
-    ids = [c.id for c in controls]
+                if (c := _control(f"controls[{i}]", rc, tuple(default_tiers), risk_tiers, problems)) is not None]
+    ids = [str(rc.get("id")) for rc in raw_controls if isinstance(rc, Mapping) and rc.get("id")]
     problems += [f"controls: id '{i}' is used twice" for i in sorted({i for i in ids if ids.count(i) > 1})]
-    if risk_tiers is not None:
-        problems += [f"controls.{c.id}.tiers: '{t}' is not one of the risk tiers {', '.join(risk_tiers)}"
-                     for c in controls for t in c.tiers if t not in risk_tiers]
     if problems:
         raise VigilError(f"control pack {path} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
     return Pack(str(head["id"]), str(head["title"]), str(head.get("source", "")), tuple(controls), path)

@@ -159,9 +159,9 @@ def control_status(ctx: Context, model: str, pack_id: str, version: str | None =
 
 
 def all_packs_status(ctx: Context, model: str, version: str | None = None,
-                     pack_ids: tuple[str, ...] = ()) -> list[PackStatus]:
+                     pack_ids: tuple[str, ...] = (), evaluation: Evaluation | None = None) -> list[PackStatus]:
     """The status of every configured pack (or of ``pack_ids``) for one version, sharing one policy
-    evaluation."""
+    evaluation (``evaluation``, when the caller already judged that version, e.g. the scorecard)."""
     from dashboard.governance.inventory import profile
 
     packs = configured_packs(ctx.settings)
@@ -172,7 +172,7 @@ def all_packs_status(ctx: Context, model: str, version: str | None = None,
     chosen = [packs[p] for p in pack_ids] if pack_ids else list(packs.values())
     v = resolve_version(ctx, model, version)
     tier = profile(ctx, model).risk_tier
-    ev = evaluate(ctx, model, version=v)
+    ev = evaluation if evaluation is not None and evaluation.version == v else evaluate(ctx, model, version=v)
     return [_status(ctx, model, pack, v, tier, ev) for pack in chosen]
 
 
@@ -200,8 +200,9 @@ def tailorings(ctx: Context, model: str, pack_id: str) -> dict[str, Tailoring]:
 
 
 def tailor(ctx: Context, actor: Actor, model: str, pack_id: str, control_id: str, justification: str,
-           restore: bool = False) -> None:
-    """Mark a control not applicable to ``model`` with a justification, or restore it (``control.tailor``)."""
+           restore: bool = False) -> str:
+    """Mark a control not applicable to ``model`` with a justification, or restore it (``control.tailor``);
+    returns the action recorded (``tailor`` or ``restore``)."""
     require(actor, "control.tailor")
     ctx.model(model)
     pack = get_pack(ctx.settings, pack_id)
@@ -222,3 +223,4 @@ def tailor(ctx: Context, actor: Actor, model: str, pack_id: str, control_id: str
                      actor.name, actor.role])
     audit.record(ctx.store, actor, f"control.{action}", model,
                  {"pack": pack_id, "control": control_id, "justification": justification})
+    return action
