@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from dashboard.commands.common import echo_json, get_context, reader_actor
+from dashboard.commands.common import echo_json, get_context, reader_actor, write_whole
 from dashboard.errors import VigilError
 
 
@@ -33,13 +33,7 @@ def command(ctx: click.Context, model: str | None, version: str | None, window_t
 
     data, digest = build_pack(get_context(ctx), reader_actor(ctx), model, version, window_text,
                               include_pdf=not no_pdf)
-    tmp = output.with_name(f".{output.name}.partial")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(output)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise click.ClickException(f"cannot write {output}: {exc.strerror}; choose a writable path") from None
+    write_whole(output, data)
     click.echo(f"wrote {output} ({len(data):,} bytes); pack digest {digest} (recorded in the audit trail as "
                "evidence.export)")
 
