@@ -124,3 +124,30 @@ def test_unknown_pack_or_model_is_a_usage_error(demo_module_ctx: Context, capsys
     assert run_cli(cli, ["controls", "--model", "nope"]) == 2
     with pytest.raises(VigilError, match="not configured"):
         get_pack(demo_module_ctx.settings, "iso-42001")
+
+
+def test_post_market_monitoring_follows_the_verdict_history_and_the_schedule(
+        demo_module_ctx: Context, eu: controls.PackStatus) -> None:
+    from dataclasses import dataclass, field
+    from typing import Any
+
+    from dashboard.governance.policy import save_evaluation
+    from dashboard.settings import ModelConfig
+
+    assert eu.evaluation is not None
+    save_evaluation(demo_module_ctx, eu.evaluation, "vigil check")  # monitoring that happened, kept
+    monitored = _by_ref(controls.control_status(demo_module_ctx, MODEL, "eu-ai-act", evaluation=eu.evaluation),
+                        "Article 72")
+    recent = next(e for e in monitored.evidence if e.kind == "production_monitored")
+    assert recent.status == "met" and "by vigil check" in recent.summary and monitored.status == controls.PARTIAL
+
+    @dataclass(frozen=True)
+    class Scheduled(ModelConfig):  # the [models.<name>.schedule] table, where the settings carry one
+        schedule: dict[str, Any] = field(default_factory=lambda: {"check": "hourly"})
+
+    cfg = demo_module_ctx.model(MODEL)
+    scheduled = Scheduled(**{f: getattr(cfg, f) for f in ModelConfig.__dataclass_fields__})
+    settings = replace(demo_module_ctx.settings, models={MODEL: scheduled})
+    both = _by_ref(controls.control_status(Context(settings), MODEL, "eu-ai-act", evaluation=eu.evaluation),
+                   "Article 72")
+    assert both.status == controls.MET and "hourly" in both.evidence[0].summary

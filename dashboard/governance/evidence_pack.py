@@ -73,6 +73,10 @@ def build_pack(ctx: Context, actor: Actor | None, model: str, version: str | Non
     absent: dict[str, str] = {}
     statuses = controls.all_packs_status(ctx, model, v)
     ev = statuses[0].evaluation if statuses else None
+    if ev is None:  # no pack configured: the report's evaluation is still the pack's evidence
+        from dashboard.governance.policy import evaluate
+
+        ev = evaluate(ctx, model, version=v, window=window)
     html = reports.build_report(ctx, actor, model, v, window, ev)
     files["report.html"] = html.encode("utf-8")
     if include_pdf:
@@ -90,8 +94,7 @@ def build_pack(ctx: Context, actor: Actor | None, model: str, version: str | Non
         absent["gate_evidence.json"] = f"version {v} has not been through the candidate gate"
     else:
         files["gate_evidence.json"] = to_json(evidence)
-    if ev is not None:
-        files["policy_evaluation.json"] = to_json(ev.to_dict())
+    files["policy_evaluation.json"] = to_json(ev.to_dict())
     history = evaluation_history(ctx, model, v)
     files["policy_history.csv"] = history.to_csv(index=False).encode("utf-8")
     files["policy_history.json"] = to_json(history.to_dict(orient="records"))
