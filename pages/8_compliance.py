@@ -283,7 +283,7 @@ def _controls(model: str, version: str | None, ev: Evaluation | None, actor: Act
                      icon=":material/block:")
         st.dataframe(clip_frame(ps.frame(), limit=PROSE_LIMIT), hide_index=True, width="stretch")
         for c in ps.controls:
-            with st.expander(f"{c.control.ref}: {c.control.title} ({c.status})"):
+            with st.expander(md_text(f"{c.control.ref}: {c.control.title} ({c.status})")):
                 st.caption(md_prose(c.control.obligation))
                 if c.reason:
                     st.write(md_prose(c.reason))
