@@ -240,14 +240,15 @@ class Registry:
     def list_models(self) -> list[RegisteredModelInfo]:
         """Every registered model, sorted by name."""
         models = self._call("list registered models", lambda c: list(c.search_registered_models(max_results=1000)))
-        out = []
-        for m in models:
-            versions = [int(v.version) for v in (m.latest_versions or [])]
-            out.append(RegisteredModelInfo(
-                name=m.name, description=m.description or "", aliases={k: str(v) for k, v in (m.aliases or {}).items()},
-                tags=dict(m.tags or {}), latest_version=str(max(versions)) if versions else None,
-                created=_ts(m.creation_timestamp), updated=_ts(m.last_updated_timestamp)))
-        return sorted(out, key=lambda m: m.name)
+        return sorted((self._model(m) for m in models), key=lambda m: m.name)
+
+    @staticmethod
+    def _model(m: Any) -> RegisteredModelInfo:
+        versions = [int(v.version) for v in (m.latest_versions or [])]
+        return RegisteredModelInfo(
+            name=m.name, description=m.description or "", aliases={k: str(v) for k, v in (m.aliases or {}).items()},
+            tags=dict(m.tags or {}), latest_version=str(max(versions)) if versions else None,
+            created=_ts(m.creation_timestamp), updated=_ts(m.last_updated_timestamp))
 
     def versions(self, model: str) -> list[VersionInfo]:
         """All versions of ``model``, newest first."""
@@ -290,6 +291,13 @@ class Registry:
 
     def update_model_description(self, model: str, description: str) -> None:
         self._call(f"describe '{model}'", lambda c: c.update_registered_model(model, description=description))
+
+    def model_info(self, model: str) -> RegisteredModelInfo:
+        """One registered model (tags, aliases); :class:`RegistryNotFound` when it is not registered."""
+        return self._call(f"registered model '{model}'", lambda c: self._model(c.get_registered_model(model)))
+
+    def set_model_tag(self, model: str, key: str, value: str) -> None:
+        self._call(f"tag of registered model '{model}'", lambda c: c.set_registered_model_tag(model, key, value))
 
     def set_alias(self, model: str, alias: str, version: str) -> None:
         self._call(f"set alias '{alias}' of '{model}'",

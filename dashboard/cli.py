@@ -30,6 +30,10 @@ COMMAND_MODULES: dict[str, str] = {
     "metrics": "dashboard.commands.metrics",
     "drift": "dashboard.commands.drift",
     "report": "dashboard.commands.report",
+    "inventory": "dashboard.commands.inventory",
+    "controls": "dashboard.commands.controls",
+    "findings": "dashboard.commands.findings",
+    "evidence": "dashboard.commands.evidence",
 }
 
 

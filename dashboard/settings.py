@@ -179,6 +179,36 @@ class LabellingSpec:
 
 LABELLING_KEYS: tuple[str, ...] = tuple(LabellingSpec.__dataclass_fields__)
 
+#: The EU AI Act's risk tiers, the default scale of ``risk_tier`` (``[controls] risk_tiers`` replaces it).
+RISK_TIERS: tuple[str, ...] = ("prohibited", "high", "limited", "minimal")
+LIFECYCLE_STATES: tuple[str, ...] = ("development", "validation", "production", "retired")
+
+
+@dataclass(frozen=True)
+class GovernanceSpec:
+    """The inventory profile of a model (``[models.<name>.governance]``); a key left out may come from the
+    registered model's MLflow tags instead (``vigil inventory set``), so every field is optional here."""
+
+    risk_tier: str | None = None
+    owner: str | None = None
+    intended_use: str | None = None
+    lifecycle_state: str | None = None
+
+
+GOVERNANCE_KEYS: tuple[str, ...] = tuple(GovernanceSpec.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class ControlsSpec:
+    """Which control packs apply (``[controls]``): shipped pack ids or paths of a team's own TOML packs."""
+
+    packs: tuple[str, ...] = ("eu-ai-act", "nist-ai-rmf")
+    pack_files: tuple[Path, ...] = ()
+    risk_tiers: tuple[str, ...] = RISK_TIERS
+
+
+CONTROLS_KEYS: tuple[str, ...] = ("packs", "risk_tiers")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -198,6 +228,7 @@ class ModelConfig:
     extra_columns: Literal["reject", "ignore"] = "reject"
     retrain: RetrainSpec = field(default_factory=RetrainSpec)
     labelling: LabellingSpec = field(default_factory=LabellingSpec)
+    governance: GovernanceSpec = field(default_factory=GovernanceSpec)
 
     @property
     def table_suffix(self) -> str:
@@ -242,6 +273,7 @@ class Settings:
     separation_of_duties: bool = True
     #: Key file that signs audit checkpoints when neither VIGIL_AUDIT_KEY nor the secrets give a key.
     audit_key_file: Path | None = None
+    controls: ControlsSpec = field(default_factory=ControlsSpec)
 
     def model(self, name: str) -> ModelConfig:
         """The configuration of ``name``, or a :class:`ConfigError` listing the configured models."""
@@ -324,8 +356,9 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
     if not isinstance(vig, Mapping):
         problems.append("vigil: must be a table")
         vig = {}
-    unknown_top = set(raw) - {"vigil", "models"}
-    problems += [f"{k}: unknown top-level key (expected [vigil] and [models.<name>])" for k in sorted(unknown_top)]
+    unknown_top = set(raw) - {"vigil", "models", "controls"}
+    problems += [f"{k}: unknown top-level key (expected [vigil], [controls] and [models.<name>])"
+                 for k in sorted(unknown_top)]
 
     def pick(key: str, env_key: str, default: Any) -> Any:
         return env.get(env_key) or vig.get(key) or default
@@ -372,8 +405,9 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
     if not isinstance(raw_models, Mapping):
         problems.append("models: must be a table of [models.<name>] tables")
         raw_models = {}
+    controls = _parse_controls(raw.get("controls", {}), base_dir, problems)
     for name, spec in raw_models.items():
-        cfg = _parse_model(str(name), spec, problems)
+        cfg = _parse_model(str(name), spec, problems, controls.risk_tiers)
         if cfg is not None:
             models[str(name)] = cfg
     suffixes: dict[str, str] = {}
@@ -390,7 +424,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
         label_studio_url=str(ls_url).rstrip("/") if ls_url else None, label_studio_token=ls_token,
         users_file=users_file, jobs_dir=jobs_dir, models=models, config_path=config_path,
         lock_timeout_s=float(lock_timeout or 60), separation_of_duties=sod, audit_key_file=audit_key_file,
-        duckdb_memory_limit=memory_limit, duckdb_threads=threads, store_owner=owner,
+        duckdb_memory_limit=memory_limit, duckdb_threads=threads, store_owner=owner, controls=controls,
     )
 
 
@@ -429,7 +463,8 @@ def _number(value: Any, key: str, problems: list[str]) -> float | None:
     return x
 
 
-def _parse_model(name: str, spec: Any, problems: list[str]) -> ModelConfig | None:
+def _parse_model(name: str, spec: Any, problems: list[str],
+                 risk_tiers: tuple[str, ...] = RISK_TIERS) -> ModelConfig | None:
     key = f"models.{name}"
     if not isinstance(spec, Mapping):
         problems.append(f"{key}: must be a table")
@@ -438,7 +473,7 @@ def _parse_model(name: str, spec: Any, problems: list[str]) -> ModelConfig | Non
     if not MODEL_NAME_PATTERN.match(name):
         problems.append(f"{key}: model names start with a letter and use letters, digits, '-' or '_' (max 63)")
     known = {"features", "classes", "favourable", "protected", "reference", "thresholds", "policies",
-             "drift", "training_command", "description", "extra_columns", "retrain", "labelling"}
+             "drift", "training_command", "description", "extra_columns", "retrain", "labelling", "governance"}
     problems += [f"{key}.{k}: unknown key (known: {', '.join(sorted(known))})" for k in sorted(set(spec) - known)]
 
     features: dict[str, FeatureType] = {}
@@ -503,6 +538,7 @@ def _parse_model(name: str, spec: Any, problems: list[str]) -> ModelConfig | Non
 
     retrain = _parse_retrain(f"{key}.retrain", spec.get("retrain", {}), problems)
     labelling = _parse_labelling(f"{key}.labelling", spec.get("labelling", {}), problems)
+    governance = parse_governance(f"{key}.governance", spec.get("governance", {}), problems, risk_tiers)
 
     if len(problems) > start:
         return None
@@ -510,7 +546,7 @@ def _parse_model(name: str, spec: Any, problems: list[str]) -> ModelConfig | Non
         name=name, features=features, classes=classes, favourable=favourable, protected=tuple(protected),
         reference=reference, thresholds=thresholds, policies=policies, drift_overrides=overrides,
         training_command=cmd, description=str(spec.get("description", "")), extra_columns=extra,
-        retrain=retrain, labelling=labelling,
+        retrain=retrain, labelling=labelling, governance=governance,
     )
 
 
@@ -640,6 +676,61 @@ def _parse_labelling(key: str, t: Any, problems: list[str]) -> LabellingSpec:
         problems.append(f"{key}.pre_annotate: must be true or false (without quotes), got {pre!r}")
         pre = True
     return LabellingSpec(pre_annotate=pre)
+
+
+def check_governance_value(field_name: str, value: Any, risk_tiers: tuple[str, ...]) -> str | None:
+    """Why ``value`` is not a valid ``field_name`` of the inventory profile, or None (also used for tags)."""
+    if not isinstance(value, str) or not value.strip():
+        return "must be a non-empty string"
+    if field_name == "risk_tier" and value not in risk_tiers:
+        return f"'{value}' is not one of the risk tiers {', '.join(risk_tiers)} (set [controls] risk_tiers for a custom scale)"
+    if field_name == "lifecycle_state" and value not in LIFECYCLE_STATES:
+        return f"'{value}' is not one of {', '.join(LIFECYCLE_STATES)}"
+    return None
+
+
+def parse_governance(key: str, t: Any, problems: list[str], risk_tiers: tuple[str, ...] = RISK_TIERS
+                     ) -> GovernanceSpec:
+    """The optional ``[models.<name>.governance]`` table (risk tier, owner, intended use, lifecycle state)."""
+    if not isinstance(t, Mapping):
+        problems.append(f"{key}: must be a table, e.g. [models.<name>.governance] with risk_tier = \"high\"")
+        return GovernanceSpec()
+    problems += [f"{key}.{k}: unknown key (known: {', '.join(GOVERNANCE_KEYS)})"
+                 for k in sorted(set(t) - set(GOVERNANCE_KEYS))]
+    values: dict[str, str] = {}
+    for k in GOVERNANCE_KEYS:
+        if k in t:
+            problem = check_governance_value(k, t[k], risk_tiers)
+            if problem:
+                problems.append(f"{key}.{k}: {problem}")
+            else:
+                values[k] = str(t[k]).strip()
+    return GovernanceSpec(**values)
+
+
+def _parse_controls(t: Any, base_dir: Path, problems: list[str]) -> ControlsSpec:
+    """``[controls]``: ``packs`` lists shipped pack ids and/or paths of TOML packs (relative to the config
+    file); ``risk_tiers`` a custom tier scale. Pack files are read (and checked) when the controls run."""
+    if not isinstance(t, Mapping):
+        problems.append("controls: must be a table, e.g. [controls] with packs = [\"eu-ai-act\"]")
+        return ControlsSpec()
+    problems += [f"controls.{k}: unknown key (known: {', '.join(CONTROLS_KEYS)})"
+                 for k in sorted(set(t) - set(CONTROLS_KEYS))]
+    default = ControlsSpec()
+    packs = t.get("packs", list(default.packs))
+    tiers = t.get("risk_tiers", list(default.risk_tiers))
+    if not isinstance(packs, list) or not all(isinstance(p, str) and p.strip() for p in packs):
+        problems.append("controls.packs: must be a list of pack ids (eu-ai-act, nist-ai-rmf) or .toml paths")
+        packs = list(default.packs)
+    if not isinstance(tiers, list) or not tiers or not all(isinstance(x, str) and x.strip() for x in tiers) \
+            or len(set(tiers)) != len(tiers):
+        problems.append("controls.risk_tiers: must be a non-empty list of distinct tier names, e.g. "
+                        "[\"prohibited\", \"high\", \"limited\", \"minimal\"]")
+        tiers = list(default.risk_tiers)
+    ids = tuple(p for p in packs if not p.endswith(".toml"))
+    files = tuple((Path(p).expanduser() if Path(p).expanduser().is_absolute() else (base_dir / p)).resolve()
+                  for p in packs if p.endswith(".toml"))
+    return ControlsSpec(packs=ids, pack_files=files, risk_tiers=tuple(tiers))
 
 
 def _parse_thresholds(key: str, t: Any, problems: list[str]) -> Thresholds:

@@ -17,7 +17,7 @@ from dashboard.charts.compliance import (
     verdict_summary_figure,
 )
 from dashboard.errors import USER_ERRORS
-from dashboard.governance import approvals, cards, promotion, reports
+from dashboard.governance import approvals, cards, controls, evidence_pack, findings, promotion, reports
 from dashboard.governance.policy import (
     NOT_APPLICABLE,
     Evaluation,
@@ -119,7 +119,7 @@ def _card(model: str, version: str | None, actor: Actor) -> None:
     if allowed(actor, "card.edit"):
         with st.expander("Edit the model card", icon=":material/edit:"), st.form(f"card_{model}_{v}"):
             edited = {k: st.text_area(title, value=card.sections.get(k, ""), key=f"card_{k}")
-                      for k, title in cards.SECTIONS.items() if k in cards.AUTHORED}
+                      for k, title in cards.SECTIONS.items() if k in cards.EDITABLE}
             if st.form_submit_button("Save card", type="primary"):
                 saved = state.guarded(cards.save_card, ctx, actor, model, v, edited, expected_revision=card.revision)
                 if saved is not None:
@@ -254,6 +254,121 @@ def _audit_trail(model: str) -> None:
     st.dataframe(clip_frame(entries), hide_index=True, width="stretch")
 
 
+@st.cache_data(ttl=300, show_spinner="Judging the controls…")
+def _control_status(model: str, version: str | None, data_version: str, marker: str,
+                    _evaluation: Evaluation | None) -> list[controls.PackStatus]:
+    return controls.all_packs_status(state.context(), model, version, evaluation=_evaluation)
+
+
+def _controls(model: str, version: str | None, ev: Evaluation | None, actor: Actor) -> None:
+    """Each pack's controls for the version (the champion when all versions are chosen), with evidence."""
+    st.caption("Each control of the configured packs (EU AI Act, NIST AI RMF or your own), judged from the records "
+               "above: policy verdicts, the card, approvals, the gate, lineage, the audit trail, findings.")
+    if not st.toggle("Judge the controls of this version", key="compliance_judge_controls"):
+        return
+    marker = f"{st.session_state.get('card_saved', 0)}.{st.session_state.get('controls_marker', 0)}"
+    statuses = state.guarded(_control_status, model, version, state.data_version(model), marker, ev)
+    if not statuses:
+        return
+    for ps in statuses:
+        counts = ps.counts()
+        st.markdown(f"#### {md_text(ps.pack.title)}")
+        st.caption(f"{md_text(ps.pack.source)} · version {md_text(ps.version)} · risk tier "
+                   f"{md_text(ps.risk_tier or 'not recorded (every control judged)')} · "
+                   + " · ".join(f"{n} {s}" for s, n in counts.items()))
+        if ps.passed:
+            st.success("Every required control is met or not applicable.", icon=":material/check_circle:")
+        else:
+            st.error("Required controls not met: " + ", ".join(md_text(c.control.ref) for c in ps.failing),
+                     icon=":material/block:")
+        st.dataframe(clip_frame(ps.frame(), limit=PROSE_LIMIT), hide_index=True, width="stretch")
+        for c in ps.controls:
+            with st.expander(md_text(f"{c.control.ref}: {c.control.title} ({c.status})")):
+                st.caption(md_prose(c.control.obligation))
+                if c.reason:
+                    st.write(md_prose(c.reason))
+                for e in c.evidence:
+                    when = f" · {e.at:%Y-%m-%d %H:%M} UTC" if e.at else ""
+                    st.markdown(f"- **{md_text(e.status)}**: {md_text(e.label)}: {md_prose(e.summary)}{when}"
+                                + (f" · {md_text(e.link)}" if e.link else "")
+                                + (f"  \n  to close: {md_prose(e.gap)}" if e.gap else ""))
+        if allowed(actor, "control.tailor"):
+            _tailor_form(model, ps, actor)
+
+
+def _tailor_form(model: str, ps: controls.PackStatus, actor: Actor) -> None:
+    with st.form(f"tailor_{ps.pack.id}", clear_on_submit=True):
+        st.markdown("**Tailor a control** (not applicable to this model, with a justification; audited)")
+        ids = [c.control.id for c in ps.controls]
+        chosen = st.selectbox("Control", ids, key=f"tailor_control_{ps.pack.id}")
+        restore = st.checkbox("Restore it (make it apply again)", key=f"tailor_restore_{ps.pack.id}")
+        why = st.text_area("Justification", key=f"tailor_why_{ps.pack.id}",
+                           help=f"At least {controls.MIN_JUSTIFICATION} characters.")
+        if st.form_submit_button("Record the decision") and state.guarded(
+                controls.tailor, state.context(), actor, model, ps.pack.id, chosen, why, restore) is not None:
+            st.session_state["controls_marker"] = st.session_state.get("controls_marker", 0) + 1
+            st.rerun()
+
+
+def _findings(model: str, version: str | None, actor: Actor) -> None:
+    ctx = state.context()
+    flash = st.session_state.pop("findings_flash", None)
+    if flash:
+        st.success(md_text(flash), icon=":material/check_circle:")
+    found = state.guarded(findings.findings, ctx, model, version)
+    if found:
+        st.dataframe(clip_frame(findings.frame(found), limit=PROSE_LIMIT), hide_index=True, width="stretch")
+    elif found is not None:
+        st.caption("No findings recorded" + (f" on version {md_text(version)}." if version else "."))
+    st.caption("An open high or critical finding fails the blocking policy open_findings: it blocks promotion.")
+    if allowed(actor, "finding.record") and version:
+        with st.form("finding_add", clear_on_submit=True):
+            st.markdown(f"**Record a finding on version {md_text(version)}**")
+            title = st.text_input("What was found")
+            c1, c2, c3 = st.columns(3)
+            severity = c1.selectbox("Severity", findings.SEVERITIES)
+            owner = c2.text_input("Owner")
+            due = c3.date_input("Due", value=None)
+            control = st.text_input("Control (pack:control, optional)", placeholder="eu-ai-act:art-10")
+            if st.form_submit_button("Record the finding", type="primary"):
+                done = state.guarded(findings.record_finding, ctx, actor, model, version, title, severity, owner,
+                                     due, control)
+                if done is not None:
+                    st.session_state["findings_flash"] = f"Finding #{done.id} recorded."
+                    st.rerun()
+    elif allowed(actor, "finding.record"):
+        st.info("Choose a version to record a finding on it.")
+    open_ones = [f for f in found or [] if f.state == findings.OPEN]
+    if allowed(actor, "finding.resolve") and open_ones:
+        with st.form("finding_resolve", clear_on_submit=True):
+            st.markdown("**Resolve a finding**")
+            fid = st.selectbox("Finding", [f.id for f in open_ones],
+                               format_func=lambda i: f"#{i}: " + next(f.title for f in open_ones if f.id == i)[:80])
+            resolution = st.text_input("What was done")
+            if st.form_submit_button("Resolve") and state.guarded(
+                    findings.resolve_finding, ctx, actor, fid, resolution) is not None:
+                st.session_state["findings_flash"] = f"Finding #{fid} resolved."
+                st.rerun()
+
+
+def _evidence_pack(model: str, version: str | None, window: str | None, actor: Actor) -> None:
+    if not allowed(actor, "evidence.export"):
+        return
+    st.write("An evidence pack: the report (HTML and PDF), control status, card, gate evidence, policy history, "
+             "the audit excerpt with its chain and checkpoint, and a manifest of SHA-256 digests; check it with "
+             "`vigil evidence verify pack.zip`.")
+    if st.button("Build the evidence pack", icon=":material/inventory:"):
+        with st.spinner("Building the evidence pack…"):
+            built = state.guarded(evidence_pack.build_pack, state.context(), actor, model, version, window)
+        if built is not None:
+            st.session_state["evidence_pack"] = built
+    if st.session_state.get("evidence_pack"):
+        data, digest = st.session_state["evidence_pack"]
+        st.caption(f"Pack digest {digest} (recorded in the audit trail).")
+        st.download_button("Download the evidence pack", data, file_name=f"vigil-evidence-{model}-"
+                           f"{version or 'champion'}.zip", mime="application/zip")
+
+
 def _export(model: str, version: str | None, window: str | None, ev: Evaluation | None, actor: Actor) -> None:
     if not allowed(actor, "report.export"):
         st.info("Your role cannot export reports.")
@@ -300,10 +415,14 @@ elif model is not None and state.guarded(state.context) is not None:
     window_text = col2.text_input("Window (7d, 24h or FROM..TO; empty = each policy's own)", key="compliance_window")
     version = None if picked == ALL else picked
     window = window_text.strip() or None
-    t_score, t_card, t_appr, t_audit, t_export = st.tabs(["Scorecard", "Model card", "Approvals", "Audit trail",
-                                                           "Export"])
+    t_score, t_controls, t_findings, t_card, t_appr, t_audit, t_export = st.tabs(
+        ["Scorecard", "Controls", "Findings", "Model card", "Approvals", "Audit trail", "Export"])
     with t_score:
         evaluation = _scorecard(model, version, window, overrides)
+    with t_controls:
+        _controls(model, version, evaluation, actor)
+    with t_findings:
+        _findings(model, version, actor)
     with t_card:
         _card(model, version, actor)
     with t_appr:
@@ -312,3 +431,4 @@ elif model is not None and state.guarded(state.context) is not None:
         _audit_trail(model)
     with t_export:
         _export(model, version, window, evaluation, actor)
+        _evidence_pack(model, version, window, actor)

@@ -35,6 +35,11 @@ EXPECTED: dict[str, set[str]] = {
     "report.export": {DS, MGR, ADM},
     "artifact.store": {DS, ADM},
     "users.manage": {ADM},
+    "inventory.edit": {MGR, ADM},
+    "control.tailor": {MGR},
+    "finding.record": {DS, MGR},
+    "finding.resolve": {MGR},
+    "evidence.export": {DS, MGR, ADM},
 }
 
 
@@ -100,7 +105,7 @@ DOMAINS = ("governance", "lifecycle", "learning", "monitoring", "access", "audit
 SQL_WRITE = re.compile(r"\b(INSERT|UPDATE|DELETE)\b")
 WRITE_CALLS = {
     # MLflow registry
-    "set_alias", "delete_alias", "set_version_tag", "update_version_description", "update_model_description",
+    "set_alias", "delete_alias", "set_version_tag", "set_model_tag", "update_version_description", "update_model_description",
     "log_artifact_to_version", "set_experiment_tag",
     # the users file and the log store
     "save_users", "ingest", "ingest_labels",
@@ -119,6 +124,9 @@ NOT_A_USER_ACTION: dict[str, str] = {
     "governance.policy.record_policy_set": "the system records a config change it observed (audited as 'vigil')",
     "governance.policy.evaluate": "reads; it records a config change it observed through record_policy_set",
     "governance.policy.save_evaluation": "verdict history, derived from data every reader may compute",
+    "governance.inventory.record_config_profile": "the system records a config change it observed (audited as 'vigil')",
+    "governance.inventory.profile": "reads; it records a config change it observed through record_config_profile",
+    "governance.inventory.inventory": "reads; it records a config change it observed through record_config_profile",
     "governance.cards.seed_card": "the system seeds a new version's card as part of a retrain that was authorised (audited as 'vigil')",
     "governance.promotion.close": "the tail of approve/reject/withdraw, which check the role and audit",
     "lifecycle.gate.record_evidence": "the gate's evidence, written by an authorised retrain job or run_gate_as",

@@ -31,6 +31,11 @@ ACTIONS: dict[str, frozenset[str]] = {
     "report.export": frozenset({"data_scientist", "manager", "admin"}),
     "artifact.store": frozenset({"data_scientist", "admin"}),
     "users.manage": frozenset({"admin"}),
+    "inventory.edit": frozenset({"manager", "admin"}),
+    "control.tailor": frozenset({"manager"}),
+    "finding.record": frozenset({"data_scientist", "manager"}),
+    "finding.resolve": frozenset({"manager"}),
+    "evidence.export": frozenset({"data_scientist", "manager", "admin"}),
 }
 
 

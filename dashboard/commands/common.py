@@ -10,6 +10,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import click
@@ -87,6 +88,17 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, pd.Timestamp):
         return obj.isoformat()
     return obj
+
+
+def write_whole(output: Path, data: bytes) -> None:
+    """Write ``data`` to ``output`` (a Path) whole or not at all: a partial file is renamed into place."""
+    tmp = output.with_name(f".{output.name}.partial")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(output)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}; choose a writable path") from None
 
 
 def echo_json(obj: Any) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dashboard.commands.common import get_context, reader_actor
+from dashboard.commands.common import get_context, reader_actor, write_whole
 from dashboard.errors import VigilError
 
 #: Output suffixes and the format each one is.
@@ -31,13 +31,7 @@ def command(ctx: click.Context, model: str, version: str | None, window_text: st
 
     fmt = output_format(output, fmt)
     data = reports.export_report(get_context(ctx), reader_actor(ctx), model, version, window_text, fmt=fmt)
-    tmp = output.with_name(f".{output.name}.partial")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(output)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise click.ClickException(f"cannot write {output}: {exc.strerror}; choose a writable path") from None
+    write_whole(output, data)
     click.echo(f"wrote {output} ({fmt}, {len(data):,} bytes)")
 
 

@@ -33,12 +33,17 @@ SECTIONS: dict[str, str] = {
     "evaluation": "Evaluation",
     "fairness": "Fairness",
     "limitations": "Limitations",
+    "human_oversight": "Human oversight",
     "owners": "Owners",
     "approvals": "Approvals",
 }
-# Approvals are written by the approval workflow (``dashboard.governance.approvals``), not by authors, so they do
-# not count towards completeness.
-AUTHORED: tuple[str, ...] = tuple(k for k in SECTIONS if k != "approvals")
+# Approvals are written by the approval workflow (``dashboard.governance.approvals``), not by authors, so they are
+# not edited as card text.
+EDITABLE: tuple[str, ...] = tuple(k for k in SECTIONS if k != "approvals")
+# Completeness counts the sections every card needs. Human oversight (how people oversee, override and stop the
+# model) is what the control packs ask of high-risk systems (EU AI Act Article 14): a control checks it, so a
+# minimal-risk model's card is not incomplete without it.
+AUTHORED: tuple[str, ...] = tuple(k for k in EDITABLE if k != "human_oversight")
 TAG = "vigil.card."
 DESCRIPTION_LIMIT = 4800  # MLflow's SQL store keeps at most 5000 characters of a description
 LINK_SCHEMES = ("http", "https")

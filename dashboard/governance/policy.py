@@ -174,6 +174,8 @@ def builtin_policies(cfg: ModelConfig) -> list[PolicySpec]:
     policies += [
         PolicySpec("batch_latency_ratio", "batch_latency_ratio", "<=", cfg.retrain.max_latency_ratio, "warning"),
         PolicySpec("card_completeness", "card_completeness", ">=", 0.75, "warning"),
+        # Judged in every phase: an open high finding blocks a candidate and a serving version alike.
+        PolicySpec("open_findings", "open_high_findings", "==", 0.0, "blocking", phase="both"),
     ]
     return policies
 

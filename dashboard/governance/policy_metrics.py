@@ -250,6 +250,19 @@ def ingest_rejects(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
     return [Measurement(float(n_rej), n_rej + n_ok, f"{n_rej} rejected of {n_rej + n_ok} files")]
 
 
+def open_high_findings(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+    """Open high and critical findings recorded on the version (they block its promotion)."""
+    from dashboard.governance import cards, findings
+
+    version = ev.version or cards.champion_version(ev.ctx, ev.model)
+    if version is None:
+        return [Measurement(0.0, 0, "no version given and no champion: no finding can apply")]
+    found = findings.blocking_open(ev.ctx, ev.model, version)
+    detail = (f"version {version}: " + "; ".join(f"#{f.id} {f.severity}: {f.title[:80]}" for f in found)
+              if found else f"version {version}: no open high or critical finding")
+    return [Measurement(float(len(found)), len(found), detail, window="open findings")]
+
+
 # ------------------------------------------------------------------- pre-deployment: gate evidence
 
 def _gate_evidence(ev: EvalInput) -> dict[str, Any] | None:
@@ -383,6 +396,7 @@ def providers() -> dict[str, tuple[Provider, str, str, str]]:
                                PROD),
         "label_coverage": (label_coverage, "share of predictions with a label", "data", PROD),
         "ingest_rejects": (ingest_rejects, "files rejected at ingestion", "wall", PROD),
+        "open_high_findings": (open_high_findings, "open high or critical findings on the version", "wall", PRE),
         "card_completeness": (card_completeness, "share of model card sections filled", "data", PRE),
         "gate_verdict": (gate_verdict, "1 if the candidate passed the candidate-vs-champion gate, else 0", "data", PRE),
         "evaluation_overlap": (evaluation_overlap, "out-of-time evaluation rows the candidate was trained on",

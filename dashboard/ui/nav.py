@@ -40,6 +40,8 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("6_retraining.py", "Retraining", ":material/model_training:", ("data_scientist", "admin")),
     PageSpec("7_models.py", "Models", ":material/inventory_2:", ("data_scientist", "manager", "admin")),
     PageSpec("8_compliance.py", "Compliance", ":material/verified_user:", ("data_scientist", "manager", "admin")),
+    # Managers review it; data scientists may read it (changing a profile is a manager's or admin's action).
+    PageSpec("11_inventory.py", "Inventory", ":material/checklist:", ("data_scientist", "manager", "admin")),
 )
 
 
