@@ -30,6 +30,7 @@ COMMAND_MODULES: dict[str, str] = {
     "metrics": "dashboard.commands.metrics",
     "drift": "dashboard.commands.drift",
     "report": "dashboard.commands.report",
+    "quality": "dashboard.commands.quality",
 }
 
 

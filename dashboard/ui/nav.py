@@ -40,6 +40,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("6_retraining.py", "Retraining", ":material/model_training:", ("data_scientist", "admin")),
     PageSpec("7_models.py", "Models", ":material/inventory_2:", ("data_scientist", "manager", "admin")),
     PageSpec("8_compliance.py", "Compliance", ":material/verified_user:", ("data_scientist", "manager", "admin")),
+    PageSpec("9_data_quality.py", "Data quality", ":material/fact_check:", ("data_scientist", "manager", "admin")),
 )
 
 
@@ -57,6 +58,8 @@ _EXPLAINED_BY: tuple[tuple[tuple[str, ...], str], ...] = (
     (("drift_share", "drifted_features", "feature_drift"), "2_drift.py"),
     (("gate_verdict", "evaluation_", "holdout_", "batch_latency_ratio"), "6_retraining.py"),
     (("card_completeness",), "8_compliance.py"),
+    (("missing_share", "unseen_share", "out_of_range_share", "type_violation_share", "data_quality_failures",
+      "expectation", "gx_suite:"), "9_data_quality.py"),
     (("disparate_impact", "statistical_parity", "equal_opportunity", "average_odds", "false_", "true_",
       "error_rate_difference", "generalized_entropy", "theil", "between_group", "base_rate"), "3_fairness.py"),
     (("latency", "error_rate", "accuracy", "actual_accuracy", "f1", "roc_auc", "estimated_accuracy",
