@@ -159,6 +159,8 @@ def import_result(ctx: Context, actor: Actor, model: str, payload: Any, version:
     require(actor, "quality.import")
     ctx.model(model)
     run = parse_result(payload)
+    if version is not None:
+        _registered(ctx, model, version)
     text = json.dumps(run.payload, sort_keys=True, separators=(",", ":"), default=str)
     rid = hashlib.sha256(f"{model}\0{version or ''}\0{text}".encode()).hexdigest()[:16]
     stats = run.statistics
@@ -178,6 +180,17 @@ def import_result(ctx: Context, actor: Actor, model: str, payload: Any, version:
                   "statistics": stats, "run_time": run.run_time.isoformat(), "source": source,
                   "sha256": hashlib.sha256(text.encode()).hexdigest()})
     return rid, True
+
+
+def _registered(ctx: Context, model: str, version: str) -> None:
+    """Evidence on a version needs the version: a typo must not file it where no policy looks."""
+    from connectors.registry import RegistryNotFound
+
+    try:
+        ctx.registry.version(model, version)
+    except RegistryNotFound:
+        raise VigilError(f"'{model}' has no version {version} in MLflow: name a registered version, or import "
+                         "without --version to file the result on the model") from None
 
 
 def _int(x: Any) -> int | None:

@@ -275,7 +275,8 @@ def expectation_success(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
     if e.status in ("unsupported", "invalid"):
         raise VigilError(e.note)
     if e.success is None or e.considered == 0:
-        return [Measurement(None, e.considered, e.note or "no rows to judge", e.column)]
+        return [Measurement(None, e.considered, e.note or f"no values to judge ({e.element_count:,} rows, "
+                                                          f"{e.missing_count:,} missing)", e.column)]
     detail = (f"{e.unexpected_count:,} unexpected of {e.considered:,} ({(e.unexpected_percent or 0):.2f}%)"
               if e.unexpected_count is not None else f"observed {e.observed_value}")
     return [Measurement(1.0 if e.success else 0.0, e.considered, detail, e.column)]
