@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from dashboard.audit import trail
 from dashboard.cli import cli
@@ -18,9 +19,9 @@ from dashboard.governance import gx_results
 from dashboard.governance.gx_run import validate_frame
 from dashboard.governance.policy import evaluate
 from dashboard.settings import Settings
-from tests.conftest import demo_config_context, make_logs
+from tests.conftest import REPO, demo_config_context, make_logs
 from tests.fixtures import compliance as fx
-from tests.fixtures.access import token_for
+from tests.fixtures.access import signed_in, token_for
 from tests.fixtures.compliance import MODEL, Registry
 
 migrated_mlflow_db = fx.migrated_mlflow_db
@@ -63,6 +64,7 @@ def _write(tmp_path: Path, name: str, payload: Any) -> str:
     return str(path)
 
 
+@pytest.mark.usefixtures("fresh_caches")
 def test_import_round_trip_of_a_real_gx_result(ctx: Context, registry: Registry, rows: Any, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     version = registry.add_version("dana")
@@ -102,6 +104,12 @@ def test_import_round_trip_of_a_real_gx_result(ctx: Context, registry: Registry,
     capsys.readouterr()
     ev = evaluate(ctx, MODEL, version=version, phase="all")
     assert next(r for r in ev.results if r.policy == "loans_suite").verdict == "pass"  # the latest run counts
+
+    at = signed_in(AppTest.from_file(str(REPO / "pages" / "8_compliance.py"), default_timeout=180), "mia", "manager")
+    at.run()
+    assert not at.exception, at.exception
+    listed = next(d.value for d in at.dataframe if "suite" in d.value.columns)
+    assert list(listed["suite"]) == ["loans", "loans"] and list(listed["success"]) == [True, False]
 
 
 def test_a_suite_runs_with_gx_on_a_stated_sample(ctx: Context, rows: Any, tmp_path: Path,
