@@ -34,6 +34,7 @@ COMMAND_MODULES: dict[str, str] = {
     "controls": "dashboard.commands.controls",
     "findings": "dashboard.commands.findings",
     "evidence": "dashboard.commands.evidence",
+    "quality": "dashboard.commands.quality",
 }
 
 

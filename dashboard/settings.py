@@ -211,6 +211,45 @@ CONTROLS_KEYS: tuple[str, ...] = ("packs", "risk_tiers")
 
 
 @dataclass(frozen=True)
+class QualitySpec:
+    """Bounds of the data-quality monitors (``[models.<name>.quality]``): a column fails a monitor when its
+    missing share exceeds the reference's by more than ``missing_share_increase``, or its share of unseen
+    categories or of values outside the reference range (or ``bounds``) exceeds the given share. Fewer
+    than ``min_rows`` rows in a window or bucket: no verdict."""
+
+    missing_share_increase: float = 0.05
+    unseen_share: float = 0.01
+    out_of_range_share: float = 0.01
+    min_rows: int = 100
+    bounds: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+
+QUALITY_KEYS: tuple[str, ...] = tuple(QualitySpec.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class ExpectationSpec:
+    """One expectation in Great Expectations' vocabulary (``[[models.<name>.expectations]]``); the type is
+    checked against the supported vocabulary when evaluated (an unsupported one is reported, never passed)."""
+
+    name: str
+    expectation_type: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    severity: Literal["blocking", "warning"] = "warning"
+    window: str | None = None
+    phase: str | None = None
+    key: str = ""  # where it is declared, for messages
+
+    @property
+    def column(self) -> str | None:
+        col = self.kwargs.get("column")
+        return str(col) if col is not None else None
+
+
+EXPECTATION_KEYS: tuple[str, ...] = ("name", "expectation_type", "kwargs", "severity", "window", "phase")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Everything Vigil needs to know about one model. ``name`` is the MLflow registered model name."""
 
@@ -229,6 +268,8 @@ class ModelConfig:
     retrain: RetrainSpec = field(default_factory=RetrainSpec)
     labelling: LabellingSpec = field(default_factory=LabellingSpec)
     governance: GovernanceSpec = field(default_factory=GovernanceSpec)
+    quality: QualitySpec = field(default_factory=QualitySpec)
+    expectations: tuple[ExpectationSpec, ...] = ()
 
     @property
     def table_suffix(self) -> str:
@@ -473,7 +514,8 @@ def _parse_model(name: str, spec: Any, problems: list[str],
     if not MODEL_NAME_PATTERN.match(name):
         problems.append(f"{key}: model names start with a letter and use letters, digits, '-' or '_' (max 63)")
     known = {"features", "classes", "favourable", "protected", "reference", "thresholds", "policies",
-             "drift", "training_command", "description", "extra_columns", "retrain", "labelling", "governance"}
+             "drift", "training_command", "description", "extra_columns", "retrain", "labelling", "governance",
+             "quality", "expectations"}
     problems += [f"{key}.{k}: unknown key (known: {', '.join(sorted(known))})" for k in sorted(set(spec) - known)]
 
     features: dict[str, FeatureType] = {}
@@ -539,6 +581,9 @@ def _parse_model(name: str, spec: Any, problems: list[str],
     retrain = _parse_retrain(f"{key}.retrain", spec.get("retrain", {}), problems)
     labelling = _parse_labelling(f"{key}.labelling", spec.get("labelling", {}), problems)
     governance = parse_governance(f"{key}.governance", spec.get("governance", {}), problems, risk_tiers)
+    columns = set(features) | {p.name for p in protected}
+    quality = _parse_quality(f"{key}.quality", spec.get("quality", {}), columns, problems)
+    expectations = _parse_expectations(f"{key}.expectations", spec.get("expectations", []), problems)
 
     if len(problems) > start:
         return None
@@ -546,7 +591,7 @@ def _parse_model(name: str, spec: Any, problems: list[str],
         name=name, features=features, classes=classes, favourable=favourable, protected=tuple(protected),
         reference=reference, thresholds=thresholds, policies=policies, drift_overrides=overrides,
         training_command=cmd, description=str(spec.get("description", "")), extra_columns=extra,
-        retrain=retrain, labelling=labelling, governance=governance,
+        retrain=retrain, labelling=labelling, governance=governance, quality=quality, expectations=expectations,
     )
 
 
@@ -731,6 +776,87 @@ def _parse_controls(t: Any, base_dir: Path, problems: list[str]) -> ControlsSpec
     files = tuple((Path(p).expanduser() if Path(p).expanduser().is_absolute() else (base_dir / p)).resolve()
                   for p in packs if p.endswith(".toml"))
     return ControlsSpec(packs=ids, pack_files=files, risk_tiers=tuple(tiers))
+
+
+def _parse_quality(key: str, t: Any, columns: set[str], problems: list[str]) -> QualitySpec:
+    """The optional ``[models.<name>.quality]`` table (monitor bounds and configured value ranges)."""
+    if not isinstance(t, Mapping):
+        problems.append(f"{key}: must be a table, e.g. [models.<name>.quality] with unseen_share = 0.01")
+        return QualitySpec()
+    problems += [f"{key}.{k}: unknown key (known: {', '.join(QUALITY_KEYS)})" for k in sorted(set(t) - set(QUALITY_KEYS))]
+    values: dict[str, Any] = {}
+    for k in ("missing_share_increase", "unseen_share", "out_of_range_share"):
+        if k in t:
+            v = t[k]
+            if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1:
+                problems.append(f"{key}.{k}: must be a share between 0 and 1, got {v!r}")
+            else:
+                values[k] = float(v)
+    if "min_rows" in t:
+        v = t["min_rows"]
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            problems.append(f"{key}.min_rows: must be a whole number of rows, at least 1, got {v!r}")
+        else:
+            values["min_rows"] = v
+    bounds: dict[str, tuple[float | None, float | None]] = {}
+    raw_bounds = t.get("bounds", {})
+    if not isinstance(raw_bounds, Mapping):
+        problems.append(f"{key}.bounds: must be a table of column = [low, high], e.g. bounds = {{ age = [18, 120] }}")
+        raw_bounds = {}
+    for col, b in raw_bounds.items():
+        if col not in columns:
+            problems.append(f"{key}.bounds.{col}: not a feature or protected attribute of the model")
+        elif not (isinstance(b, list) and len(b) == 2 and all(isinstance(x, int | float) and not isinstance(x, bool)
+                                                               for x in b) and b[0] <= b[1]):
+            problems.append(f"{key}.bounds.{col}: must be [low, high] with low <= high, e.g. [0, 1]")
+        else:
+            bounds[str(col)] = (float(b[0]), float(b[1]))
+    return QualitySpec(**values, bounds=bounds)
+
+
+def _parse_expectations(key: str, raw: Any, problems: list[str]) -> tuple[ExpectationSpec, ...]:
+    """``[[models.<name>.expectations]]``: each with ``expectation_type``, ``kwargs``, ``severity``, optional
+    ``name``, ``window`` and ``phase``; names must be unique (each becomes a policy)."""
+    if not isinstance(raw, list):
+        problems.append(f"{key}: must be an array of tables ([[{key}]])")
+        return ()
+    out: list[ExpectationSpec] = []
+    for i, e in enumerate(raw):
+        k = f"{key}[{i}]"
+        if not isinstance(e, Mapping):
+            problems.append(f"{k}: must be a table with expectation_type and kwargs")
+            continue
+        start = len(problems)
+        problems += [f"{k}.{x}: unknown key (known: {', '.join(EXPECTATION_KEYS)})"
+                     for x in sorted(set(e) - set(EXPECTATION_KEYS))]
+        etype = e.get("expectation_type")
+        if not isinstance(etype, str) or not etype.startswith("expect_"):
+            problems.append(f"{k}.expectation_type: required, a Great Expectations type such as "
+                            "\"expect_column_values_to_not_be_null\"")
+        kwargs = e.get("kwargs", {})
+        if not isinstance(kwargs, Mapping):
+            problems.append(f"{k}.kwargs: must be a table, e.g. kwargs = {{ column = \"age\", mostly = 0.95 }}")
+        elif "column" in kwargs and not _is_identifier(kwargs["column"]):
+            problems.append(f"{k}.kwargs.column: must be a column name (letters, digits, _)")
+        severity = e.get("severity", "warning")
+        if severity not in SEVERITIES:
+            problems.append(f"{k}.severity: must be \"blocking\" or \"warning\"")
+        phase = e.get("phase")
+        if phase is not None and phase not in PHASES:
+            problems.append(f"{k}.phase: must be one of {', '.join(PHASES)}")
+        window = e.get("window")
+        if window is not None and not isinstance(window, str):
+            problems.append(f"{k}.window: must be a string such as \"7d\"")
+        if len(problems) > start:
+            continue
+        column = kwargs.get("column")
+        name = str(e.get("name") or (f"{etype}:{column}" if column else etype))
+        out.append(ExpectationSpec(name=name, expectation_type=str(etype), kwargs=dict(kwargs), severity=severity,
+                                   window=window, phase=phase, key=k))
+    names = [x.name for x in out]
+    problems += [f"{key}: the name '{n}' is used twice; give each expectation its own name"
+                 for n in sorted({n for n in names if names.count(n) > 1})]
+    return tuple(out)
 
 
 def _parse_thresholds(key: str, t: Any, problems: list[str]) -> Thresholds:

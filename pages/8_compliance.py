@@ -17,7 +17,16 @@ from dashboard.charts.compliance import (
     verdict_summary_figure,
 )
 from dashboard.errors import USER_ERRORS
-from dashboard.governance import approvals, cards, controls, evidence_pack, findings, promotion, reports
+from dashboard.governance import (
+    approvals,
+    cards,
+    controls,
+    evidence_pack,
+    findings,
+    gx_results,
+    promotion,
+    reports,
+)
 from dashboard.governance.policy import (
     NOT_APPLICABLE,
     Evaluation,
@@ -93,7 +102,22 @@ def _scorecard(model: str, version: str | None, window: str | None, overrides: d
         if history is not None:
             st.plotly_chart(verdict_history_figure(history), width="stretch")
             st.caption("Kept whenever policies are evaluated on new data (this page, `vigil check`, approvals).")
+    _gx_evidence(model, version)
     return ev
+
+
+def _gx_evidence(model: str, version: str | None) -> None:
+    """Imported Great Expectations validation results: evidence a ``gx_suite:<name>`` policy judges."""
+    st.markdown("**Great Expectations evidence**")
+    runs = state.guarded(gx_results.runs, state.context(), model, version)
+    if runs is None:
+        return
+    if runs.empty:
+        st.caption("No Great Expectations validation results imported for this model yet: "
+                   "`vigil quality import RESULT.json --model M` adds one (see the Data quality page).")
+        return
+    st.dataframe(clip_frame(runs, limit=PROSE_LIMIT), hide_index=True, width="stretch",
+                 column_config={"success": st.column_config.CheckboxColumn("succeeded")})
 
 
 def _card(model: str, version: str | None, actor: Actor) -> None:

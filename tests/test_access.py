@@ -34,6 +34,7 @@ EXPECTED: dict[str, set[str]] = {
     "card.approval_note": {MGR},
     "report.export": {DS, MGR, ADM},
     "artifact.store": {DS, ADM},
+    "quality.import": {DS, ADM},
     "users.manage": {ADM},
     "inventory.edit": {MGR, ADM},
     "control.tailor": {MGR},

@@ -205,7 +205,9 @@ def test_builtins_and_config_overlay(settings) -> None:  # type: ignore[no-untyp
     overlay = {s.name: (s, src) for s, src in policies_for(custom)}
     assert overlay["error_rate"][1] == "config" and overlay["error_rate"][0].threshold == 0.5
     assert overlay["extra"][1] == "config" and overlay["drift_share"][1] == "built-in"
-    assert len(overlay) == len(names) + 1
+    expectations = {f"expectation:{e.name}" for e in cfg.expectations}  # one policy per configured expectation
+    assert expectations and expectations <= {n for n, (_, src) in overlay.items() if src == "config"}
+    assert len(overlay) == len(names) + 1 + len(expectations)
 
 
 def test_relative_window_ends_at_the_latest_log(ctx: Context, tmp_path: Path,

@@ -30,6 +30,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "card.approval_note": frozenset({"manager"}),
     "report.export": frozenset({"data_scientist", "manager", "admin"}),
     "artifact.store": frozenset({"data_scientist", "admin"}),
+    "quality.import": frozenset({"data_scientist", "admin"}),
     "users.manage": frozenset({"admin"}),
     "inventory.edit": frozenset({"manager", "admin"}),
     "control.tailor": frozenset({"manager"}),

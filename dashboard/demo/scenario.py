@@ -13,6 +13,11 @@ Injected events (days are 1-based within the 30 days ending at ``DemoScenario.en
 * drift from day 20: reported ``income`` scaled by 1.4 (true risk follows real income, so accuracy drops)
   and the ``purpose`` mix shifts towards debt consolidation and business loans;
 * an error burst (35% of requests with status 'error') on day 25, 09:00-10:00 UTC;
+* a data-quality incident from day 23: ``debt_to_income`` arrives missing in 25% of the logs (the feed
+  drops it after scoring) and ``purpose`` gets a category never seen in training (``crypto``, 6% of
+  applications, which the model's encoder ignores);
+* a Great Expectations validation of the champion's training data, run with GX itself and imported as
+  evidence (when GX, the optional extra ``vigil[gx]``, is installed);
 * ground truth for 40% of predictions, arriving 2-10 days late (label ``ts`` = arrival; labels that
   would arrive after the end date do not exist yet).
 """
@@ -77,6 +82,12 @@ class DemoScenario:
     label_share: float = 0.4
     label_delay_days: tuple[float, float] = (2.0, 10.0)
     label_source: str = "ground_truth"
+    quality_day: int = 23
+    quality_null_feature: str = "debt_to_income"
+    quality_null_share: float = 0.25
+    quality_new_category: tuple[str, str] = ("purpose", "crypto")
+    quality_new_category_share: float = 0.06
+    gx_suite: str = "credit-risk-training"
 
     @property
     def start(self) -> datetime:
@@ -89,6 +100,10 @@ class DemoScenario:
     @property
     def drift_start(self) -> datetime:
         return self.day_start(self.drift_day)
+
+    @property
+    def quality_start(self) -> datetime:
+        return self.day_start(self.quality_day)
 
     @property
     def v2_start(self) -> datetime:
@@ -208,6 +223,7 @@ def build_workspace(folder: str | Path, *, rows: int = DemoScenario.rows, seed: 
         if report.rejected:
             raise VigilError("the demo's own files were rejected:\n" + "\n".join(report.problem_lines()[:10]))
     _seed_cards(settings, scenario.model, workspace.versions)
+    _validate_training_data(settings, scenario, workspace.versions, say)
     _demo_users(root)
     (root / MARKER).write_text(json.dumps({"rows": rows, "seed": seed, "versions": workspace.versions,
                                            "scenario": scenario.facts()}, indent=2), encoding="utf-8")
@@ -227,6 +243,45 @@ def _seed_cards(settings: Any, model: str, versions: dict[str, str]) -> None:
     from dashboard.audit import anchor
 
     anchor.checkpoint(ctx)  # the demo opens with its audit trail anchored
+
+
+def _validate_training_data(settings: Any, scenario: DemoScenario, versions: dict[str, str], say: Progress) -> None:
+    """Run the demo's GX suite with Great Expectations on the champion's training data and import the
+    result as evidence on that version (the demo says so when GX is not installed)."""
+    from dashboard.governance import gx_run
+
+    if not gx_run.gx_available():
+        say(f"Great Expectations is not installed: no GX evidence in the demo ({gx_run.INSTALL_HINT})", 0.99)
+        return
+    from dashboard.access.roles import Actor
+    from dashboard.context import Context
+    from dashboard.governance import gx_results
+
+    ctx = Context(settings)
+    version = versions["champion"]
+    frame = ctx.registry.load_training_data(scenario.model, version, settings.model(scenario.model).reference.artifact_path)
+    payload, _ = gx_run.validate_frame(frame, training_suite(scenario))
+    payload["meta"]["sample"] = {"rows": len(frame), "window_rows": len(frame), "window": f"training data of version "
+                                 f"{version}", "method": "every row"}
+    gx_results.import_result(ctx, Actor("vigil demo", "admin"), scenario.model, payload, version=version,
+                             source="demo: training data")
+    say(f"validated the training data of version {version} with Great Expectations", 0.99)
+
+
+def training_suite(scenario: DemoScenario) -> dict[str, Any]:
+    """The demo's GX Core 1.x suite for the training data (as a team would keep it in JSON)."""
+    expectations: list[dict[str, Any]] = [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": c}} for c in population.FEATURES]
+    expectations += [
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "age", "min_value": 18, "max_value": 120}},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "debt_to_income", "min_value": 0,
+                                                                   "max_value": 1.5}},
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "purpose",
+                                                                  "value_set": list(population.PURPOSE)}},
+        {"type": "expect_column_mean_to_be_between", "kwargs": {"column": "income", "min_value": 20_000,
+                                                                 "max_value": 80_000}},
+    ]
+    return {"name": scenario.gx_suite, "expectations": expectations}
 
 
 def _demo_users(root: Path) -> None:
@@ -331,6 +386,12 @@ def day_frames(scenario: DemoScenario, day: int, n: int, models: dict[str, Any],
     pop = population.generate(rng, n, income_factor=scenario.income_drift_factor if drifted else 1.0,
                               purpose_p=np.array(scenario.purpose_mix_after_drift) if drifted else None)
     frame = pop.frame
+    quality_rng = np.random.default_rng([scenario.seed, 3_000 + day])  # its own stream: other events unchanged
+    incident = day >= scenario.quality_day
+    if incident:
+        column, category = scenario.quality_new_category
+        frame[column] = np.where(quality_rng.random(n) < scenario.quality_new_category_share, category,
+                                 frame[column].to_numpy()).astype(object)
     champion, challenger = versions["champion"], versions["challenger"]
     use_v2 = (rng.random(n) < scenario.v2_traffic_share) if day >= scenario.v2_day else np.zeros(n, bool)
     version = np.where(use_v2, challenger, champion).astype(object)
@@ -360,6 +421,9 @@ def day_frames(scenario: DemoScenario, day: int, n: int, models: dict[str, Any],
                          "ts": pd.to_datetime(ts)})
     for col in (*population.FEATURES, "sex"):
         logs[col] = frame[col].to_numpy()
+    if incident:
+        dropped = quality_rng.random(n) < scenario.quality_null_share
+        logs[scenario.quality_null_feature] = np.where(dropped, np.nan, logs[scenario.quality_null_feature])
     logs["prediction"] = prediction
     logs["score"] = np.maximum(proba_good, 1.0 - proba_good).round(6)
     logs["proba_bad"] = (1.0 - proba_good).round(6)

@@ -33,7 +33,7 @@ import pandas as pd
 from connectors.windows import Window, WindowError, parse_window
 from dashboard.context import Context
 from dashboard.errors import VigilError
-from dashboard.governance.policy_metrics import EvalInput, providers
+from dashboard.governance.policy_metrics import EvalInput, entry_for, providers
 from dashboard.settings import ConfigError, ModelConfig, PolicySpec, compare
 
 DEFAULT_WINDOW = "7d"
@@ -190,7 +190,7 @@ def phase_of(spec: PolicySpec, table: dict[str, tuple[Any, str, str, str]] | Non
     """The policy's phase: its own, else its metric's (an unknown metric: both, so its error shows)."""
     if spec.phase:
         return spec.phase
-    entry = (table if table is not None else providers()).get(spec.metric)
+    entry = entry_for(table if table is not None else providers(), spec.metric)
     return entry[3] if entry else "both"
 
 
@@ -200,7 +200,16 @@ def policies_for(cfg: ModelConfig) -> list[tuple[PolicySpec, str]]:
     out = [(configured.pop(p.name), "config") if p.name in configured else (p, "built-in")
            for p in builtin_policies(cfg)]
     out += [(p, "config") for p in cfg.policies if p.name in configured]
+    taken = {p.name for p, _ in out}
+    out += [(spec, "config") for spec in expectation_policies(cfg) if spec.name not in taken]
     return out
+
+
+def expectation_policies(cfg: ModelConfig) -> list[PolicySpec]:
+    """One policy per configured expectation (``expectation:<name>``), with the expectation's severity,
+    window and phase: it passes when the expectation succeeds."""
+    return [PolicySpec(f"expectation:{e.name}", "expectation", "==", 1.0, e.severity, window=e.window,
+                       params={"expectation": e.name}, phase=e.phase) for e in cfg.expectations]
 
 
 def known_metrics() -> dict[str, str]:
@@ -344,7 +353,7 @@ def evaluate(ctx: Context, model: str, version: str | None = None, window: str |
     results: list[PolicyResult] = []
     labels: set[str] = set()
     for spec, source in chosen:
-        entry = table.get(spec.metric)
+        entry = entry_for(table, spec.metric)
         policy_phase = phase_of(spec, table)
         if (policy_phase == "pre_deployment" and not judge_pre) or (policy_phase == "production" and not judge_prod):
             continue

@@ -12,8 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from connectors.windows import Window
 from dashboard.context import Context
+from dashboard.errors import VigilError
 from dashboard.settings import PolicySpec
 
 
@@ -224,6 +227,88 @@ def label_coverage(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
     return [Measurement(_f(r.label_coverage), int(r.n_rows), f"{r.n_labelled} of {r.n_rows} predictions labelled")]
 
 
+# ---------------------------------------------------------------------------------- data quality
+
+def _data_quality(ev: EvalInput) -> Any:
+    from dashboard.monitoring.data_quality import compute_data_quality
+
+    return ev.cached(("data_quality", ev.window, ev.version),
+                     lambda: compute_data_quality(ev.ctx, ev.model, ev.window, version=ev.version, examples=False))
+
+
+def data_quality_monitor(monitor: str, over_reference: bool = False) -> Callable[[EvalInput, PolicySpec],
+                                                                                 list[Measurement]]:
+    """A monitor's share per column (``column = "..."`` picks one); ``over_reference``: minus the reference's
+    share. No value on too few rows, a column without a reference, or a column missing from the logs."""
+    def provider(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+        r = _data_quality(ev)
+        wanted = spec.params.get("column")
+        out = []
+        for m in r.monitors:
+            if m.monitor != monitor or (wanted and m.column != wanted):
+                continue
+            if m.value is None or m.status in ("too few rows", "not applicable", "missing column"):
+                why = (f"too few rows ({m.rows:,} < {r.min_rows:,}: quality.min_rows)" if m.status == "too few rows"
+                       else m.note or m.status)
+                out.append(Measurement(None, m.rows, why, m.column))
+                continue
+            value = m.value - (m.reference_value or 0.0) if over_reference else m.value
+            ref = "" if m.reference_value is None else f"; reference {m.reference_value:.2%}"
+            out.append(Measurement(value, m.rows, f"{m.count:,} of {m.rows:,} rows ({m.value:.2%}){ref}"
+                                   + (f"; {m.note}" if m.note else ""), m.column))
+        if not out:
+            out.append(Measurement(None, 0, f"no {monitor} monitor" + (f" for column '{wanted}'" if wanted else ""),
+                                   str(wanted) if wanted else None))
+        return out
+
+    return provider
+
+
+def expectation_success(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+    """1 when the configured expectation (``expectation = "<name>"``) succeeds by GX's rules, else 0. An
+    unsupported or invalid one is an error (never a pass); no rows to consider measures nothing."""
+    name = spec.params.get("expectation")
+    found = [e for e in _data_quality(ev).expectations if e.name == name]
+    if not found:
+        raise VigilError(f"no expectation named '{name}' in [[models.{ev.model}.expectations]]")
+    e = found[0]
+    if e.status in ("unsupported", "invalid"):
+        raise VigilError(e.note)
+    if e.success is None or e.considered == 0:
+        return [Measurement(None, e.considered, e.note or f"no values to judge ({e.element_count:,} rows, "
+                                                          f"{e.missing_count:,} missing)", e.column)]
+    detail = (f"{e.unexpected_count:,} unexpected of {e.considered:,} ({(e.unexpected_percent or 0):.2f}%)"
+              if e.unexpected_count is not None else f"observed {e.observed_value}")
+    return [Measurement(1.0 if e.success else 0.0, e.considered, detail, e.column)]
+
+
+def data_quality_failures(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+    r = _data_quality(ev)
+    failed = r.failures
+    return [Measurement(float(len(failed)), r.n_rows, ", ".join(failed[:10]) or "none")]
+
+
+GX_SUITE = "gx_suite:"
+
+
+def gx_suite(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+    """1 when the latest imported Great Expectations result of the suite (run within the window, for the
+    version or the model) succeeded, else 0; no value when there is none."""
+    from dashboard.governance import gx_results
+
+    suite = spec.metric.removeprefix(GX_SUITE)
+    found = gx_results.runs(ev.ctx, ev.model, ev.version, suite)
+    found = found[(found["run_time"] >= ev.window.start) & (found["run_time"] < ev.window.end)]
+    if found.empty:
+        return [Measurement(None, 0, f"no result of GX suite '{suite}' run in {ev.window.label} was imported "
+                                     f"(vigil quality import RESULT.json --model {ev.model})", suite)]
+    r = found.iloc[0]
+    rows = int(r["evaluated"]) if pd.notna(r["evaluated"]) else 0
+    return [Measurement(1.0 if bool(r["success"]) else 0.0, rows,
+                        f"{r['successful']} of {r['evaluated']} expectations succeeded; run {r['run_time']:%Y-%m-%d %H:%M} "
+                        f"UTC, result {r['id']}", suite, window=f"GX run of {r['run_time']:%Y-%m-%d %H:%M}")]
+
+
 # ------------------------------------------------------------------------- card and ingestion
 
 def card_completeness(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
@@ -373,6 +458,13 @@ FAIRNESS_EVIDENCE: tuple[str, ...] = ("disparate_impact", "statistical_parity_di
 Provider = Callable[[EvalInput, PolicySpec], list[Measurement]]
 
 
+def entry_for(table: dict[str, tuple[Provider, str, str, str]], metric: str) -> tuple[Provider, str, str, str] | None:
+    """The provider of ``metric``; ``gx_suite:<name>`` names a suite after the prefix."""
+    if metric.startswith(GX_SUITE) and len(metric) > len(GX_SUITE):
+        return table[GX_SUITE]
+    return table.get(metric) if metric != GX_SUITE else None
+
+
 PRE, PROD = "pre_deployment", "production"
 
 
@@ -397,6 +489,22 @@ def providers() -> dict[str, tuple[Provider, str, str, str]]:
         "label_coverage": (label_coverage, "share of predictions with a label", "data", PROD),
         "ingest_rejects": (ingest_rejects, "files rejected at ingestion", "wall", PROD),
         "open_high_findings": (open_high_findings, "open high or critical findings on the version", "wall", PRE),
+        "missing_share": (data_quality_monitor("missing"), "share of rows with a missing value, per column", "data",
+                          PROD),
+        "missing_share_increase": (data_quality_monitor("missing", over_reference=True),
+                                   "missing share minus the reference's, per column", "data", PROD),
+        "unseen_share": (data_quality_monitor("unseen"), "share of categories the reference never has, per column",
+                         "data", PROD),
+        "out_of_range_share": (data_quality_monitor("out_of_range"), "share of values outside the reference range "
+                               "(or quality.bounds), per column", "data", PROD),
+        "type_violation_share": (data_quality_monitor("type_violations"), "share of ±inf in a numerical column",
+                                 "data", PROD),
+        "data_quality_failures": (data_quality_failures, "number of failing data-quality monitors and expectations",
+                                  "data", PROD),
+        "expectation": (expectation_success, "1 if a configured expectation succeeds (GX semantics), else 0", "data",
+                        PROD),
+        GX_SUITE: (gx_suite, "1 if the latest imported Great Expectations result of the suite succeeded, else 0",
+                   "wall", "both"),
         "card_completeness": (card_completeness, "share of model card sections filled", "data", PRE),
         "gate_verdict": (gate_verdict, "1 if the candidate passed the candidate-vs-champion gate, else 0", "data", PRE),
         "evaluation_overlap": (evaluation_overlap, "out-of-time evaluation rows the candidate was trained on",

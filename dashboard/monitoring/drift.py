@@ -261,6 +261,23 @@ def reference_label(ctx: Context, model: str, reference: Window | str, version: 
     return _reference(ctx, ctx.model(model), reference, version)[0]
 
 
+def reference_source(ctx: Context, model: str, columns: tuple[str, ...], reference: Window | str = "config",
+                     version: str | None = None) -> tuple[str, Source]:
+    """The reference drift compares with, as a relation of those ``columns`` it has (the training data is
+    materialised first), and its label: for other monitors (data quality) that judge against the same rows."""
+    cfg = ctx.model(model)
+    label, spec = _reference(ctx, cfg, reference, version)
+    _ensure_reference(ctx, cfg, spec)
+    if spec.window is not None:
+        return label, refq.window_source(ctx.schema(model), spec.window.start, spec.window.end, columns, version,
+                                         label=label)
+    assert spec.training_version is not None
+    with ctx.store.connect() as con:
+        stored = refq.materialised_columns(con, cfg.name, spec.training_version) or ()
+    have = tuple(c for c in columns if c in stored)
+    return label, refq.table_source(cfg.name, spec.training_version, have, label)
+
+
 # ----------------------------------------------------------------------------- reference and plan
 
 @dataclass(frozen=True)

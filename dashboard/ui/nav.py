@@ -34,6 +34,7 @@ class PageSpec:
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("1_overview.py", "Overview", ":material/dashboard:", default=True),
     PageSpec("2_drift.py", "Drift", ":material/ssid_chart:", ("data_scientist", "manager", "admin")),
+    PageSpec("9_data_quality.py", "Data quality", ":material/fact_check:", ("data_scientist", "manager", "admin")),
     PageSpec("3_fairness.py", "Fairness", ":material/balance:", ("data_scientist", "manager", "admin")),
     PageSpec("4_operations.py", "Operations", ":material/speed:", ("data_scientist", "manager", "admin")),
     PageSpec("5_annotation.py", "Annotation queue", ":material/label:", ("data_scientist", "annotator", "admin")),
@@ -59,6 +60,8 @@ _EXPLAINED_BY: tuple[tuple[tuple[str, ...], str], ...] = (
     (("drift_share", "drifted_features", "feature_drift"), "2_drift.py"),
     (("gate_verdict", "evaluation_", "holdout_", "batch_latency_ratio"), "6_retraining.py"),
     (("card_completeness",), "8_compliance.py"),
+    (("missing_share", "unseen_share", "out_of_range_share", "type_violation_share", "data_quality_failures",
+      "expectation", "gx_suite:"), "9_data_quality.py"),
     (("disparate_impact", "statistical_parity", "equal_opportunity", "average_odds", "false_", "true_",
       "error_rate_difference", "generalized_entropy", "theil", "between_group", "base_rate"), "3_fairness.py"),
     (("latency", "error_rate", "accuracy", "actual_accuracy", "f1", "roc_auc", "estimated_accuracy",
