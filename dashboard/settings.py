@@ -236,6 +236,8 @@ class Settings:
     separation_of_duties: bool = True
     #: Key file that signs audit checkpoints when neither VIGIL_AUDIT_KEY nor the secrets give a key.
     audit_key_file: Path | None = None
+    #: ``[alerts]``: repeat interval, route timeout, retry back-off and the routes.
+    alerts: AlertSettings = field(default_factory=lambda: AlertSettings())
 
     def model(self, name: str) -> ModelConfig:
         """The configuration of ``name``, or a :class:`ConfigError` listing the configured models."""
@@ -315,7 +317,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
     if not isinstance(vig, Mapping):
         problems.append("vigil: must be a table")
         vig = {}
-    unknown_top = set(raw) - {"vigil", "models"}
+    unknown_top = set(raw) - {"vigil", "models", "alerts"}
     problems += [f"{k}: unknown top-level key (expected [vigil] and [models.<name>])" for k in sorted(unknown_top)]
 
     def pick(key: str, env_key: str, default: Any) -> Any:
@@ -369,6 +371,8 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
         if other != name:
             problems.append(f"models.{name}: name collides with models.{other} once made SQL-safe; rename one")
 
+    alerts = _parse_alerts(raw.get("alerts"), models, problems)
+
     if problems:
         raise ConfigError(problems, source=str(config_path or "configuration"))
     return Settings(
@@ -377,6 +381,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
         label_studio_url=str(ls_url).rstrip("/") if ls_url else None, label_studio_token=ls_token,
         users_file=users_file, jobs_dir=jobs_dir, models=models, config_path=config_path,
         lock_timeout_s=float(lock_timeout or 60), separation_of_duties=sod, audit_key_file=audit_key_file,
+        alerts=alerts,
     )
 
 
@@ -671,3 +676,161 @@ def log_schema(cfg: ModelConfig) -> LogSchema:
             columns[attr.name] = "numerical" if attr.is_binned else "categorical"
     return LogSchema(model=cfg.name, features=tuple(cfg.features), columns=columns, classes=cfg.classes,
                      extra_columns=cfg.extra_columns)
+
+
+# --------------------------------------------------------------------------------------------- alerts
+
+ALERT_SEVERITIES: tuple[str, ...] = ("blocking", "warning", "info")  # most severe first
+ROUTE_TYPES: tuple[str, ...] = ("webhook", "slack", "email")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_ROUTE_KEYS: dict[str, set[str]] = {
+    "webhook": {"url", "secret_env"},
+    "slack": {"url", "url_env"},
+    "email": {"smtp_host", "smtp_port", "starttls", "from", "to", "username", "password_env"},
+}
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds of ``"30s"``, ``"15m"``, ``"4h"``, ``"2d"`` or a bare number of seconds; ``None`` if unreadable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) and value > 0 else None
+    m = _DURATION.match(str(value))
+    if not m or float(m.group(1)) <= 0:
+        return None
+    return float(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+@dataclass(frozen=True)
+class AlertRoute:
+    """Where alert notifications go. Secrets are named by environment variable, never stored here."""
+
+    name: str
+    type: str  # webhook | slack | email
+    url: str | None = None
+    url_env: str | None = None  # slack: the incoming-webhook URL is itself a secret
+    secret_env: str | None = None  # webhook: HMAC key
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    starttls: bool = False
+    sender: str | None = None
+    to: tuple[str, ...] = ()
+    username: str | None = None
+    password_env: str | None = None
+    models: tuple[str, ...] = ()  # empty: every model
+    min_severity: str = "info"
+
+    def accepts(self, model: str, severity: str) -> bool:
+        """Whether a notification of ``model`` at ``severity`` goes to this route."""
+        if self.models and model not in self.models:
+            return False
+        rank = ALERT_SEVERITIES.index(severity) if severity in ALERT_SEVERITIES else len(ALERT_SEVERITIES)
+        return rank <= ALERT_SEVERITIES.index(self.min_severity)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """``[alerts]``: when to repeat, how long a route may take, how retries back off."""
+
+    repeat_interval_s: float = 4 * 3600.0
+    timeout_s: float = 10.0
+    retry_base_s: float = 60.0
+    retry_max_s: float = 3600.0
+    routes: tuple[AlertRoute, ...] = ()
+
+
+def _parse_alerts(raw: Any, models: Mapping[str, Any], problems: list[str]) -> AlertSettings:
+    if raw is None:
+        return AlertSettings()
+    if not isinstance(raw, Mapping):
+        problems.append("alerts: must be a table ([alerts])")
+        return AlertSettings()
+    known = {"repeat_interval", "timeout_s", "retry_base_s", "retry_max_s", "routes"}
+    problems += [f"alerts.{k}: unknown key (expected {', '.join(sorted(known))})" for k in sorted(set(raw) - known)]
+    values: dict[str, float] = {}
+    defaults = AlertSettings()
+    for key, attr in (("repeat_interval", "repeat_interval_s"), ("timeout_s", "timeout_s"),
+                      ("retry_base_s", "retry_base_s"), ("retry_max_s", "retry_max_s")):
+        if key in raw:
+            seconds = parse_duration(raw[key])
+            if seconds is None:
+                problems.append(f"alerts.{key}: '{raw[key]}' is not a positive duration (e.g. 30s, 15m, 4h, 2d)")
+            else:
+                values[attr] = seconds
+        else:
+            values[attr] = float(getattr(defaults, attr))
+    if values["retry_max_s"] < values["retry_base_s"]:
+        problems.append("alerts.retry_max_s: must be at least alerts.retry_base_s")
+    routes_raw = raw.get("routes", [])
+    if not isinstance(routes_raw, list):
+        problems.append("alerts.routes: must be an array of tables ([[alerts.routes]])")
+        routes_raw = []
+    routes: list[AlertRoute] = []
+    for i, spec in enumerate(routes_raw):
+        route = _parse_route(f"alerts.routes[{i}]", spec, models, problems)
+        if route is not None:
+            if any(r.name == route.name for r in routes):
+                problems.append(f"alerts.routes[{i}].name: '{route.name}' is used by another route; names are unique")
+            routes.append(route)
+    return AlertSettings(routes=tuple(routes), **values)
+
+
+def _parse_route(key: str, spec: Any, models: Mapping[str, Any], problems: list[str]) -> AlertRoute | None:
+    if not isinstance(spec, Mapping):
+        problems.append(f"{key}: must be a table")
+        return None
+    start = len(problems)
+    name, kind = spec.get("name"), spec.get("type")
+    if not isinstance(name, str) or not MODEL_NAME_PATTERN.match(name):
+        problems.append(f"{key}.name: give the route a name (letters, digits, _ or -)")
+    if kind not in ROUTE_TYPES:
+        problems.append(f"{key}.type: must be one of {', '.join(ROUTE_TYPES)}")
+        return None
+    allowed = _ROUTE_KEYS[str(kind)] | {"name", "type", "models", "min_severity"}
+    problems += [f"{key}.{k}: unknown key for a {kind} route (expected {', '.join(sorted(allowed))})"
+                 for k in sorted(set(spec) - allowed)]
+    for secret in ("secret", "password", "token"):
+        if secret in spec:
+            problems.append(f"{key}.{secret}: secrets do not belong in vigil.toml; name an environment "
+                            f"variable with {secret}_env instead")
+    url = spec.get("url")
+    needs_url = kind == "webhook" or (kind == "slack" and "url_env" not in spec)
+    if needs_url and (not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url)):
+        problems.append(f"{key}.url: give the http(s) URL to POST to" +
+                        (" (or url_env naming the variable that holds it)" if kind == "slack" else ""))
+    if kind == "webhook" and not isinstance(spec.get("secret_env"), str):
+        problems.append(f"{key}.secret_env: name the environment variable holding the HMAC key")
+    to = spec.get("to", [])
+    to = [to] if isinstance(to, str) else to
+    if kind == "email":
+        if not isinstance(spec.get("smtp_host"), str):
+            problems.append(f"{key}.smtp_host: give the SMTP server's host name")
+        if not isinstance(spec.get("from"), str) or "@" not in spec.get("from", ""):
+            problems.append(f"{key}.from: give the sender address")
+        if not to or not isinstance(to, list) or not all(isinstance(a, str) and "@" in a for a in to):
+            problems.append(f"{key}.to: give one or more recipient addresses")
+        if ("username" in spec) != ("password_env" in spec):
+            problems.append(f"{key}: username and password_env go together (SMTP login)")
+    port = spec.get("smtp_port", 25)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        problems.append(f"{key}.smtp_port: must be a port number")
+    model_names = spec.get("models", [])
+    if not isinstance(model_names, list) or not all(isinstance(m, str) for m in model_names):
+        problems.append(f"{key}.models: must be a list of model names")
+        model_names = []
+    problems += [f"{key}.models: '{m}' is not a configured model" for m in model_names if m not in models]
+    min_severity = spec.get("min_severity", "info")
+    if min_severity not in ALERT_SEVERITIES:
+        problems.append(f"{key}.min_severity: must be one of {', '.join(ALERT_SEVERITIES)}")
+    starttls = spec.get("starttls", False)
+    if not isinstance(starttls, bool):
+        problems.append(f"{key}.starttls: must be true or false")
+    if len(problems) > start:
+        return None
+    return AlertRoute(name=str(name), type=str(kind), url=url, url_env=spec.get("url_env"),
+                      secret_env=spec.get("secret_env"), smtp_host=spec.get("smtp_host"), smtp_port=int(port),
+                      starttls=bool(starttls), sender=spec.get("from"), to=tuple(to),
+                      username=spec.get("username"), password_env=spec.get("password_env"),
+                      models=tuple(model_names), min_severity=str(min_severity))
