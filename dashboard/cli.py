@@ -30,6 +30,8 @@ COMMAND_MODULES: dict[str, str] = {
     "metrics": "dashboard.commands.metrics",
     "drift": "dashboard.commands.drift",
     "report": "dashboard.commands.report",
+    "alerts": "dashboard.commands.alerts",
+    "serve": "dashboard.commands.serve",
 }
 
 

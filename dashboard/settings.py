@@ -181,6 +181,118 @@ LABELLING_KEYS: tuple[str, ...] = tuple(LabellingSpec.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
+class ScheduleSpec:
+    """When ``vigil serve`` runs each monitor of a model (``[models.<name>.schedule]``): five-field cron
+    expressions in UTC, or ``"off"``. The retrain rule is off unless asked for, because it starts retrains."""
+
+    policies: str | None = "*/15 * * * *"
+    retrain: str | None = None
+    sync_labels: str | None = "*/5 * * * *"
+    aliases: str | None = "*/5 * * * *"
+
+    def crons(self) -> dict[str, str]:
+        """Monitor name -> cron expression, for the monitors that are on."""
+        return {k: v for k in SCHEDULE_KEYS if (v := getattr(self, k))}
+
+
+SCHEDULE_KEYS: tuple[str, ...] = tuple(ScheduleSpec.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class ServeSpec:
+    """``[serve]``: where ``vigil serve`` listens and how it bounds work (see README, `vigil serve`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    public_url: str | None = None  # what Label Studio and MLflow call back; default http://127.0.0.1:<port>
+    tick_s: float = 30.0
+    lease_s: float = 600.0
+    retry_base_s: float = 60.0
+    retry_max_s: float = 3600.0
+    max_body_bytes: int = 1_048_576
+    queue_size: int = 100
+    metrics_window: str = "24h"
+    secret_file: Path | None = None  # webhook secret when VIGIL_SERVE_SECRET is unset (created 0600)
+
+    def callback_url(self) -> str:
+        return (self.public_url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
+
+SERVE_KEYS: tuple[str, ...] = tuple(k for k in ServeSpec.__dataclass_fields__ if k != "secret_file")
+
+
+def _parse_schedule(key: str, t: Any, problems: list[str]) -> ScheduleSpec:
+    """The optional ``[models.<name>.schedule]`` table; each value a cron expression or "off"."""
+    from croniter import croniter
+
+    if not isinstance(t, Mapping):
+        problems.append(f"{key}: must be a table, e.g. [models.<name>.schedule] with policies = \"*/15 * * * *\"")
+        return ScheduleSpec()
+    problems += [f"{key}.{k}: unknown key (known: {', '.join(SCHEDULE_KEYS)})" for k in sorted(set(t) - set(SCHEDULE_KEYS))]
+    values: dict[str, str | None] = {}
+    for k in SCHEDULE_KEYS:
+        if k not in t:
+            continue
+        v = t[k]
+        if isinstance(v, str) and v.strip().lower() in ("off", ""):
+            values[k] = None
+        elif isinstance(v, str) and len(v.split()) == 5 and croniter.is_valid(v):
+            values[k] = " ".join(v.split())
+        else:
+            problems.append(f"{key}.{k}: '{v}' is not a five-field cron expression (minute hour day month weekday, "
+                            "e.g. \"*/15 * * * *\") or \"off\"")
+    return ScheduleSpec(**values)
+
+
+def _parse_serve(raw: Any, data_dir: Path, env: Mapping[str, str], problems: list[str]) -> ServeSpec:
+    """The optional ``[serve]`` table; VIGIL_SERVE_PORT and VIGIL_SERVE_PUBLIC_URL override it."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, Mapping):
+        problems.append("serve: must be a table ([serve])")
+        raw = {}
+    problems += [f"serve.{k}: unknown key (known: {', '.join(SERVE_KEYS)})" for k in sorted(set(raw) - set(SERVE_KEYS))]
+    if "secret" in raw:
+        problems.append("serve.secret: secrets do not belong in vigil.toml; set VIGIL_SERVE_SECRET (else Vigil "
+                        "creates <data_dir>/serve.secret)")
+    d = ServeSpec()
+    values: dict[str, Any] = {"secret_file": data_dir / "serve.secret"}
+    port = env.get("VIGIL_SERVE_PORT") or raw.get("port", d.port)
+    try:
+        values["port"] = int(port)
+        if not 0 <= values["port"] < 65536:
+            raise ValueError
+    except (TypeError, ValueError):
+        problems.append(f"serve.port (or VIGIL_SERVE_PORT): '{port}' is not a port number")
+    host = raw.get("host", d.host)
+    if not isinstance(host, str) or not host:
+        problems.append("serve.host: give the address to bind, e.g. \"127.0.0.1\"")
+    else:
+        values["host"] = host
+    public = env.get("VIGIL_SERVE_PUBLIC_URL") or raw.get("public_url")
+    if public is not None:
+        if not isinstance(public, str) or not re.match(r"^https?://[^\s/]+", public):
+            problems.append(f"serve.public_url (or VIGIL_SERVE_PUBLIC_URL): '{public}' is not an http(s) URL")
+        else:
+            values["public_url"] = public
+    for k in ("tick_s", "lease_s", "retry_base_s", "retry_max_s"):
+        if k in raw and (x := _number(raw[k], f"serve.{k}", problems)) is not None:
+            values[k] = x
+    for k in ("max_body_bytes", "queue_size"):
+        if k in raw:
+            v = raw[k]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                problems.append(f"serve.{k}: must be a positive whole number, got {v!r}")
+            else:
+                values[k] = v
+    if "metrics_window" in raw:
+        values["metrics_window"] = str(raw["metrics_window"])
+    spec = ServeSpec(**values)
+    if spec.retry_max_s < spec.retry_base_s:
+        problems.append("serve.retry_max_s: must be at least serve.retry_base_s")
+    return spec
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Everything Vigil needs to know about one model. ``name`` is the MLflow registered model name."""
 
@@ -198,6 +310,7 @@ class ModelConfig:
     extra_columns: Literal["reject", "ignore"] = "reject"
     retrain: RetrainSpec = field(default_factory=RetrainSpec)
     labelling: LabellingSpec = field(default_factory=LabellingSpec)
+    schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
 
     @property
     def table_suffix(self) -> str:
@@ -234,6 +347,8 @@ class Settings:
     lock_timeout_s: float = 60.0
     #: A manager may not approve a version they trained (off only for single-person setups).
     separation_of_duties: bool = True
+    #: ``[serve]``: the address, callback URL and bounds of ``vigil serve``.
+    serve: ServeSpec = field(default_factory=ServeSpec)
     #: Key file that signs audit checkpoints when neither VIGIL_AUDIT_KEY nor the secrets give a key.
     audit_key_file: Path | None = None
     #: ``[alerts]``: repeat interval, route timeout, retry back-off and the routes.
@@ -270,6 +385,9 @@ ENV_KEYS: dict[str, str] = {
     "VIGIL_SEPARATION_OF_DUTIES": "on/off: may a manager approve a version they trained (default on)",
     "VIGIL_AUDIT_KEY": "key that signs audit checkpoints (else .streamlit/secrets.toml, else audit_key_file)",
     "VIGIL_AUDIT_KEY_FILE": "audit checkpoint key file (default <data_dir>/audit.key, created 0600)",
+    "VIGIL_SERVE_PORT": "port of `vigil serve` (default serve.port, 8765)",
+    "VIGIL_SERVE_PUBLIC_URL": "URL Label Studio and MLflow call `vigil serve` back at (default http://127.0.0.1:<port>)",
+    "VIGIL_SERVE_SECRET": "webhook secret of `vigil serve` (else <data_dir>/serve.secret, created 0600)",
 }
 
 
@@ -317,7 +435,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
     if not isinstance(vig, Mapping):
         problems.append("vigil: must be a table")
         vig = {}
-    unknown_top = set(raw) - {"vigil", "models", "alerts"}
+    unknown_top = set(raw) - {"vigil", "models", "alerts", "serve"}
     problems += [f"{k}: unknown top-level key (expected [vigil] and [models.<name>])" for k in sorted(unknown_top)]
 
     def pick(key: str, env_key: str, default: Any) -> Any:
@@ -353,6 +471,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
     if audit_key_file.is_dir():
         problems.append(f"vigil.audit_key_file: {audit_key_file} is a folder; name a file (default "
                         "<data_dir>/audit.key)")
+    serve = _parse_serve(raw.get("serve"), data_dir, env, problems)
     sod = _switch(env.get("VIGIL_SEPARATION_OF_DUTIES", vig.get("separation_of_duties", True)),
                   "vigil.separation_of_duties (or VIGIL_SEPARATION_OF_DUTIES)", problems)
 
@@ -381,6 +500,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
         label_studio_url=str(ls_url).rstrip("/") if ls_url else None, label_studio_token=ls_token,
         users_file=users_file, jobs_dir=jobs_dir, models=models, config_path=config_path,
         lock_timeout_s=float(lock_timeout or 60), separation_of_duties=sod, audit_key_file=audit_key_file,
+        serve=serve,
         alerts=alerts,
     )
 
@@ -406,7 +526,7 @@ def _parse_model(name: str, spec: Any, problems: list[str]) -> ModelConfig | Non
     if not MODEL_NAME_PATTERN.match(name):
         problems.append(f"{key}: model names start with a letter and use letters, digits, '-' or '_' (max 63)")
     known = {"features", "classes", "favourable", "protected", "reference", "thresholds", "policies",
-             "drift", "training_command", "description", "extra_columns", "retrain", "labelling"}
+             "drift", "training_command", "description", "extra_columns", "retrain", "labelling", "schedule"}
     problems += [f"{key}.{k}: unknown key (known: {', '.join(sorted(known))})" for k in sorted(set(spec) - known)]
 
     features: dict[str, FeatureType] = {}
@@ -471,6 +591,7 @@ def _parse_model(name: str, spec: Any, problems: list[str]) -> ModelConfig | Non
 
     retrain = _parse_retrain(f"{key}.retrain", spec.get("retrain", {}), problems)
     labelling = _parse_labelling(f"{key}.labelling", spec.get("labelling", {}), problems)
+    schedule = _parse_schedule(f"{key}.schedule", spec.get("schedule", {}), problems)
 
     if len(problems) > start:
         return None
@@ -478,7 +599,7 @@ def _parse_model(name: str, spec: Any, problems: list[str]) -> ModelConfig | Non
         name=name, features=features, classes=classes, favourable=favourable, protected=tuple(protected),
         reference=reference, thresholds=thresholds, policies=policies, drift_overrides=overrides,
         training_command=cmd, description=str(spec.get("description", "")), extra_columns=extra,
-        retrain=retrain, labelling=labelling,
+        retrain=retrain, labelling=labelling, schedule=schedule,
     )
 
 

@@ -11,6 +11,11 @@ from dataclasses import dataclass
 from dashboard.errors import PermissionDenied
 
 ROLES: tuple[str, ...] = ("data_scientist", "annotator", "manager", "admin")
+#: The role of ``vigil serve``'s own actor. It is no person's: the users file only takes :data:`ROLES`, so
+#: no user or token can hold it. It may do what the scheduled monitors and webhook receivers do unattended:
+#: bring labels back and run the retrain rule (which starts a retrain) or the gate of a new version.
+SERVICE_ROLE = "service"
+SERVICE_ACTIONS: frozenset[str] = frozenset({"labels.sync", "retrain.start"})
 
 # action -> roles allowed to perform it
 ACTIONS: dict[str, frozenset[str]] = {
@@ -42,14 +47,20 @@ class Actor:
     role: str
 
     def __post_init__(self) -> None:
-        if self.role not in ROLES:
+        if self.role not in ROLES and self.role != SERVICE_ROLE:
             raise PermissionDenied(f"unknown role '{self.role}' for {self.name}; roles are {', '.join(ROLES)}")
 
 
 def allowed(actor: Actor, action: str) -> bool:
     return actor.role in ACTIONS.get(action, frozenset())
 
+#: The actor every audit entry of ``vigil serve`` names.
+SERVICE = Actor("vigil serve", SERVICE_ROLE)
 
+
+
+    if actor.role == SERVICE_ROLE:
+        return action in ACTIONS and action in SERVICE_ACTIONS
 def require(actor: Actor, action: str) -> None:
     """Raise :class:`PermissionDenied` unless ``actor`` may perform ``action``."""
     if action not in ACTIONS:
