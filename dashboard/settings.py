@@ -808,7 +808,7 @@ _UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _ROUTE_KEYS: dict[str, set[str]] = {
     "webhook": {"url", "secret_env"},
     "slack": {"url", "url_env"},
-    "email": {"smtp_host", "smtp_port", "starttls", "from", "to", "username", "password_env"},
+    "email": {"smtp_host", "smtp_port", "starttls", "ca_file", "from", "to", "username", "password_env"},
 }
 
 
@@ -840,6 +840,7 @@ class AlertRoute:
     to: tuple[str, ...] = ()
     username: str | None = None
     password_env: str | None = None
+    ca_file: str | None = None  # email: CA bundle that signs the SMTP server's certificate (default: system CAs)
     models: tuple[str, ...] = ()  # empty: every model
     min_severity: str = "info"
 
@@ -954,4 +955,4 @@ def _parse_route(key: str, spec: Any, models: Mapping[str, Any], problems: list[
                       secret_env=spec.get("secret_env"), smtp_host=spec.get("smtp_host"), smtp_port=int(port),
                       starttls=bool(starttls), sender=spec.get("from"), to=tuple(to),
                       username=spec.get("username"), password_env=spec.get("password_env"),
-                      models=tuple(model_names), min_severity=str(min_severity))
+                      ca_file=spec.get("ca_file"), models=tuple(model_names), min_severity=str(min_severity))

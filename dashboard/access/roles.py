@@ -36,6 +36,9 @@ ACTIONS: dict[str, frozenset[str]] = {
     "report.export": frozenset({"data_scientist", "manager", "admin"}),
     "artifact.store": frozenset({"data_scientist", "admin"}),
     "users.manage": frozenset({"admin"}),
+    "alert.acknowledge": frozenset({"data_scientist", "manager", "admin"}),
+    "alert.silence": frozenset({"data_scientist", "manager", "admin"}),
+    "alert.resolve": frozenset({"data_scientist", "manager", "admin"}),
 }
 
 
@@ -51,16 +54,16 @@ class Actor:
             raise PermissionDenied(f"unknown role '{self.role}' for {self.name}; roles are {', '.join(ROLES)}")
 
 
-def allowed(actor: Actor, action: str) -> bool:
-    return actor.role in ACTIONS.get(action, frozenset())
-
 #: The actor every audit entry of ``vigil serve`` names.
 SERVICE = Actor("vigil serve", SERVICE_ROLE)
 
 
-
+def allowed(actor: Actor, action: str) -> bool:
     if actor.role == SERVICE_ROLE:
         return action in ACTIONS and action in SERVICE_ACTIONS
+    return actor.role in ACTIONS.get(action, frozenset())
+
+
 def require(actor: Actor, action: str) -> None:
     """Raise :class:`PermissionDenied` unless ``actor`` may perform ``action``."""
     if action not in ACTIONS:

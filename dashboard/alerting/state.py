@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS alert_events (
     alert_id BIGINT NOT NULL, ts TIMESTAMP NOT NULL, event VARCHAR NOT NULL, actor VARCHAR NOT NULL,
     note VARCHAR NOT NULL, evidence VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS alert_notifications (
-    id VARCHAR PRIMARY KEY, alert_id BIGINT NOT NULL, kind VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL);
+    id VARCHAR PRIMARY KEY, alert_id BIGINT NOT NULL, kind VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL,
+    alert VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS alert_targets (
     notification_id VARCHAR NOT NULL, route VARCHAR NOT NULL, status VARCHAR NOT NULL,
     attempts INTEGER NOT NULL, next_attempt_at TIMESTAMP NOT NULL, last_error VARCHAR NOT NULL,
@@ -53,6 +54,10 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
     error VARCHAR NOT NULL, next_attempt_at TIMESTAMP, PRIMARY KEY (notification_id, route, attempt));
 """
 _RETRIES = 20
+ALERT_COLUMNS: tuple[str, ...] = (
+    "id", "dedup_key", "model", "version", "kind", "subject", "severity", "summary", "evidence", "page", "state",
+    "first_seen", "last_seen", "count", "acked_by", "acked_at", "silenced_until", "note", "resolved_at",
+    "resolved_by")
 
 
 @dataclass(frozen=True)
@@ -109,18 +114,31 @@ def add_event(con: duckdb.DuckDBPyConnection, alert_id: int, ts: datetime, event
                 [alert_id, ts, event, actor, note, as_json(evidence or {})])
 
 
-def queue_notification(con: duckdb.DuckDBPyConnection, ctx: Context, alert_id: int, kind: str, ts: datetime,
-                       model: str, severity: str) -> str | None:
-    """Queue one notification of ``alert_id`` for every route that takes it; ``None`` when it exists already.
+def alert_row(con: duckdb.DuckDBPyConnection, alert_id: int) -> dict[str, Any]:
+    """One alert's columns (evidence parsed), read inside the caller's connection."""
+    row = con.execute(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE id = ?", [alert_id]).fetchone()
+    if row is None:
+        raise KeyError(alert_id)
+    alert = dict(zip(ALERT_COLUMNS, row, strict=True))
+    alert["evidence"] = json.loads(alert["evidence"])
+    return alert
 
-    The id (alert, kind, sequence) is stable, so a receiver can drop a copy it already has.
+
+def queue_notification(con: duckdb.DuckDBPyConnection, ctx: Context, alert_id: int, kind: str,
+                       ts: datetime) -> str:
+    """Queue one notification of ``alert_id`` (with the alert as it is now) for every route that takes it.
+
+    The id (alert, kind, sequence) is stable, so a receiver can drop a copy it already has; a concurrent
+    writer queueing the same notification collides on it and retries.
     """
     n = con.execute("SELECT count(*) FROM alert_notifications WHERE alert_id = ? AND kind = ?",
                     [alert_id, kind]).fetchone()
     note_id = f"vigil-alert-{alert_id}-{kind}-{int(n[0]) + 1 if n else 1}"
-    con.execute("INSERT INTO alert_notifications VALUES (?, ?, ?, ?)", [note_id, alert_id, kind, ts])
+    alert = alert_row(con, alert_id)
+    con.execute("INSERT INTO alert_notifications VALUES (?, ?, ?, ?, ?)",
+                [note_id, alert_id, kind, ts, as_json(alert)])
     for route in ctx.settings.alerts.routes:
-        if route.accepts(model, severity):
+        if route.accepts(str(alert["model"]), str(alert["severity"])):
             con.execute("INSERT INTO alert_targets VALUES (?, ?, 'pending', 0, ?, '', NULL)",
                         [note_id, route.name, ts])
     return note_id
@@ -147,7 +165,7 @@ def _open_or_refresh(con: duckdb.DuckDBPyConnection, ctx: Context, signal: Signa
                 [alert_id, key, signal.model, signal.version, signal.kind, signal.subject, signal.severity,
                  signal.summary, evidence, signal.page, OPEN, ts, ts])
     add_event(con, alert_id, ts, "opened", note=signal.summary, evidence=signal.evidence)
-    queue_notification(con, ctx, alert_id, "opened", ts, signal.model, signal.severity)
+    queue_notification(con, ctx, alert_id, "opened", ts)
     return AlertChange(alert_id, key, "opened", OPEN, signal.model, signal.kind, signal.subject, signal.severity)
 
 
@@ -162,7 +180,7 @@ def resolve_in(con: duckdb.DuckDBPyConnection, ctx: Context, alert_id: int, ts: 
     con.execute("UPDATE alerts SET state = ?, resolved_at = ?, resolved_by = ? WHERE id = ?",
                 [RESOLVED, ts, actor, alert_id])
     add_event(con, alert_id, ts, "resolved", actor=actor, note=note)
-    queue_notification(con, ctx, alert_id, "resolved", ts, model, severity)
+    queue_notification(con, ctx, alert_id, "resolved", ts)
     return AlertChange(alert_id, key, "resolved", RESOLVED, model, kind, subject, severity)
 
 
