@@ -1,11 +1,10 @@
 """Alerts end to end against real receivers: a failing blocking policy is one alert, one email and one
 webhook delivery while it keeps failing (a repeat once the interval passes), one resolution when it passes;
-acknowledging and silencing stop repeats; roles are checked in the core and audited; two processes
-observing the same failure make one alert."""
+acknowledging and silencing stop repeats; roles are checked in the core and audited (faults of delivery
+and concurrency: tests/test_alerting_delivery.py)."""
 
 from __future__ import annotations
 
-import multiprocessing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -176,33 +175,6 @@ def test_a_checked_alert_resolves_itself_not_by_hand(ctx: Context) -> None:
         actions.resolve(ctx, DS, opened.alert_id, "", T0)
     (resolved,) = observe(ctx, "credit-risk", "retrain_rule", [], ["accuracy_floor"], T0 + timedelta(hours=1))
     assert resolved.change == "resolved" and resolved.alert_id == opened.alert_id
-
-
-def _observe_in_process(config: str, data_dir: str, rounds: int) -> None:
-    import os
-
-    os.environ["VIGIL_DATA_DIR"] = data_dir
-    from dashboard.context import load_context
-
-    context = load_context(config)
-    signal = Signal("credit-risk", "3", "policy", "drift_share", "blocking", "drift share 0.4")
-    for i in range(rounds):
-        observe(context, "credit-risk", "policy", [signal], ["drift_share"], T0 + timedelta(seconds=i))
-
-
-def test_two_processes_observing_the_same_failure_make_one_alert(ctx: Context, settings: Settings) -> None:
-    from tests.conftest import DEMO_CONFIG
-
-    spawn = multiprocessing.get_context("spawn")
-    procs = [spawn.Process(target=_observe_in_process, args=(str(DEMO_CONFIG), str(settings.data_dir), 5))
-             for _ in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    assert [p.exitcode for p in procs] == [0, 0]
-    frame = queries.alerts(ctx, T0, state="open")
-    assert len(frame) == 1 and int(frame.iloc[0]["count"]) == 10
 
 
 def test_bad_alert_config_lists_every_problem_with_its_key() -> None:

@@ -28,7 +28,6 @@ from dashboard.alerting.messages import message_for
 from dashboard.alerting.state import (
     OPEN,
     SILENCED,
-    ensure_tables,
     in_transaction,
     queue_notification,
     utc_naive,
@@ -94,23 +93,31 @@ def build_route(route: AlertRoute, timeout_s: float, env: Mapping[str, str]) -> 
                       ca_file=route.ca_file, timeout_s=timeout_s)
 
 
-def queue_repeats(ctx: Context, now: datetime) -> int:
+def _queue_repeats(con: duckdb.DuckDBPyConnection, ctx: Context, ts: datetime) -> int:
     """Queue a ``repeat`` of every alert still open whose last notification is a repeat interval old."""
-    ts = utc_naive(now)
     cutoff = ts - timedelta(seconds=ctx.settings.alerts.repeat_interval_s)
+    rows = con.execute(
+        "SELECT a.id FROM alerts a JOIN alert_notifications n ON n.alert_id = a.id "
+        "WHERE (a.state = ? OR (a.state = ? AND a.silenced_until <= ?)) AND n.kind IN ('opened', 'repeat') "
+        "GROUP BY a.id HAVING max(n.created_at) <= ? ORDER BY a.id",
+        [OPEN, SILENCED, ts, cutoff]).fetchall()
+    for (alert_id,) in rows:
+        queue_notification(con, ctx, int(alert_id), "repeat", ts)
+    return len(rows)
 
-    def work(con: duckdb.DuckDBPyConnection) -> int:
-        rows = con.execute(
-            "SELECT a.id FROM alerts a JOIN alert_notifications n ON n.alert_id = a.id "
-            "WHERE (a.state = ? OR (a.state = ? AND a.silenced_until <= ?)) AND n.kind IN ('opened', 'repeat') "
-            "GROUP BY a.id HAVING max(n.created_at) <= ? ORDER BY a.id",
-            [OPEN, SILENCED, ts, cutoff]).fetchall()
-        for (alert_id,) in rows:
-            queue_notification(con, ctx, int(alert_id), "repeat", ts)
-        return len(rows)
 
-    queued: int = in_transaction(ctx, work)
-    return queued
+def _prepare(ctx: Context, ts: datetime) -> tuple[int, list[tuple[str, str]], int]:
+    """Queue the due repeats, then list the due targets: (repeats queued, due targets, targets not yet due)."""
+
+    def work(con: duckdb.DuckDBPyConnection) -> tuple[int, list[tuple[str, str]], int]:
+        repeats = _queue_repeats(con, ctx, ts)
+        rows = con.execute("SELECT notification_id, route, next_attempt_at <= ? FROM alert_targets WHERE status <> ? "
+                           "ORDER BY next_attempt_at, notification_id, route", [ts, SENT]).fetchall()
+        due = [(str(r[0]), str(r[1])) for r in rows if r[2]]
+        return repeats, due, len(rows) - len(due)
+
+    prepared: tuple[int, list[tuple[str, str]], int] = in_transaction(ctx, work)
+    return prepared
 
 
 def _claim(ctx: Context, notification_id: str, route: str, ts: datetime) -> _Claim | None:
@@ -160,21 +167,6 @@ def _record(ctx: Context, claim: _Claim, ts: datetime, response: str, error: str
     in_transaction(ctx, work)
 
 
-def _due_targets(ctx: Context, ts: datetime) -> list[tuple[str, str]]:
-    with ctx.store.connect() as con:
-        ensure_tables(con)
-        rows = con.execute("SELECT notification_id, route FROM alert_targets WHERE status <> ? AND "
-                           "next_attempt_at <= ? ORDER BY next_attempt_at, notification_id, route",
-                           [SENT, ts]).fetchall()
-    return [(str(r[0]), str(r[1])) for r in rows]
-
-
-def _waiting(ctx: Context) -> int:
-    with ctx.store.connect() as con:
-        row = con.execute("SELECT count(*) FROM alert_targets WHERE status <> ?", [SENT]).fetchone()
-    return int(row[0]) if row else 0
-
-
 def deliver_due(ctx: Context, now: datetime, *, env: Mapping[str, str] | None = None) -> DeliveryReport:
     """Send every pending notification (opened, repeat after repeat_interval while still failing and not
     acknowledged/silenced, resolved) on every configured route; failures are logged per delivery and
@@ -185,13 +177,14 @@ def deliver_due(ctx: Context, now: datetime, *, env: Mapping[str, str] | None = 
     env = os.environ if env is None else env
     settings = ctx.settings.alerts
     ts = utc_naive(now)
-    repeats = queue_repeats(ctx, now)
+    repeats, due, waiting = _prepare(ctx, ts)
     routes = {r.name: r for r in settings.routes}
     sent = failed = 0
     errors: list[str] = []
-    for notification_id, route_name in _due_targets(ctx, ts):
+    for notification_id, route_name in due:
         claim = _claim(ctx, notification_id, route_name, ts)
-        if claim is None:  # another process took it, or it was sent meanwhile
+        if claim is None:  # another process holds its claim, or sent it meanwhile
+            waiting += 1
             continue
         try:
             if route_name not in routes:
@@ -206,7 +199,7 @@ def deliver_due(ctx: Context, now: datetime, *, env: Mapping[str, str] | None = 
         else:
             failed += 1
             errors.append(error)
-    return DeliveryReport(repeats_queued=repeats, sent=sent, failed=failed, waiting=_waiting(ctx), errors=errors)
+    return DeliveryReport(repeats_queued=repeats, sent=sent, failed=failed, waiting=waiting + failed, errors=errors)
 
 
 def describe(settings: AlertSettings) -> list[dict[str, Any]]:

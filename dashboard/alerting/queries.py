@@ -19,7 +19,7 @@ from dashboard.alerting.state import (
     OPEN,
     RESOLVED,
     SILENCED,
-    ensure_tables,
+    connect,
     utc_naive,
 )
 from dashboard.context import Context
@@ -65,8 +65,7 @@ def alerts(ctx: Context, now: datetime, *, model: str | None = None, state: str 
         params += [utc_naive(now), *states]
     sql = (f"SELECT {', '.join(cols)} FROM alerts" + (f" WHERE {' AND '.join(where)}" if where else "")
            + " ORDER BY last_seen DESC, id DESC" + (f" LIMIT {int(limit)}" if limit else ""))
-    with ctx.store.connect() as con:
-        ensure_tables(con)
+    with connect(ctx) as con:
         frame = con.execute(sql, params).df()
     return frame[[c for c in LIST_COLUMNS if c in frame.columns]]
 
@@ -80,8 +79,7 @@ def open_counts(ctx: Context, now: datetime) -> dict[str, int]:
 def detail(ctx: Context, alert_id: int, now: datetime) -> AlertDetail:
     """One alert with its full history and delivery log; a clear error for an unknown id."""
     expr, params = _effective_state_sql(now)
-    with ctx.store.connect() as con:
-        ensure_tables(con)
+    with connect(ctx) as con:
         cols = [c if c != "state" else f"{expr} AS state" for c in ALERT_COLUMNS]
         row = con.execute(f"SELECT {', '.join(cols)} FROM alerts WHERE id = ?", [*params, alert_id]).fetchone()
         if row is None:
@@ -100,8 +98,7 @@ def detail(ctx: Context, alert_id: int, now: datetime) -> AlertDetail:
 
 def pending_targets(ctx: Context) -> pd.DataFrame:
     """Every (notification, route) not yet delivered: the routes that are failing and what they owe."""
-    with ctx.store.connect() as con:
-        ensure_tables(con)
+    with connect(ctx) as con:
         return con.execute("SELECT t.route, t.notification_id, n.alert_id, t.status, t.attempts, t.next_attempt_at, "
                            "t.last_error FROM alert_targets t JOIN alert_notifications n ON n.id = t.notification_id "
                            "WHERE t.status <> 'sent' ORDER BY t.route, t.next_attempt_at").df()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
     error VARCHAR NOT NULL, next_attempt_at TIMESTAMP, PRIMARY KEY (notification_id, route, attempt));
 """
 _RETRIES = 20
+_READY: weakref.WeakSet[Any] = weakref.WeakSet()  # log stores whose alert tables exist
 ALERT_COLUMNS: tuple[str, ...] = (
     "id", "dedup_key", "model", "version", "kind", "subject", "severity", "summary", "evidence", "page", "state",
     "first_seen", "last_seen", "count", "acked_by", "acked_at", "silenced_until", "note", "resolved_at",
@@ -83,6 +85,16 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_DDL)
 
 
+def connect(ctx: Context) -> Any:
+    """A store connection with the alert tables created (once per store object: every connection costs)."""
+    store = ctx.store
+    if store not in _READY:
+        with store.connect() as con:
+            ensure_tables(con)
+        _READY.add(store)
+    return store.connect()
+
+
 def as_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
 
@@ -91,8 +103,7 @@ def in_transaction(ctx: Context, work: Any) -> Any:
     """Run ``work(con)`` in one transaction; retry when a concurrent writer won a conflict."""
     for attempt in range(_RETRIES):
         try:
-            with ctx.store.connect() as con:
-                ensure_tables(con)
+            with connect(ctx) as con:
                 con.execute("BEGIN TRANSACTION")
                 try:
                     result = work(con)
