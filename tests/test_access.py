@@ -35,6 +35,9 @@ EXPECTED: dict[str, set[str]] = {
     "report.export": {DS, MGR, ADM},
     "artifact.store": {DS, ADM},
     "users.manage": {ADM},
+    "alert.acknowledge": {DS, MGR, ADM},
+    "alert.silence": {DS, MGR, ADM},
+    "alert.resolve": {DS, MGR, ADM},
 }
 
 

@@ -102,3 +102,18 @@ def pending_targets(ctx: Context) -> pd.DataFrame:
         return con.execute("SELECT t.route, t.notification_id, n.alert_id, t.status, t.attempts, t.next_attempt_at, "
                            "t.last_error FROM alert_targets t JOIN alert_notifications n ON n.id = t.notification_id "
                            "WHERE t.status <> 'sent' ORDER BY t.route, t.next_attempt_at").df()
+
+
+def evidence_frame(alert: dict[str, Any]) -> pd.DataFrame:
+    """An alert's evidence as a two-column table of text (what was measured, against what)."""
+    evidence = alert.get("evidence") or {}
+    return pd.DataFrame({"field": [str(k) for k in evidence],
+                         "value": ["" if v is None else json.dumps(v) if isinstance(v, dict | list) else str(v)
+                                   for v in evidence.values()]})
+
+
+def explained_by(alert: dict[str, Any]) -> tuple[str | None, str]:
+    """(metric, page file) that explain an alert: a policy's metric picks its page; else the signal's page."""
+    metric = (alert.get("evidence") or {}).get("metric")
+    return (str(metric) if metric else None), str(alert.get("page") or "")
+

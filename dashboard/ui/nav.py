@@ -40,6 +40,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("6_retraining.py", "Retraining", ":material/model_training:", ("data_scientist", "admin")),
     PageSpec("7_models.py", "Models", ":material/inventory_2:", ("data_scientist", "manager", "admin")),
     PageSpec("8_compliance.py", "Compliance", ":material/verified_user:", ("data_scientist", "manager", "admin")),
+    PageSpec("10_alerts.py", "Alerts", ":material/notifications_active:", ("data_scientist", "manager", "admin")),
 )
 
 
