@@ -13,7 +13,7 @@ from dashboard.context import Context
 from dashboard.errors import PermissionDenied
 from dashboard.service import leases, runs
 from dashboard.service.runs import Run
-from dashboard.service.scheduler import Due, Scheduler, backoff_s, due_runs, lease_name, latest_slot
+from dashboard.service.scheduler import Due, Scheduler, backoff_s, due_runs, latest_slot, lease_name
 from dashboard.settings import ScheduleSpec, Settings, settings_from_mapping
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

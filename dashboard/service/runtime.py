@@ -80,7 +80,28 @@ class Service:
                     log.info("%s %s (%s): %s %s", r.monitor, r.model, r.scheduled_for, r.status, r.error or r.summary)
             except Exception:
                 log.exception("scheduler tick failed; next tick in %.0f s", tick_s)
+            if self.register and not self.stopping.is_set():
+                self.register_new_projects()
             self.stopping.wait(tick_s)
+
+    def register_new_projects(self) -> None:
+        """Give a Label Studio project created since the start (the first batch sent) its webhook within a
+        tick, so its first annotations already arrive by webhook. Only models without one are tried."""
+        if not self.ctx.settings.label_studio_url:
+            return
+        from dashboard.learning.annotation import client_for, project_id
+
+        for model in sorted(self.ctx.settings.models):
+            if self.registration.label_studio.get(model, "").startswith("webhook "):
+                continue
+            try:
+                if project_id(self.ctx, model) is None:
+                    continue
+                hook = registration.label_studio(self.ctx, model, client_for(self.ctx))
+                self.registration.label_studio[model] = f"webhook {hook}"
+                log.info("Label Studio webhook of %s: webhook %s", model, hook)
+            except USER_ERRORS as exc:
+                self.registration.label_studio[model] = f"not registered: {exc}"
 
     def stop(self, grace_s: float = 120.0) -> bool:
         """Stop as the module docstring says; True when every part stopped within ``grace_s``."""

@@ -118,7 +118,7 @@ class Scheduler:
         self.ctx = ctx
         self.holder = holder or leases.new_holder()
         self.clock = clock
-        self.monitor_fns = dict(monitor_fns or monitors.MONITORS)
+        self.monitor_fns = dict(monitors.MONITORS if monitor_fns is None else monitor_fns)
         self.stop = threading.Event()  # set: finish the running monitor, start no other
         self.last_tick: datetime | None = None
         self.current: str | None = None
