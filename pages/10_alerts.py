@@ -68,10 +68,7 @@ def _actions(alert: dict[str, Any], actor: Actor, now: datetime) -> None:
             st.rerun()
 
 
-def _alert(row: dict[str, Any], actor: Actor, now: datetime) -> None:
-    found = state.guarded(queries.detail, state.context(), int(row["id"]), now)
-    if found is None:
-        return
+def _alert(found: queries.AlertDetail, actor: Actor, now: datetime) -> None:
     a = found.alert
     scope = f"{a['model']} v{a['version']}" if a["version"] else str(a["model"])
     label = (f"#{a['id']} · {a['severity']} · {scope} · {a['kind']} {a['subject']} · "
@@ -129,8 +126,11 @@ elif ctx is not None:
                 continue
             if len(frame) > SHOWN_PER_TAB:
                 st.caption(f"The {SHOWN_PER_TAB} most recently seen of {len(frame)}; `vigil alerts list` has all.")
-            for row in frame.head(SHOWN_PER_TAB).to_dict("records"):
-                _alert(row, actor, now)
+            shown = [int(i) for i in frame["id"].head(SHOWN_PER_TAB)]
+            found = state.guarded(queries.details, ctx, shown, now) or {}
+            for alert_id in shown:
+                if alert_id in found:
+                    _alert(found[alert_id], actor, now)
     owed = state.guarded(queries.pending_targets, ctx)
     if owed is not None and len(owed):
         st.warning(f"{len(owed)} notification(s) not delivered yet: they are retried with back-off.",

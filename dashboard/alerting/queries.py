@@ -7,6 +7,7 @@ gets repeats again), without anyone writing to the store.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -76,24 +77,40 @@ def open_counts(ctx: Context, now: datetime) -> dict[str, int]:
     return {str(k): int(v) for k, v in frame.groupby("model").size().items()} if len(frame) else {}
 
 
+def details(ctx: Context, alert_ids: Sequence[int], now: datetime) -> dict[int, AlertDetail]:
+    """Several alerts with their history and delivery logs, read in one connection (the page shows many)."""
+    ids = [int(i) for i in alert_ids]
+    if not ids:
+        return {}
+    marks = ", ".join("?" * len(ids))
+    expr, params = _effective_state_sql(now)
+    cols = [c if c != "state" else f"{expr} AS state" for c in ALERT_COLUMNS]
+    with connect(ctx) as con:
+        rows = con.execute(f"SELECT {', '.join(cols)} FROM alerts WHERE id IN ({marks})", [*params, *ids]).fetchall()
+        history = con.execute(f"SELECT alert_id, ts, event, actor, note, evidence FROM alert_events "
+                              f"WHERE alert_id IN ({marks}) ORDER BY ts, rowid", ids).df()
+        deliveries = con.execute(
+            "SELECT n.alert_id, d.notification_id, n.kind AS notification, d.route, d.attempt, d.status, "
+            "d.started_at, d.finished_at, d.response, d.error, d.next_attempt_at FROM alert_deliveries d "
+            f"JOIN alert_notifications n ON n.id = d.notification_id WHERE n.alert_id IN ({marks}) "
+            "ORDER BY d.started_at DESC, d.attempt DESC", ids).df()
+    out: dict[int, AlertDetail] = {}
+    for row in rows:
+        alert = dict(zip(ALERT_COLUMNS, row, strict=True))
+        alert["evidence"] = json.loads(alert["evidence"])
+        alert_id = int(alert["id"])
+        out[alert_id] = AlertDetail(
+            alert, history[history["alert_id"] == alert_id].drop(columns=["alert_id"]).reset_index(drop=True),
+            deliveries[deliveries["alert_id"] == alert_id].drop(columns=["alert_id"]).reset_index(drop=True))
+    return out
+
+
 def detail(ctx: Context, alert_id: int, now: datetime) -> AlertDetail:
     """One alert with its full history and delivery log; a clear error for an unknown id."""
-    expr, params = _effective_state_sql(now)
-    with connect(ctx) as con:
-        cols = [c if c != "state" else f"{expr} AS state" for c in ALERT_COLUMNS]
-        row = con.execute(f"SELECT {', '.join(cols)} FROM alerts WHERE id = ?", [*params, alert_id]).fetchone()
-        if row is None:
-            raise VigilError(f"there is no alert #{alert_id}; `vigil alerts list` shows the alerts")
-        history = con.execute("SELECT ts, event, actor, note, evidence FROM alert_events WHERE alert_id = ? "
-                              "ORDER BY ts, rowid", [alert_id]).df()
-        deliveries = con.execute(
-            "SELECT d.notification_id, n.kind AS notification, d.route, d.attempt, d.status, d.started_at, "
-            "d.finished_at, d.response, d.error, d.next_attempt_at FROM alert_deliveries d "
-            "JOIN alert_notifications n ON n.id = d.notification_id WHERE n.alert_id = ? "
-            "ORDER BY d.started_at DESC, d.attempt DESC", [alert_id]).df()
-    alert = dict(zip(ALERT_COLUMNS, row, strict=True))
-    alert["evidence"] = json.loads(alert["evidence"])
-    return AlertDetail(alert, history, deliveries)
+    found = details(ctx, [alert_id], now).get(int(alert_id))
+    if found is None:
+        raise VigilError(f"there is no alert #{alert_id}; `vigil alerts list` shows the alerts")
+    return found
 
 
 def pending_targets(ctx: Context) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from typing import Any
 import duckdb
 
 from dashboard.alerting.signals import EVENT_KINDS, Signal
+from dashboard.audit import trail
 from dashboard.context import Context
 
 OPEN, ACKNOWLEDGED, SILENCED, RESOLVED = "open", "acknowledged", "silenced", "resolved"
@@ -95,8 +96,9 @@ def connect(ctx: Context) -> Any:
     return store.connect()
 
 
-def as_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+def as_json(value: dict[str, Any]) -> str:
+    """Evidence and snapshots as the audit trail writes details: canonical JSON, NaN and inf as null."""
+    return trail.canonical_details(value)
 
 
 def in_transaction(ctx: Context, work: Any) -> Any:
