@@ -197,3 +197,24 @@ def test_bad_alert_config_lists_every_problem_with_its_key() -> None:
         {"name": "s", "type": "slack", "url_env": "SLACK_URL", "min_severity": "warning"}]}})
     assert ok.alerts.repeat_interval_s == 1800 and ok.alerts.routes[0].accepts("any", "blocking")
     assert not ok.alerts.routes[0].accepts("any", "info")
+
+
+def test_a_writer_that_loses_the_race_to_open_an_alert_refreshes_the_winners(ctx: Context) -> None:
+    """Another writer opens the same alert between this transaction's read and its insert: the insert
+    collides on the open dedup key, the transaction rolls back and retries as a refresh."""
+    from dashboard.alerting import state
+
+    signal = Signal("credit-risk", None, "job", "retrain job j-1", "warning", "retrain job failed")
+    attempts: list[int] = []
+
+    def work(con):  # type: ignore[no-untyped-def]
+        con.execute("SELECT count(*) FROM alert_open").fetchone()  # the snapshot starts here
+        attempts.append(1)
+        if len(attempts) == 1:
+            assert raise_event(ctx, signal, T0).change == "opened"  # the other writer wins
+        return state._open_or_refresh(con, ctx, signal, state.utc_naive(T0))
+
+    change = state.in_transaction(ctx, work)
+    assert len(attempts) == 2 and change.change == "refreshed"
+    frame = queries.alerts(ctx, T0)
+    assert len(frame) == 1 and int(frame.iloc[0]["count"]) == 2
