@@ -436,7 +436,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
         problems.append("vigil: must be a table")
         vig = {}
     unknown_top = set(raw) - {"vigil", "models", "alerts", "serve"}
-    problems += [f"{k}: unknown top-level key (expected [vigil] and [models.<name>])" for k in sorted(unknown_top)]
+    problems += [f"{k}: unknown top-level key (expected [vigil], [models.<name>], [alerts] and [serve])" for k in sorted(unknown_top)]
 
     def pick(key: str, env_key: str, default: Any) -> Any:
         return env.get(env_key) or vig.get(key) or default
