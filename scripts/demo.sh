@@ -38,7 +38,14 @@ wait_http() {  # url, seconds, name
 
 mkdir -p "$DIR/logs"
 # MLflow delivers registry webhooks only over https to public addresses unless told otherwise; this
-# server and `vigil serve` both live on 127.0.0.1.
+# server and `vigil serve` both live on 127.0.0.1. Webhook secrets are stored encrypted under
+# MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY: without one each server worker invents its own key and cannot read
+# the secrets another worker stored, so the demo keeps one key (0600) next to mlflow.db.
+if [ ! -f "$DIR/mlflow-webhook.key" ]; then
+  (umask 077; "$BIN/python" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())' \
+    > "$DIR/mlflow-webhook.key")
+fi
+MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY="$(cat "$DIR/mlflow-webhook.key")" \
 MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true \
 "$BIN/mlflow" server --host "$HOST" --port "$MLFLOW_PORT" \
   --backend-store-uri "sqlite:///$DIR/mlflow.db" --default-artifact-root "$DIR/mlartifacts" \

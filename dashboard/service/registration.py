@@ -86,7 +86,7 @@ def register_all(ctx: Context) -> Registration:
             for model in sorted(ctx.settings.models):
                 hook = label_studio(ctx, model, client)
                 reg.label_studio[model] = f"webhook {hook}" if hook is not None else \
-                    "no project yet (registered by the first scheduled sync after a batch is sent)"
+                    "no project yet (registered within a tick of the first batch sent)"
         except LabelStudioError as exc:
             for model in ctx.settings.models:
                 reg.label_studio.setdefault(model, f"not registered: {exc}")

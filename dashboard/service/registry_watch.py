@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from connectors.registry import RegistryNotFound
 from dashboard import alerting
 from dashboard.access.roles import SERVICE
 from dashboard.audit import trail
@@ -61,10 +62,14 @@ def baseline(ctx: Context, model: str, now: datetime) -> bool:
 
 
 def poll(ctx: Context, model: str, now: datetime) -> list[AliasChange]:
-    """Compare the registry's aliases with those last seen; judge every difference."""
-    if baseline(ctx, model, now):
+    """Compare the registry's aliases with those last seen; judge every difference. A model not registered
+    yet has nothing to watch (its first aliases become the baseline)."""
+    try:
+        if baseline(ctx, model, now):
+            return []
+        current = ctx.registry.aliases(model)
+    except RegistryNotFound:
         return []
-    current = ctx.registry.aliases(model)
     seen = _seen(ctx, model) or {}
     changed = sorted(a for a in set(seen) | set(current) if (seen.get(a) or {}).get("version") != current.get(a))
     return [c for a in changed if (c := note_alias(ctx, model, a, current.get(a), "poll", now)) is not None]

@@ -27,6 +27,7 @@ from croniter import croniter
 
 from dashboard import alerting
 from dashboard.context import Context
+from dashboard.errors import USER_ERRORS
 from dashboard.service import leases, monitors, runs, state
 from dashboard.service.clock import Clock, aware_utc, naive_utc, system_clock
 
@@ -179,8 +180,8 @@ class Scheduler:
                     summary = self.monitor_fns[due.monitor](self.ctx, due.model, aware_utc(self.clock()))
                 except Exception as exc:
                     error = f"{type(exc).__name__}: {exc}"
-                    log.warning("monitor %s of %s failed: %s\n%s", due.monitor, due.model, error,
-                                traceback.format_exc())
+                    log.warning("monitor %s of %s failed: %s%s", due.monitor, due.model, error,
+                                "" if isinstance(exc, USER_ERRORS) else "\n" + traceback.format_exc())
                     runs.finish(self.ctx, run_id, "failed", self.clock(), error=error)
                     self._alert_failure(due, error)
                     return RunResult(due.monitor, due.model, due.scheduled_for, "failed", error=error)
