@@ -47,8 +47,8 @@ secret_env = "VIGIL_TEST_HOOK_SECRET"
     policy = Signal("credit-risk", "3", "policy", "drift_share", "blocking", "drift share 0.41 >= 0.3",
                     {"value": 0.41, "threshold": "0.3"}, "8_compliance.py")
     (opened,) = observe(context, "credit-risk", "policy", [policy], ["drift_share"], now - timedelta(minutes=5))
-    job = raise_event(context, Signal("credit-risk", None, "job", "retrain job j-7", "warning", "retrain job failed"),
-                      now)
+    job = raise_event(context, Signal("credit-risk", None, "job", "retrain job j-7", "warning",
+                                      "retrain job failed: " + "x" * 20_000), now)
     return context, receiver, opened.alert_id, job.alert_id
 
 
@@ -62,6 +62,8 @@ def test_list_show_and_deliver(workspace, monkeypatch, capsys) -> None:
     assert code == 0 and "no alerts in state resolved" in out
     code, out, _ = _run(monkeypatch, capsys, "show", str(policy_id))
     assert code == 0 and "drift share 0.41 >= 0.3" in out and "threshold: 0.3" in out and "opened by vigil" in out
+    code, out, _ = _run(monkeypatch, capsys, "show", str(job_id))
+    assert code == 0 and "(20,020 characters)" in out and len(out) < 20_000  # text output clips; --json does not
     code, out, _ = _run(monkeypatch, capsys, "deliver")
     assert code == 0 and out.startswith("2 sent, 0 failed")
     assert len(receiver.accepted()) == 2

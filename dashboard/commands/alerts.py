@@ -8,6 +8,7 @@ import click
 
 from dashboard.alerting import actions, queries
 from dashboard.alerting.delivery import deliver_due
+from dashboard.charts.text import PROSE_LIMIT, clip
 from dashboard.commands.common import cli_actor, echo_json, get_context
 from dashboard.settings import parse_duration
 
@@ -57,22 +58,24 @@ def show_cmd(ctx: click.Context, alert_id: int, as_json: bool) -> None:
         echo_json({"alert": found.alert, "history": found.history, "deliveries": found.deliveries})
         return
     a = found.alert
-    click.echo(f"alert #{a['id']} [{a['state']}] {a['severity']} {a['kind']} {a['subject']}: {a['summary']}")
+    # values from logs and people may be huge: the text output clips them (--json has them whole)
+    click.echo(f"alert #{a['id']} [{a['state']}] {a['severity']} {a['kind']} {clip(a['subject'])}: "
+               f"{clip(a['summary'], PROSE_LIMIT)}")
     click.echo(f"  model {a['model']}" + (f" v{a['version']}" if a["version"] else "")
                + f", seen {a['count']} time(s) from {a['first_seen']} to {a['last_seen']}")
     if a["acked_by"]:
         until = f" until {a['silenced_until']}" if a["silenced_until"] else ""
-        click.echo(f"  {a['state']} by {a['acked_by']}{until}: {a['note'] or '(no note)'}")
+        click.echo(f"  {a['state']} by {a['acked_by']}{until}: {clip(a['note'], PROSE_LIMIT) or '(no note)'}")
     click.echo("evidence:")
     for key, value in sorted(a["evidence"].items()):
-        click.echo(f"  {key}: {value}")
+        click.echo(f"  {clip(key)}: {clip(value, PROSE_LIMIT)}")
     click.echo("history:")
     for e in found.history.to_dict("records"):
-        click.echo(f"  {e['ts']} {e['event']} by {e['actor']}" + (f": {e['note']}" if e["note"] else ""))
+        click.echo(f"  {e['ts']} {e['event']} by {e['actor']}" + (f": {clip(e['note'], PROSE_LIMIT)}" if e["note"] else ""))
     click.echo("deliveries:" if len(found.deliveries) else "deliveries: none")
     for d in found.deliveries.to_dict("records"):
         click.echo(f"  {d['started_at']} {d['route']} {d['notification']} attempt {d['attempt']}: {d['status']} "
-                   f"{d['response']}" + (f" ({d['error']})" if d["error"] else ""))
+                   f"{clip(d['response'])}" + (f" ({clip(d['error'], PROSE_LIMIT)})" if d["error"] else ""))
 
 
 @command.command("ack")
