@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import click
+import pandas as pd
 
 from dashboard.alerting import actions, queries
 from dashboard.alerting.delivery import deliver_due
@@ -18,6 +20,11 @@ _LIST_SHOWN = ["id", "state", "severity", "model", "version", "kind", "subject",
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _when(t: Any) -> str:
+    """A stored (naive UTC) time for the text output, to the second."""
+    return "n/a" if t is None or pd.isna(t) else f"{pd.Timestamp(t):%Y-%m-%d %H:%M:%S} UTC"
 
 
 @click.group("alerts")
@@ -44,7 +51,8 @@ def list_cmd(ctx: click.Context, model: str | None, state: str | None, limit: in
     if frame.empty:
         click.echo("no alerts" + (f" in state {state}" if state else ""))
         return
-    click.echo(frame[_LIST_SHOWN].to_string(index=False))
+    shown = frame[_LIST_SHOWN].assign(last_seen=[_when(t) for t in frame["last_seen"]], version=frame["version"].fillna(""))
+    click.echo(shown.to_string(index=False))
 
 
 @command.command("show")
@@ -62,19 +70,19 @@ def show_cmd(ctx: click.Context, alert_id: int, as_json: bool) -> None:
     click.echo(f"alert #{a['id']} [{a['state']}] {a['severity']} {a['kind']} {clip(a['subject'])}: "
                f"{clip(a['summary'], PROSE_LIMIT)}")
     click.echo(f"  model {a['model']}" + (f" v{a['version']}" if a["version"] else "")
-               + f", seen {a['count']} time(s) from {a['first_seen']} to {a['last_seen']}")
+               + f", seen {a['count']} time(s) from {_when(a['first_seen'])} to {_when(a['last_seen'])}")
     if a["acked_by"]:
-        until = f" until {a['silenced_until']}" if a["silenced_until"] else ""
+        until = f" until {_when(a['silenced_until'])}" if a["silenced_until"] else ""
         click.echo(f"  {a['state']} by {a['acked_by']}{until}: {clip(a['note'], PROSE_LIMIT) or '(no note)'}")
     click.echo("evidence:")
     for key, value in sorted(a["evidence"].items()):
         click.echo(f"  {clip(key)}: {clip(value, PROSE_LIMIT)}")
     click.echo("history:")
     for e in found.history.to_dict("records"):
-        click.echo(f"  {e['ts']} {e['event']} by {e['actor']}" + (f": {clip(e['note'], PROSE_LIMIT)}" if e["note"] else ""))
+        click.echo(f"  {_when(e['ts'])} {e['event']} by {e['actor']}" + (f": {clip(e['note'], PROSE_LIMIT)}" if e["note"] else ""))
     click.echo("deliveries:" if len(found.deliveries) else "deliveries: none")
     for d in found.deliveries.to_dict("records"):
-        click.echo(f"  {d['started_at']} {d['route']} {d['notification']} attempt {d['attempt']}: {d['status']} "
+        click.echo(f"  {_when(d['started_at'])} {d['route']} {d['notification']} attempt {d['attempt']}: {d['status']} "
                    f"{clip(d['response'])}" + (f" ({clip(d['error'], PROSE_LIMIT)})" if d["error"] else ""))
 
 
