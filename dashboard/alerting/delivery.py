@@ -193,6 +193,8 @@ def deliver_due(ctx: Context, now: datetime, *, env: Mapping[str, str] | None = 
             response, error = build_route(routes[route_name], settings.timeout_s, env).send(claim.message), None
         except RouteError as exc:
             response, error = exc.response, str(exc)
+        except Exception as exc:  # a surprise of one route must not hold back the others: it is logged
+            response, error = "error", f"route '{route_name}': {type(exc).__name__}: {exc}"
         _record(ctx, claim, ts, response, error)
         if error is None:
             sent += 1
