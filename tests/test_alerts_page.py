@@ -24,7 +24,12 @@ pytestmark = pytest.mark.usefixtures("fresh_caches")
 
 @pytest.fixture
 def ctx(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
-    context = demo_config_context(settings, tmp_path, monkeypatch, "")
+    context = demo_config_context(settings, tmp_path, monkeypatch, """
+[[alerts.routes]]
+name = "team-slack"
+type = "slack"
+url = "https://hooks.example.org/services/T000/B000/SECRETPATH"
+""")
     now = datetime.now(UTC)
     drift = Signal("credit-risk", "3", "policy", "drift_share", "blocking", f"drift share 0.41 on {XSS}",
                    {"metric": "drift_share", "value": 0.41, "detail": XSS}, "8_compliance.py")
@@ -63,6 +68,10 @@ def test_tabs_evidence_history_and_links(ctx: Context) -> None:
     evidence = next(f for f in frames if list(f.columns) == ["field", "value"] and "detail" in set(f["field"]))
     assert XSS in set(evidence["value"])  # a table cell: text, never HTML
     assert any("opened" in set(f.get("event", [])) for f in frames)
+    routes = next(f for f in frames if "route" in f.columns and "type" in f.columns)
+    assert list(routes["target"]) == ["https://hooks.example.org/…"]  # never the URL's secret path
+    assert "SECRETPATH" not in text + "".join(f.to_string() for f in frames)
+    assert any("not delivered yet" in w.value for w in at.warning)  # 3 opened notifications owed to the route
     links = "\n".join(m.value for m in at.markdown if "Explained on" in m.value)
     assert "/drift" in links and "/models" in links and "/operations" in links  # drift_share is explained on Drift
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import duckdb
 
@@ -205,10 +206,16 @@ def deliver_due(ctx: Context, now: datetime, *, env: Mapping[str, str] | None = 
 
 
 def describe(settings: AlertSettings) -> list[dict[str, Any]]:
-    """The configured routes as rows for display (no secrets: only the names of their variables)."""
+    """The configured routes as rows for display (no secrets: variable names, hosts without paths)."""
     rows = []
     for r in settings.routes:
-        target = (r.url_env and f"${r.url_env}") or r.url or f"{r.smtp_host}:{r.smtp_port} -> {', '.join(r.to)}"
+        if r.url_env:
+            target = f"${r.url_env}"
+        elif r.url:  # the host only: a Slack URL's path is its secret
+            parts = urlsplit(r.url)
+            target = f"{parts.scheme}://{parts.netloc}/…"
+        else:
+            target = f"{r.smtp_host}:{r.smtp_port} -> {', '.join(r.to)}"
         rows.append({"route": r.name, "type": r.type, "target": target, "models": ", ".join(r.models) or "all",
                      "min_severity": r.min_severity})
     return rows
