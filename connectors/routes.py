@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
 
@@ -59,20 +60,29 @@ class Route(Protocol):
         ...
 
 
-def _post_json(route: str, url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) -> str:
+def host_only(url: str) -> str:
+    """``https://hooks.slack.com/…``: how a URL whose path is a secret appears in messages and logs."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/…"
+
+
+def _post_json(route: str, url: str, body: bytes, headers: Mapping[str, str], timeout_s: float,
+               shown: str | None = None) -> str:
+    """POST ``body``; errors name the route and ``shown`` (the URL as it may appear in the delivery log)."""
+    where = shown or url
     try:
         resp = requests.post(url, data=body, headers={"Content-Type": "application/json", **headers},
                              timeout=timeout_s, allow_redirects=False)
     except requests.Timeout:
-        raise RouteError(f"route '{route}': {url} did not answer within {timeout_s:g} s; check the receiver or "
+        raise RouteError(f"route '{route}': {where} did not answer within {timeout_s:g} s; check the receiver or "
                          "raise alerts.timeout_s", "timeout") from None
     except requests.RequestException as exc:
-        raise RouteError(f"route '{route}': cannot reach {url} ({type(exc).__name__}); check the URL and that "
+        raise RouteError(f"route '{route}': cannot reach {where} ({type(exc).__name__}); check the URL and that "
                          "the receiver runs", "unreachable") from None
     if resp.status_code >= 300:
         hint = " (the signing secret differs: check the route's secret_env)" if resp.status_code in (401, 403) \
             else ""
-        raise RouteError(f"route '{route}': {url} answered HTTP {resp.status_code}{hint}: {resp.text[:200]}",
+        raise RouteError(f"route '{route}': {where} answered HTTP {resp.status_code}{hint}: {resp.text[:200]}",
                          f"HTTP {resp.status_code}")
     return f"HTTP {resp.status_code}"
 
@@ -119,7 +129,8 @@ class SlackRoute:
 
     def send(self, message: Message) -> str:
         body = json.dumps(self.payload(message)).encode()
-        return _post_json(self.name, self.url, body, {NOTIFICATION_HEADER: message.id}, self.timeout_s)
+        return _post_json(self.name, self.url, body, {NOTIFICATION_HEADER: message.id}, self.timeout_s,
+                          shown=host_only(self.url))  # the path of a Slack webhook URL is its secret
 
 
 class EmailRoute:

@@ -20,11 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import duckdb
 
-from connectors.routes import EmailRoute, Message, Route, RouteError, SlackRoute, WebhookRoute
+from connectors.routes import EmailRoute, Message, Route, RouteError, SlackRoute, WebhookRoute, host_only
 from dashboard.alerting.messages import message_for
 from dashboard.alerting.state import (
     OPEN,
@@ -212,8 +211,7 @@ def describe(settings: AlertSettings) -> list[dict[str, Any]]:
         if r.url_env:
             target = f"${r.url_env}"
         elif r.url:  # the host only: a Slack URL's path is its secret
-            parts = urlsplit(r.url)
-            target = f"{parts.scheme}://{parts.netloc}/…"
+            target = host_only(r.url)
         else:
             target = f"{r.smtp_host}:{r.smtp_port} -> {', '.join(r.to)}"
         rows.append({"route": r.name, "type": r.type, "target": target, "models": ", ".join(r.models) or "all",
