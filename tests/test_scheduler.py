@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from dashboard import alerting
 from dashboard.access.roles import SERVICE, Actor, allowed, require
 from dashboard.context import Context
 from dashboard.errors import PermissionDenied
@@ -176,10 +177,17 @@ def test_a_run_cut_short_by_a_killed_process_is_taken_over_once_the_lease_expire
     ctx = Context(settings)
     clock = Clock(T0 + timedelta(minutes=1))
     name = lease_name("policies", MODEL)
-    # What a process killed mid-run leaves behind: a 'running' row and its lease.
+    failing = alerting.Signal(MODEL, None, "policy", "accuracy", "blocking", "accuracy 0.61 < 0.7", {}, "8_compliance.py")
+
+    def policies(c: Context, model: str, now: datetime) -> str:
+        alerting.observe(c, model, "policy", [failing], ["accuracy"], now)
+        return "done"
+
+    # What a process killed mid-run leaves behind: a 'running' row, its lease, and the alert it had opened.
     assert leases.acquire(ctx, name, "dead-process", ttl_s=600, now=clock())
     runs.start(ctx, "policies", MODEL, datetime(2026, 3, 2, 12, 0), 1, "dead-process", clock())
-    sched = Scheduler(Context(settings), holder="B", clock=clock, monitor_fns={"policies": lambda c, m, n: "done"})
+    alerting.observe(ctx, MODEL, "policy", [failing], ["accuracy"], clock())
+    sched = Scheduler(Context(settings), holder="B", clock=clock, monitor_fns={"policies": policies})
     assert sched.tick().results == []  # the lease is still live: the other process may be running it
     clock.advance(minutes=11)
     report = sched.tick()
@@ -189,6 +197,11 @@ def test_a_run_cut_short_by_a_killed_process_is_taken_over_once_the_lease_expire
     hist = runs.history(ctx, "policies", MODEL)
     assert list(hist["status"]) == ["ok", "interrupted"] and list(hist["attempt"]) == [2, 1]
     assert "stopped before it finished" in hist["error"].iloc[1]
+    # The run done again re-observes the same failure: still one alert, no second notification queued.
+    alerts = ctx.store.query_df("SELECT dedup_key, state FROM alerts")
+    assert alerts.to_dict(orient="records") == [{"dedup_key": failing.dedup_key, "state": "open"}]
+    opened = ctx.store.query_df("SELECT count(*) AS n FROM alert_notifications WHERE kind = 'opened'")
+    assert int(opened["n"].iloc[0]) == 1
 
 
 def test_lease_acquire_renew_release_and_expiry(settings: Settings) -> None:

@@ -108,7 +108,8 @@ class Service:
         self.stopping.set()
         self.scheduler.stop.set()
         self.worker.stop.set()
-        self.http.shutdown()
+        if self._http_thread is not None:  # shutdown() waits for serve_forever, which only start() began
+            self.http.shutdown()
         self.http.server_close()
         clean = True
         for thread in (self._loop_thread, self.worker.thread):
