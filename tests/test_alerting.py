@@ -28,7 +28,7 @@ def routes_toml(webhook_url: str, smtp_port: int) -> str:
     return f"""
 [alerts]
 repeat_interval = "4h"
-timeout_s = 2
+timeout_s = 10
 retry_base_s = 60
 retry_max_s = "1h"
 
