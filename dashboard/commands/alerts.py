@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,12 @@ def _now() -> datetime:
 def _when(t: Any) -> str:
     """A stored (naive UTC) time for the text output, to the second."""
     return "n/a" if t is None or pd.isna(t) else f"{pd.Timestamp(t):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _act(ctx: click.Context, action: Callable[..., Any], alert_id: int, *args: Any, done: str) -> None:
+    """Run one person's action on an alert as the user of VIGIL_TOKEN (the core checks the role, audits)."""
+    action(get_context(ctx), cli_actor(ctx), alert_id, *args, _now())
+    click.echo(f"alert #{alert_id} {done}")
 
 
 @click.group("alerts")
@@ -92,9 +99,7 @@ def show_cmd(ctx: click.Context, alert_id: int, as_json: bool) -> None:
 @click.pass_context
 def ack_cmd(ctx: click.Context, alert_id: int, note: str) -> None:
     """Acknowledge an alert: no more repeats while it keeps failing (data scientist, manager or admin)."""
-    context = get_context(ctx)
-    actions.acknowledge(context, cli_actor(ctx), alert_id, note, _now())
-    click.echo(f"alert #{alert_id} acknowledged")
+    _act(ctx, actions.acknowledge, alert_id, note, done="acknowledged")
 
 
 @command.command("silence")
@@ -107,9 +112,7 @@ def silence_cmd(ctx: click.Context, alert_id: int, duration: str, note: str) -> 
     seconds = parse_duration(duration)
     if seconds is None:
         raise click.BadParameter(f"'{duration}' is not a duration; use e.g. 30m, 2h or 1d", param_hint="--for")
-    context = get_context(ctx)
-    actions.silence(context, cli_actor(ctx), alert_id, seconds, note, _now())
-    click.echo(f"alert #{alert_id} silenced for {duration}")
+    _act(ctx, actions.silence, alert_id, seconds, note, done=f"silenced for {duration}")
 
 
 @command.command("resolve")
@@ -118,9 +121,7 @@ def silence_cmd(ctx: click.Context, alert_id: int, duration: str, note: str) -> 
 @click.pass_context
 def resolve_cmd(ctx: click.Context, alert_id: int, note: str) -> None:
     """Resolve a one-off event (a failed job, an external alias change); checks resolve their own alerts."""
-    context = get_context(ctx)
-    actions.resolve(context, cli_actor(ctx), alert_id, note, _now())
-    click.echo(f"alert #{alert_id} resolved")
+    _act(ctx, actions.resolve, alert_id, note, done="resolved")
 
 
 @command.command("deliver")
