@@ -12,7 +12,7 @@ LS_PORT ?= 8080
 .PHONY: demo test lint typecheck pytest bench install browser labelstudio clean help
 
 help:
-	@echo "make demo   - install, build the demo workspace (.vigil/), start MLflow, Label Studio and the app"
+	@echo "make demo   - install, build the demo workspace (.vigil/), start MLflow, Label Studio, vigil serve and the app"
 	@echo "make test   - install test needs, run ruff, mypy and the whole pytest suite"
 	@echo "make bench  - run every benchmark in bench/ (results in bench/results/*.json)"
 

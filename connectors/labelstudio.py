@@ -97,6 +97,18 @@ class Task:
     annotations: tuple[Annotation, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class Webhook:
+    """A Label Studio webhook as the API shows it to an administrator (headers hold the shared secret)."""
+
+    id: int
+    project_id: int | None
+    url: str
+    actions: tuple[str, ...]
+    headers: dict[str, str] = field(repr=False)
+    is_active: bool = True
+
+
 def labeling_config(features: Sequence[str], classes: Sequence[str], model: str) -> str:
     """A labeling config showing the features as a table and the classes as single choice.
 
@@ -370,3 +382,35 @@ class LabelStudioClient:
 
     def delete_annotation(self, annotation_id: int) -> None:
         self._call("delete an annotation", lambda: self._sdk.annotations.delete(id=annotation_id))
+
+    # ------------------------------------------------------------------ webhooks
+
+    def webhooks(self, project_id: int) -> list[Webhook]:
+        """The webhooks of one project (their headers included: the token's user administers them)."""
+        found: list[Any] = self._call("list webhooks", lambda: list(self._sdk.webhooks.list(project=str(project_id))))
+        return [Webhook(int(_get(w, "id")), _get(w, "project"), str(_get(w, "url")),
+                        tuple(str(a) for a in (_get(w, "actions") or ())), dict(_get(w, "headers") or {}),
+                        bool(_get(w, "is_active", True)))
+                for w in found if _get(w, "project") == project_id]
+
+    def ensure_webhook(self, project_id: int, url: str, actions: Sequence[str], headers: dict[str, str]) -> int:
+        """One active webhook of ``project_id`` posting ``actions`` to ``url`` with ``headers`` (the shared
+        secret): created, or updated in place when it exists with other settings; extra copies deleted.
+        Returns its id. Idempotent: a second call with the same arguments changes nothing."""
+        same = [w for w in self.webhooks(project_id) if w.url == url]
+        for extra in same[1:]:
+            self.delete_webhook(extra.id)
+        if same:
+            w = same[0]
+            if set(w.actions) != set(actions) or w.headers != headers or not w.is_active:
+                self._call("update a webhook", lambda: self._sdk.webhooks.update(
+                    id=w.id, url=url, actions=list(actions),
+                    headers=headers, is_active=True, send_payload=True, send_for_all_actions=False))
+            return w.id
+        created = self._call("create a webhook", lambda: self._sdk.webhooks.create(
+            url=url, project=project_id, actions=list(actions), headers=headers,
+            is_active=True, send_payload=True, send_for_all_actions=False))
+        return int(_get(created, "id"))
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        self._call("delete a webhook", lambda: self._sdk.webhooks.delete(id=webhook_id))

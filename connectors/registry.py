@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -93,6 +93,17 @@ class DatasetInfo:
     schema: str
     profile: str
     context: str | None  # "training", "evaluation", ... (the mlflow.data.context input tag)
+
+
+@dataclass(frozen=True)
+class WebhookInfo:
+    """One MLflow registry webhook (its secret is write-only on the server)."""
+
+    id: str
+    name: str
+    url: str
+    events: tuple[str, ...]
+    status: str
 
 
 @dataclass(frozen=True)
@@ -305,6 +316,58 @@ class Registry:
 
     def delete_alias(self, model: str, alias: str) -> None:
         self._call(f"delete alias '{alias}' of '{model}'", lambda c: c.delete_registered_model_alias(model, alias))
+
+    def aliases(self, model: str) -> dict[str, str]:
+        """Alias -> version of ``model`` as the registry holds them now (the alias poller's reading)."""
+        rm = self._call(f"registered model '{model}'", lambda c: c.get_registered_model(model))
+        return {str(k): str(v) for k, v in (rm.aliases or {}).items()}
+
+    # ------------------------------------------------------------------ registry webhooks (MLflow >= 3.3)
+
+    @property
+    def supports_webhooks(self) -> bool:
+        """Only a tracking *server* delivers webhooks (it fires them from its request handlers, and needs a
+        SQL backend); a sqlite:/// or file URI used directly by this process never fires one."""
+        return self.is_http
+
+    def webhooks(self) -> list[WebhookInfo]:
+        """Every registry webhook of the server (secrets are not readable back)."""
+        def collect(c: MlflowClient) -> list[Any]:
+            found: list[Any] = []
+            token: str | None = None
+            while True:
+                page = c.list_webhooks(max_results=100, page_token=token)
+                found += list(page)
+                token = page.token
+                if not token:
+                    return found
+
+        return [WebhookInfo(str(w.webhook_id), str(w.name), str(w.url), tuple(str(e) for e in w.events),
+                            str(getattr(w.status, "value", w.status)))
+                for w in self._call("list registry webhooks", collect)]
+
+    def ensure_webhook(self, name: str, url: str, events: Sequence[str], secret: str) -> WebhookInfo:
+        """Create the webhook ``name`` or bring it to ``url``/``events``/``secret`` (idempotent: one webhook per
+        name). The secret is set on every call, so a rotated VIGIL_SERVE_SECRET takes effect at the next start."""
+        if not self.supports_webhooks:
+            raise RegistryError(f"{self.tracking_uri} is not a tracking server, so it cannot deliver registry "
+                                "webhooks; Vigil polls the aliases instead (or point VIGIL_MLFLOW_URI at an "
+                                "`mlflow server` with a SQL backend)")
+        existing = [w for w in self.webhooks() if w.name == name]
+        for extra in existing[1:]:
+            self.delete_webhook(extra.id)
+        if existing:
+            w = self._call(f"update registry webhook '{name}'", lambda c: c.update_webhook(
+                existing[0].id, url=url, events=list(events), secret=secret, status="ACTIVE"))  # type: ignore[arg-type]
+        else:
+            w = self._call(f"create registry webhook '{name}'", lambda c: c.create_webhook(
+                name=name, url=url, events=list(events), secret=secret,  # type: ignore[arg-type]
+                description="vigil serve: gates new versions, audits alias moves made outside Vigil"))
+        return WebhookInfo(str(w.webhook_id), str(w.name), str(w.url), tuple(str(e) for e in w.events),
+                           str(getattr(w.status, "value", w.status)))
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._call(f"delete registry webhook {webhook_id}", lambda c: c.delete_webhook(webhook_id))
 
     def set_version_tag(self, model: str, version: str, key: str, value: str) -> None:
         self._call(f"tag version {version} of '{model}'",

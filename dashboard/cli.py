@@ -35,6 +35,8 @@ COMMAND_MODULES: dict[str, str] = {
     "findings": "dashboard.commands.findings",
     "evidence": "dashboard.commands.evidence",
     "quality": "dashboard.commands.quality",
+    "alerts": "dashboard.commands.alerts",
+    "serve": "dashboard.commands.serve",
 }
 
 

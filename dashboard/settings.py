@@ -250,6 +250,118 @@ EXPECTATION_KEYS: tuple[str, ...] = ("name", "expectation_type", "kwargs", "seve
 
 
 @dataclass(frozen=True)
+class ScheduleSpec:
+    """When ``vigil serve`` runs each monitor of a model (``[models.<name>.schedule]``): five-field cron
+    expressions in UTC, or ``"off"``. The retrain rule is off unless asked for, because it starts retrains."""
+
+    policies: str | None = "*/15 * * * *"
+    retrain: str | None = None
+    sync_labels: str | None = "*/5 * * * *"
+    aliases: str | None = "*/5 * * * *"
+
+    def crons(self) -> dict[str, str]:
+        """Monitor name -> cron expression, for the monitors that are on."""
+        return {k: v for k in SCHEDULE_KEYS if (v := getattr(self, k))}
+
+
+SCHEDULE_KEYS: tuple[str, ...] = tuple(ScheduleSpec.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class ServeSpec:
+    """``[serve]``: where ``vigil serve`` listens and how it bounds work (see README, `vigil serve`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    public_url: str | None = None  # what Label Studio and MLflow call back; default http://127.0.0.1:<port>
+    tick_s: float = 30.0
+    lease_s: float = 600.0
+    retry_base_s: float = 60.0
+    retry_max_s: float = 3600.0
+    max_body_bytes: int = 1_048_576
+    queue_size: int = 100
+    metrics_window: str = "24h"
+    secret_file: Path | None = None  # webhook secret when VIGIL_SERVE_SECRET is unset (created 0600)
+
+    def callback_url(self) -> str:
+        return (self.public_url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
+
+SERVE_KEYS: tuple[str, ...] = tuple(k for k in ServeSpec.__dataclass_fields__ if k != "secret_file")
+
+
+def _parse_schedule(key: str, t: Any, problems: list[str]) -> ScheduleSpec:
+    """The optional ``[models.<name>.schedule]`` table; each value a cron expression or "off"."""
+    from croniter import croniter
+
+    if not isinstance(t, Mapping):
+        problems.append(f"{key}: must be a table, e.g. [models.<name>.schedule] with policies = \"*/15 * * * *\"")
+        return ScheduleSpec()
+    problems += [f"{key}.{k}: unknown key (known: {', '.join(SCHEDULE_KEYS)})" for k in sorted(set(t) - set(SCHEDULE_KEYS))]
+    values: dict[str, str | None] = {}
+    for k in SCHEDULE_KEYS:
+        if k not in t:
+            continue
+        v = t[k]
+        if isinstance(v, str) and v.strip().lower() in ("off", ""):
+            values[k] = None
+        elif isinstance(v, str) and len(v.split()) == 5 and croniter.is_valid(v):
+            values[k] = " ".join(v.split())
+        else:
+            problems.append(f"{key}.{k}: '{v}' is not a five-field cron expression (minute hour day month weekday, "
+                            "e.g. \"*/15 * * * *\") or \"off\"")
+    return ScheduleSpec(**values)
+
+
+def _parse_serve(raw: Any, data_dir: Path, env: Mapping[str, str], problems: list[str]) -> ServeSpec:
+    """The optional ``[serve]`` table; VIGIL_SERVE_PORT and VIGIL_SERVE_PUBLIC_URL override it."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, Mapping):
+        problems.append("serve: must be a table ([serve])")
+        raw = {}
+    problems += [f"serve.{k}: unknown key (known: {', '.join(SERVE_KEYS)})" for k in sorted(set(raw) - set(SERVE_KEYS))]
+    if "secret" in raw:
+        problems.append("serve.secret: secrets do not belong in vigil.toml; set VIGIL_SERVE_SECRET (else Vigil "
+                        "creates <data_dir>/serve.secret)")
+    d = ServeSpec()
+    values: dict[str, Any] = {"secret_file": data_dir / "serve.secret"}
+    port = env.get("VIGIL_SERVE_PORT") or raw.get("port", d.port)
+    try:
+        values["port"] = int(port)
+        if not 0 <= values["port"] < 65536:
+            raise ValueError
+    except (TypeError, ValueError):
+        problems.append(f"serve.port (or VIGIL_SERVE_PORT): '{port}' is not a port number")
+    host = raw.get("host", d.host)
+    if not isinstance(host, str) or not host:
+        problems.append("serve.host: give the address to bind, e.g. \"127.0.0.1\"")
+    else:
+        values["host"] = host
+    public = env.get("VIGIL_SERVE_PUBLIC_URL") or raw.get("public_url")
+    if public is not None:
+        if not isinstance(public, str) or not re.match(r"^https?://[^\s/]+", public):
+            problems.append(f"serve.public_url (or VIGIL_SERVE_PUBLIC_URL): '{public}' is not an http(s) URL")
+        else:
+            values["public_url"] = public
+    for k in ("tick_s", "lease_s", "retry_base_s", "retry_max_s"):
+        if k in raw and (x := _number(raw[k], f"serve.{k}", problems)) is not None:
+            values[k] = x
+    for k in ("max_body_bytes", "queue_size"):
+        if k in raw:
+            v = raw[k]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                problems.append(f"serve.{k}: must be a positive whole number, got {v!r}")
+            else:
+                values[k] = v
+    if "metrics_window" in raw:
+        values["metrics_window"] = str(raw["metrics_window"])
+    spec = ServeSpec(**values)
+    if spec.retry_max_s < spec.retry_base_s:
+        problems.append("serve.retry_max_s: must be at least serve.retry_base_s")
+    return spec
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Everything Vigil needs to know about one model. ``name`` is the MLflow registered model name."""
 
@@ -270,6 +382,7 @@ class ModelConfig:
     governance: GovernanceSpec = field(default_factory=GovernanceSpec)
     quality: QualitySpec = field(default_factory=QualitySpec)
     expectations: tuple[ExpectationSpec, ...] = ()
+    schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
 
     @property
     def table_suffix(self) -> str:
@@ -312,9 +425,13 @@ class Settings:
     store_owner: bool = True
     #: A manager may not approve a version they trained (off only for single-person setups).
     separation_of_duties: bool = True
+    #: ``[serve]``: the address, callback URL and bounds of ``vigil serve``.
+    serve: ServeSpec = field(default_factory=ServeSpec)
     #: Key file that signs audit checkpoints when neither VIGIL_AUDIT_KEY nor the secrets give a key.
     audit_key_file: Path | None = None
     controls: ControlsSpec = field(default_factory=ControlsSpec)
+    #: ``[alerts]``: repeat interval, route timeout, retry back-off and the routes.
+    alerts: AlertSettings = field(default_factory=lambda: AlertSettings())
 
     def model(self, name: str) -> ModelConfig:
         """The configuration of ``name``, or a :class:`ConfigError` listing the configured models."""
@@ -350,6 +467,9 @@ ENV_KEYS: dict[str, str] = {
     "VIGIL_SEPARATION_OF_DUTIES": "on/off: may a manager approve a version they trained (default on)",
     "VIGIL_AUDIT_KEY": "key that signs audit checkpoints (else .streamlit/secrets.toml, else audit_key_file)",
     "VIGIL_AUDIT_KEY_FILE": "audit checkpoint key file (default <data_dir>/audit.key, created 0600)",
+    "VIGIL_SERVE_PORT": "port of `vigil serve` (default serve.port, 8765)",
+    "VIGIL_SERVE_PUBLIC_URL": "URL Label Studio and MLflow call `vigil serve` back at (default http://127.0.0.1:<port>)",
+    "VIGIL_SERVE_SECRET": "webhook secret of `vigil serve` (else <data_dir>/serve.secret, created 0600)",
 }
 
 
@@ -397,8 +517,8 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
     if not isinstance(vig, Mapping):
         problems.append("vigil: must be a table")
         vig = {}
-    unknown_top = set(raw) - {"vigil", "models", "controls"}
-    problems += [f"{k}: unknown top-level key (expected [vigil], [controls] and [models.<name>])"
+    unknown_top = set(raw) - {"vigil", "models", "controls", "alerts", "serve"}
+    problems += [f"{k}: unknown top-level key (expected [vigil], [models.<name>], [controls], [alerts] and [serve])"
                  for k in sorted(unknown_top)]
 
     def pick(key: str, env_key: str, default: Any) -> Any:
@@ -438,6 +558,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
     if audit_key_file.is_dir():
         problems.append(f"vigil.audit_key_file: {audit_key_file} is a folder; name a file (default "
                         "<data_dir>/audit.key)")
+    serve = _parse_serve(raw.get("serve"), data_dir, env, problems)
     sod = _switch(env.get("VIGIL_SEPARATION_OF_DUTIES", vig.get("separation_of_duties", True)),
                   "vigil.separation_of_duties (or VIGIL_SEPARATION_OF_DUTIES)", problems)
 
@@ -457,6 +578,8 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
         if other != name:
             problems.append(f"models.{name}: name collides with models.{other} once made SQL-safe; rename one")
 
+    alerts = _parse_alerts(raw.get("alerts"), models, problems)
+
     if problems:
         raise ConfigError(problems, source=str(config_path or "configuration"))
     return Settings(
@@ -466,6 +589,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
         users_file=users_file, jobs_dir=jobs_dir, models=models, config_path=config_path,
         lock_timeout_s=float(lock_timeout or 60), separation_of_duties=sod, audit_key_file=audit_key_file,
         duckdb_memory_limit=memory_limit, duckdb_threads=threads, store_owner=owner, controls=controls,
+        serve=serve, alerts=alerts,
     )
 
 
@@ -515,7 +639,7 @@ def _parse_model(name: str, spec: Any, problems: list[str],
         problems.append(f"{key}: model names start with a letter and use letters, digits, '-' or '_' (max 63)")
     known = {"features", "classes", "favourable", "protected", "reference", "thresholds", "policies",
              "drift", "training_command", "description", "extra_columns", "retrain", "labelling", "governance",
-             "quality", "expectations"}
+             "quality", "expectations", "schedule"}
     problems += [f"{key}.{k}: unknown key (known: {', '.join(sorted(known))})" for k in sorted(set(spec) - known)]
 
     features: dict[str, FeatureType] = {}
@@ -584,6 +708,7 @@ def _parse_model(name: str, spec: Any, problems: list[str],
     columns = set(features) | {p.name for p in protected}
     quality = _parse_quality(f"{key}.quality", spec.get("quality", {}), columns, problems)
     expectations = _parse_expectations(f"{key}.expectations", spec.get("expectations", []), problems)
+    schedule = _parse_schedule(f"{key}.schedule", spec.get("schedule", {}), problems)
 
     if len(problems) > start:
         return None
@@ -592,6 +717,7 @@ def _parse_model(name: str, spec: Any, problems: list[str],
         reference=reference, thresholds=thresholds, policies=policies, drift_overrides=overrides,
         training_command=cmd, description=str(spec.get("description", "")), extra_columns=extra,
         retrain=retrain, labelling=labelling, governance=governance, quality=quality, expectations=expectations,
+        schedule=schedule,
     )
 
 
@@ -925,3 +1051,162 @@ def log_schema(cfg: ModelConfig) -> LogSchema:
             columns[attr.name] = "numerical" if attr.is_binned else "categorical"
     return LogSchema(model=cfg.name, features=tuple(cfg.features), columns=columns, classes=cfg.classes,
                      extra_columns=cfg.extra_columns)
+
+
+# --------------------------------------------------------------------------------------------- alerts
+
+ALERT_SEVERITIES: tuple[str, ...] = ("blocking", "warning", "info")  # most severe first
+ROUTE_TYPES: tuple[str, ...] = ("webhook", "slack", "email")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_ROUTE_KEYS: dict[str, set[str]] = {
+    "webhook": {"url", "secret_env"},
+    "slack": {"url", "url_env"},
+    "email": {"smtp_host", "smtp_port", "starttls", "ca_file", "from", "to", "username", "password_env"},
+}
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds of ``"30s"``, ``"15m"``, ``"4h"``, ``"2d"`` or a bare number of seconds; ``None`` if unreadable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) and value > 0 else None
+    m = _DURATION.match(str(value))
+    if not m or float(m.group(1)) <= 0:
+        return None
+    return float(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+@dataclass(frozen=True)
+class AlertRoute:
+    """Where alert notifications go. Secrets are named by environment variable, never stored here."""
+
+    name: str
+    type: str  # webhook | slack | email
+    url: str | None = None
+    url_env: str | None = None  # slack: the incoming-webhook URL is itself a secret
+    secret_env: str | None = None  # webhook: HMAC key
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    starttls: bool = False
+    sender: str | None = None
+    to: tuple[str, ...] = ()
+    username: str | None = None
+    password_env: str | None = None
+    ca_file: str | None = None  # email: CA bundle that signs the SMTP server's certificate (default: system CAs)
+    models: tuple[str, ...] = ()  # empty: every model
+    min_severity: str = "info"
+
+    def accepts(self, model: str, severity: str) -> bool:
+        """Whether a notification of ``model`` at ``severity`` goes to this route."""
+        if self.models and model not in self.models:
+            return False
+        rank = ALERT_SEVERITIES.index(severity) if severity in ALERT_SEVERITIES else len(ALERT_SEVERITIES)
+        return rank <= ALERT_SEVERITIES.index(self.min_severity)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """``[alerts]``: when to repeat, how long a route may take, how retries back off."""
+
+    repeat_interval_s: float = 4 * 3600.0
+    timeout_s: float = 10.0
+    retry_base_s: float = 60.0
+    retry_max_s: float = 3600.0
+    routes: tuple[AlertRoute, ...] = ()
+
+
+def _parse_alerts(raw: Any, models: Mapping[str, Any], problems: list[str]) -> AlertSettings:
+    if raw is None:
+        return AlertSettings()
+    if not isinstance(raw, Mapping):
+        problems.append("alerts: must be a table ([alerts])")
+        return AlertSettings()
+    known = {"repeat_interval", "timeout_s", "retry_base_s", "retry_max_s", "routes"}
+    problems += [f"alerts.{k}: unknown key (expected {', '.join(sorted(known))})" for k in sorted(set(raw) - known)]
+    values: dict[str, float] = {}
+    defaults = AlertSettings()
+    for key, attr in (("repeat_interval", "repeat_interval_s"), ("timeout_s", "timeout_s"),
+                      ("retry_base_s", "retry_base_s"), ("retry_max_s", "retry_max_s")):
+        if key in raw:
+            seconds = parse_duration(raw[key])
+            if seconds is None:
+                problems.append(f"alerts.{key}: '{raw[key]}' is not a positive duration (e.g. 30s, 15m, 4h, 2d)")
+            else:
+                values[attr] = seconds
+        else:
+            values[attr] = float(getattr(defaults, attr))
+    if values["retry_max_s"] < values["retry_base_s"]:
+        problems.append("alerts.retry_max_s: must be at least alerts.retry_base_s")
+    routes_raw = raw.get("routes", [])
+    if not isinstance(routes_raw, list):
+        problems.append("alerts.routes: must be an array of tables ([[alerts.routes]])")
+        routes_raw = []
+    routes: list[AlertRoute] = []
+    for i, spec in enumerate(routes_raw):
+        route = _parse_route(f"alerts.routes[{i}]", spec, models, problems)
+        if route is not None:
+            if any(r.name == route.name for r in routes):
+                problems.append(f"alerts.routes[{i}].name: '{route.name}' is used by another route; names are unique")
+            routes.append(route)
+    return AlertSettings(routes=tuple(routes), **values)
+
+
+def _parse_route(key: str, spec: Any, models: Mapping[str, Any], problems: list[str]) -> AlertRoute | None:
+    if not isinstance(spec, Mapping):
+        problems.append(f"{key}: must be a table")
+        return None
+    start = len(problems)
+    name, kind = spec.get("name"), spec.get("type")
+    if not isinstance(name, str) or not MODEL_NAME_PATTERN.match(name):
+        problems.append(f"{key}.name: give the route a name (letters, digits, _ or -)")
+    if kind not in ROUTE_TYPES:
+        problems.append(f"{key}.type: must be one of {', '.join(ROUTE_TYPES)}")
+        return None
+    allowed = _ROUTE_KEYS[str(kind)] | {"name", "type", "models", "min_severity"}
+    problems += [f"{key}.{k}: unknown key for a {kind} route (expected {', '.join(sorted(allowed))})"
+                 for k in sorted(set(spec) - allowed)]
+    for secret in ("secret", "password", "token"):
+        if secret in spec:
+            problems.append(f"{key}.{secret}: secrets do not belong in vigil.toml; name an environment "
+                            f"variable with {secret}_env instead")
+    url = spec.get("url")
+    needs_url = kind == "webhook" or (kind == "slack" and "url_env" not in spec)
+    if needs_url and (not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url)):
+        problems.append(f"{key}.url: give the http(s) URL to POST to" +
+                        (" (or url_env naming the variable that holds it)" if kind == "slack" else ""))
+    if kind == "webhook" and not isinstance(spec.get("secret_env"), str):
+        problems.append(f"{key}.secret_env: name the environment variable holding the HMAC key")
+    to = spec.get("to", [])
+    to = [to] if isinstance(to, str) else to
+    if kind == "email":
+        if not isinstance(spec.get("smtp_host"), str):
+            problems.append(f"{key}.smtp_host: give the SMTP server's host name")
+        if not isinstance(spec.get("from"), str) or "@" not in spec.get("from", ""):
+            problems.append(f"{key}.from: give the sender address")
+        if not to or not isinstance(to, list) or not all(isinstance(a, str) and "@" in a for a in to):
+            problems.append(f"{key}.to: give one or more recipient addresses")
+        if ("username" in spec) != ("password_env" in spec):
+            problems.append(f"{key}: username and password_env go together (SMTP login)")
+    port = spec.get("smtp_port", 25)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        problems.append(f"{key}.smtp_port: must be a port number")
+    model_names = spec.get("models", [])
+    if not isinstance(model_names, list) or not all(isinstance(m, str) for m in model_names):
+        problems.append(f"{key}.models: must be a list of model names")
+        model_names = []
+    problems += [f"{key}.models: '{m}' is not a configured model" for m in model_names if m not in models]
+    min_severity = spec.get("min_severity", "info")
+    if min_severity not in ALERT_SEVERITIES:
+        problems.append(f"{key}.min_severity: must be one of {', '.join(ALERT_SEVERITIES)}")
+    starttls = spec.get("starttls", False)
+    if not isinstance(starttls, bool):
+        problems.append(f"{key}.starttls: must be true or false")
+    if len(problems) > start:
+        return None
+    return AlertRoute(name=str(name), type=str(kind), url=url, url_env=spec.get("url_env"),
+                      secret_env=spec.get("secret_env"), smtp_host=spec.get("smtp_host"), smtp_port=int(port),
+                      starttls=bool(starttls), sender=spec.get("from"), to=tuple(to),
+                      username=spec.get("username"), password_env=spec.get("password_env"),
+                      ca_file=spec.get("ca_file"), models=tuple(model_names), min_severity=str(min_severity))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
+from dashboard.alerting.queries import open_counts
 from dashboard.governance.overview import (
     ModelHealth,
     PolicyLine,
@@ -15,7 +18,7 @@ from dashboard.governance.overview import (
 )
 from dashboard.ui import state
 from dashboard.ui.format import clip, fmt_pct, fmt_time, md_code, md_prose, md_text
-from dashboard.ui.nav import page_explaining, pages_for
+from dashboard.ui.nav import PageSpec, page_explaining, pages_for
 from dashboard.ui.session import current_actor
 
 st.title("Overview")
@@ -60,9 +63,12 @@ def _status_lines(health: ModelHealth, status: PolicyStatus, role: str) -> None:
 
 
 def _with_link(text: str, metric: str, role: str) -> None:
-    spec = page_explaining(metric, role)
+    _linked(f"- {text}", page_explaining(metric, role))
+
+
+def _linked(text: str, spec: PageSpec | None) -> None:
     left, right = st.columns([6, 1])
-    left.markdown(f"- {text}")
+    left.markdown(text)
     if spec is not None:
         try:
             right.page_link(str(spec.path), label=spec.title, icon=spec.icon)
@@ -74,7 +80,9 @@ ctx = state.guarded(state.context)
 actor = current_actor()
 role = actor.role if actor is not None else ""
 compliance = any(p.file == "8_compliance.py" for p in pages_for(role))
+alerts_page = next((p for p in pages_for(role) if p.file == "10_alerts.py"), None)
 if ctx is not None:
+    alerts_open = state.guarded(open_counts, ctx, datetime.now(UTC)) or {}
     names = sorted(ctx.settings.models)
     if not names:
         st.info("No model is configured. Add a [models.<name>] table to vigil.toml, or run `vigil demo`.")
@@ -87,7 +95,7 @@ if ctx is not None:
             continue
         statuses = [p for p in (state.guarded(_policies, name, v, version) for v in versions_to_judge(health))
                     if p is not None]
-        needs_attention = bool(health.attention) or not all(p.passed for p in statuses)
+        needs_attention = bool(health.attention) or not all(p.passed for p in statuses) or name in alerts_open
         with st.container(border=True):
             head, badge = st.columns([4, 1])
             head.subheader(health.name)
@@ -108,6 +116,9 @@ if ctx is not None:
                      f"**Last ingest:** {fmt_time(health.last_ingest)}")
             if health.aliases:
                 st.write("**Aliases:** " + ", ".join(f"{md_code(a)} → v{md_text(v)}" for a, v in sorted(health.aliases.items())))
+            if name in alerts_open:
+                n = alerts_open[name]
+                _linked(f":red[**{n} open alert{'' if n == 1 else 's'}**] (not acknowledged or silenced)", alerts_page)
             if health.registry_error:
                 st.warning(f"Registry unavailable: {md_prose(health.registry_error)}")
             for status in statuses:

@@ -17,6 +17,9 @@
 # VIGIL_LABEL_STUDIO_URL, VIGIL_LABEL_STUDIO_TOKEN, LS_SIGNIN) for `source`. It then stays in the foreground
 # until Label Studio exits or it is interrupted (which stops Label Studio); with --detach it returns at once
 # and `stop` ends the server later.
+# Label Studio's SSRF protection refuses webhooks to loopback addresses; this instance listens on 127.0.0.1
+# for Vigil and calls `vigil serve` back on 127.0.0.1, so the script turns it off
+# (VIGIL_LS_SSRF_PROTECTION=true turns it back on, e.g. when `vigil serve` has a public URL).
 set -euo pipefail
 
 VENV="${VIGIL_LS_VENV:-$HOME/.cache/vigil/labelstudio-venv}"
@@ -118,6 +121,7 @@ cmd_start() {
     echo "Starting Label Studio on http://127.0.0.1:$PORT (data in $DATA_DIR; the first start migrates its database, which takes a few minutes) ..."
     LABEL_STUDIO_BASE_DATA_DIR="$DATA_DIR" LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK=true \
     DJANGO_DB=sqlite SENTRY_DSN="" FRONTEND_SENTRY_DSN="" COLLECT_ANALYTICS=false \
+    SSRF_PROTECTION_ENABLED="${VIGIL_LS_SSRF_PROTECTION:-false}" \
       setsid "$VENV/bin/label-studio" start --no-browser --port "$PORT" --internal-host 127.0.0.1 \
         --data-dir "$DATA_DIR" --enable-legacy-api-token --user-token "$TOKEN" \
         --username="$USERNAME" --password="$PASSWORD" --log-level WARNING \

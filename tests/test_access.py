@@ -41,6 +41,9 @@ EXPECTED: dict[str, set[str]] = {
     "finding.record": {DS, MGR},
     "finding.resolve": {MGR},
     "evidence.export": {DS, MGR, ADM},
+    "alert.acknowledge": {DS, MGR, ADM},
+    "alert.silence": {DS, MGR, ADM},
+    "alert.resolve": {DS, MGR, ADM},
 }
 
 
@@ -102,7 +105,7 @@ def test_pages_by_role() -> None:
 
 # ------------------------------------------------------------- every writer checks a role and audits
 
-DOMAINS = ("governance", "lifecycle", "learning", "monitoring", "access", "audit")
+DOMAINS = ("alerting", "governance", "lifecycle", "learning", "monitoring", "access", "audit")
 SQL_WRITE = re.compile(r"\b(INSERT|UPDATE|DELETE)\b")
 WRITE_CALLS = {
     # MLflow registry
@@ -142,6 +145,12 @@ NOT_A_USER_ACTION: dict[str, str] = {
     "access.lockout.clear_account": "part of authenticate",
     "access.sessions.revoke": "sign-out of one's own session",
     "monitoring.evidently_report.store_report": "checked by its caller",
+    "alerting.state.observe": "the system records what its checks found (a policy run, the retrain rule)",
+    "alerting.state.raise_event": "the system records an event it saw (a failed job, an external alias change)",
+    "alerting.state.resolve_in": "the tail of observe (a check passes) and of actions.resolve (checked, audited)",
+    "alerting.state.queue_notification": "the tail of an alert change, in its transaction",
+    "alerting.state.add_event": "an alert's history, written with each change",
+    "alerting.delivery.deliver_due": "the delivery log of notifications already queued by audited or system changes",
 }
 
 

@@ -4,6 +4,7 @@ Layers, top to bottom (a module may import its own layer or any layer below it, 
 
     front doors   dashboard.app, dashboard.ui, pages   |   dashboard.cli, dashboard.commands,
                   dashboard.service, dashboard.demo     (the two doors do not import each other)
+    alerting      alerts from failing checks, acknowledgement, notification delivery
     governance    policies, cards, promotion, approvals, reports
     lifecycle     registry view, jobs, retrain rules, gate, mitigation
     learning      selection, annotation queue
@@ -40,6 +41,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("learning", ("dashboard.learning",)),
     ("lifecycle", ("dashboard.lifecycle",)),
     ("governance", ("dashboard.governance",)),
+    ("alerting", ("dashboard.alerting",)),
     ("front", ("dashboard.app", "dashboard.ui", "pages", "dashboard.cli", "dashboard.commands",
                "dashboard.service", "dashboard.demo")),
 )

@@ -11,6 +11,11 @@ from dataclasses import dataclass
 from dashboard.errors import PermissionDenied
 
 ROLES: tuple[str, ...] = ("data_scientist", "annotator", "manager", "admin")
+#: The role of ``vigil serve``'s own actor. It is no person's: the users file only takes :data:`ROLES`, so
+#: no user or token can hold it. It may do what the scheduled monitors and webhook receivers do unattended:
+#: bring labels back and run the retrain rule (which starts a retrain) or the gate of a new version.
+SERVICE_ROLE = "service"
+SERVICE_ACTIONS: frozenset[str] = frozenset({"labels.sync", "retrain.start"})
 
 # action -> roles allowed to perform it
 ACTIONS: dict[str, frozenset[str]] = {
@@ -37,6 +42,9 @@ ACTIONS: dict[str, frozenset[str]] = {
     "finding.record": frozenset({"data_scientist", "manager"}),
     "finding.resolve": frozenset({"manager"}),
     "evidence.export": frozenset({"data_scientist", "manager", "admin"}),
+    "alert.acknowledge": frozenset({"data_scientist", "manager", "admin"}),
+    "alert.silence": frozenset({"data_scientist", "manager", "admin"}),
+    "alert.resolve": frozenset({"data_scientist", "manager", "admin"}),
 }
 
 
@@ -48,11 +56,17 @@ class Actor:
     role: str
 
     def __post_init__(self) -> None:
-        if self.role not in ROLES:
+        if self.role not in ROLES and self.role != SERVICE_ROLE:
             raise PermissionDenied(f"unknown role '{self.role}' for {self.name}; roles are {', '.join(ROLES)}")
 
 
+#: The actor every audit entry of ``vigil serve`` names.
+SERVICE = Actor("vigil serve", SERVICE_ROLE)
+
+
 def allowed(actor: Actor, action: str) -> bool:
+    if actor.role == SERVICE_ROLE:
+        return action in ACTIONS and action in SERVICE_ACTIONS
     return actor.role in ACTIONS.get(action, frozenset())
 
 

@@ -737,6 +737,14 @@ def annotator_progress(context: Context, model: str) -> pd.DataFrame:
                            [model]).df()
 
 
+def project_id(context: Context, model: str) -> int | None:
+    """Id of the model's Label Studio project, once one exists (``vigil serve`` registers its webhook)."""
+    with context.store.connect() as con:
+        ensure_queue(con)
+        row = first(con.execute("SELECT project_id FROM annotation_projects WHERE model_name = ?", [model]).fetchall())
+    return int(row[0]) if row else None
+
+
 def project_link(context: Context, model: str) -> str | None:
     """URL of the model's Label Studio project, once one exists."""
     with context.store.connect() as con:

@@ -33,6 +33,7 @@ class PageSpec:
 
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("1_overview.py", "Overview", ":material/dashboard:", default=True),
+    PageSpec("10_alerts.py", "Alerts", ":material/notifications_active:", ("data_scientist", "manager", "admin")),
     PageSpec("2_drift.py", "Drift", ":material/ssid_chart:", ("data_scientist", "manager", "admin")),
     PageSpec("9_data_quality.py", "Data quality", ":material/fact_check:", ("data_scientist", "manager", "admin")),
     PageSpec("3_fairness.py", "Fairness", ":material/balance:", ("data_scientist", "manager", "admin")),
