@@ -17,7 +17,6 @@ from dashboard.monitoring.drift import (
     default_windows,
     distribution,
     drift_over_time,
-    log_span,
     share_by_bucket,
 )
 from dashboard.monitoring.evidently_report import (
@@ -27,7 +26,7 @@ from dashboard.monitoring.evidently_report import (
     store_report,
 )
 from dashboard.ui import state
-from dashboard.ui.format import clip, clip_frame, md_code, md_prose, md_text
+from dashboard.ui.format import clip, clip_frame, md_prose, md_text
 from dashboard.ui.session import current_actor
 
 st.title("Drift")
@@ -88,13 +87,9 @@ def _too_few_text(result: DriftResult) -> str:
 
 model = state.selected_model()
 ctx = state.guarded(state.context)
-span = state.guarded(log_span, ctx, model) if ctx is not None and model else None
+span = state.logged_span(ctx, model) if ctx is not None and model else None
 if model and ctx is not None and span is not None:
     first, last, versions = span
-    if first is None or last is None:
-        st.info(f"No logs of {md_text(model)} yet: ingest some with {md_code(f'vigil ingest --model {model} <files>')} "
-                "or run `vigil demo`.")
-        st.stop()
     dv = state.data_version(model)
     ref_default, cur_default = default_windows(first, last)
     lo, hi = first.date(), last.date()

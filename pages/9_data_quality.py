@@ -11,7 +11,7 @@ from connectors.windows import Window
 from dashboard.charts.data_quality import status_heatmap
 from dashboard.governance import gx_results
 from dashboard.monitoring.data_quality import DataQualityResult, compute_data_quality, data_quality_over_time
-from dashboard.monitoring.drift import default_windows, log_span
+from dashboard.monitoring.drift import default_windows
 from dashboard.ui import state
 from dashboard.ui.format import clip, clip_frame, md_code, md_prose, md_text
 
@@ -75,13 +75,9 @@ def _gx_runs(model: str, version: str | None) -> None:
 
 model = state.selected_model()
 ctx = state.guarded(state.context)
-span = state.guarded(log_span, ctx, model) if ctx is not None and model else None
+span = state.logged_span(ctx, model) if ctx is not None and model else None
 if model and ctx is not None and span is not None:
     first, last, versions = span
-    if first is None or last is None:
-        st.info(f"No logs of {md_text(model)} yet: ingest some with {md_code(f'vigil ingest --model {model} <files>')} "
-                "or run `vigil demo`.")
-        st.stop()
     dv = state.data_version(model)
     _, cur_default = default_windows(first, last)
     c1, c2 = st.columns([3, 1])

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import streamlit as st
 
 from dashboard.context import Context, load_context
 from dashboard.errors import USER_ERRORS
-from dashboard.ui.format import md_prose
+from dashboard.ui.format import md_code, md_prose, md_text
 
 T = TypeVar("T")
 
@@ -54,6 +55,22 @@ def selected_model() -> str | None:
     choice = st.sidebar.selectbox("Model", models, index=index, key="model_select")
     st.session_state["model"] = choice
     return str(choice)
+
+
+def logged_span(ctx: Context, model: str) -> tuple[datetime, datetime, list[str]] | None:
+    """First and last log time and the logged versions of ``model``; with no logs yet the page says how to
+    ingest some and stops; None (the error shown) when the store cannot be read."""
+    from dashboard.monitoring.drift import log_span
+
+    span = guarded(log_span, ctx, model)
+    if span is None:
+        return None
+    first, last, versions = span
+    if first is None or last is None:
+        st.info(f"No logs of {md_text(model)} yet: ingest some with {md_code(f'vigil ingest --model {model} <files>')} "
+                "or run `vigil demo`.")
+        st.stop()
+    return first, last, versions
 
 
 def data_version(model: str) -> str:
