@@ -1,9 +1,10 @@
 """Load test: browser sessions, a cron ingest and a CI check on one store at once.
 
 Builds (or reuses) a demo workspace of ``--rows`` predictions, starts the real app server (which owns
-the store), and for ``--seconds``: ``--sessions`` Chromium sessions open pages in a loop (the first one
-keeps recomputing the Drift page's hourly view over a 30-day window, the heaviest page there is), a
-cron-like ``vigil ingest`` lands a new file of fresh predictions every ``--ingest-every`` seconds and
+the store), and for ``--seconds``: ``--sessions`` Chromium sessions open pages in a loop, one more
+session keeps recomputing the Drift page's hourly view over a 30-day window (the heaviest page there
+is; an AppTest session in this process, because a browser cannot type a date range into Streamlit's
+date picker reliably: its queries run in the app's server, which owns the store), a cron-like ``vigil ingest`` lands a new file of fresh predictions every ``--ingest-every`` seconds and
 ``vigil check`` runs every ``--check-every`` seconds, each as its own process like cron would start it.
 Afterwards every ingested row must be in the store exactly once.
 
@@ -24,7 +25,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +115,12 @@ def sample_rows(workspace: Path) -> pd.DataFrame:
 
     settings = load_settings(workspace / "vigil.toml")
     table = log_schema(settings.model(MODEL)).table
+    schema = log_schema(settings.model(MODEL))
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
-        return con.execute(f"SELECT * FROM {table} USING SAMPLE 2000 ROWS").df()
+        have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                          [table]).fetchall()}
+        cols = ", ".join(f'"{c}"' for c in sorted(schema.known_columns() & have))
+        return con.execute(f"SELECT {cols} FROM {table} USING SAMPLE 2000 ROWS").df()
 
 
 def count_ids(workspace: Path, env: dict[str, str]) -> tuple[int, int]:
@@ -165,8 +170,8 @@ class App:
         self._fh.close()
 
 
-def browse(app: App, index: int, stop: threading.Event, rec: Record, heavy_window: tuple[str, str] | None) -> None:
-    """One user: sign in, then open pages in a loop (the heavy user recomputes a 30-day hourly drift)."""
+def browse(app: App, index: int, stop: threading.Event, rec: Record) -> None:
+    """One user in Chromium: sign in, then open the pages in turn, in a loop."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -180,19 +185,12 @@ def browse(app: App, index: int, stop: threading.Event, rec: Record, heavy_windo
         page.get_by_test_id("stSidebarNav").wait_for()
         turn = index
         while not stop.is_set():
-            name = "drift_30d_hourly" if heavy_window else PAGES[turn % len(PAGES)]
+            name = PAGES[turn % len(PAGES)]
             turn += 1
             start = time.perf_counter()
             try:
-                page.goto(f"{app.url}/{'drift' if heavy_window else name}")
+                page.goto(f"{app.url}/{name}")
                 page.wait_for_function(IDLE_JS)
-                if heavy_window:
-                    box = page.get_by_label("Current window")
-                    box.fill(f"{heavy_window[0]} – {heavy_window[1]}")
-                    box.press("Enter")
-                    page.get_by_test_id("stRadio").filter(has_text="Bucket").get_by_text("hour", exact=True).click()
-                    page.wait_for_timeout(500)
-                    page.wait_for_function(IDLE_JS)
                 if page.get_by_test_id("stException").count():
                     rec.fail(f"page {name}", page.get_by_test_id("stException").first.inner_text())
             except Exception as exc:  # a page that never settles is a failure of the load test
@@ -200,6 +198,26 @@ def browse(app: App, index: int, stop: threading.Event, rec: Record, heavy_windo
                 continue
             rec.page(name, time.perf_counter() - start)
         browser.close()
+
+
+def heavy_drift(stop: threading.Event, rec: Record, window: tuple[date, date]) -> None:
+    """A user who keeps asking for the hourly drift of a 30-day window (recomputed each time)."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    while not stop.is_set():
+        st.cache_data.clear()
+        at = AppTest.from_file(str(REPO / "pages" / "2_drift.py"), default_timeout=1800)
+        at.session_state["user"] = {"name": "scientist", "role": "data_scientist", "method": "password"}
+        at.run()
+        at.date_input(key="drift_cur_window").set_value(window)
+        at.radio(key="drift_bucket").set_value("hour")
+        start = time.perf_counter()
+        at.run()
+        if at.exception:
+            rec.fail("page drift_30d_hourly", str(at.exception[0].value))
+            continue
+        rec.page("drift_30d_hourly", time.perf_counter() - start)
 
 
 def every(seconds: float, stop: threading.Event, fn: Any) -> None:
@@ -230,7 +248,8 @@ def main() -> None:
     template = sample_rows(workspace)
     last_ts = pd.Timestamp(template["ts"].max()).tz_localize("UTC") if template["ts"].dt.tz is None \
         else pd.Timestamp(template["ts"].max())
-    heavy = ((last_ts - timedelta(days=29)).strftime("%Y/%m/%d"), last_ts.strftime("%Y/%m/%d"))
+    heavy = ((last_ts - timedelta(days=29)).date(), last_ts.date())
+    os.environ.update({k: v for k, v in env.items() if k == "VIGIL_CONFIG"})  # the AppTest session's workspace
 
     ops_alone = statistics.median(run_vigil(["ops", "--model", MODEL], env)[0] for _ in range(3))
     ingest_dir = workspace / "bench-ingest"
@@ -262,8 +281,8 @@ def main() -> None:
             rec.checks.append(seconds)
 
     ops_under_load: list[float] = []
-    threads = [threading.Thread(target=browse, args=(app, i, stop, rec, heavy if i == 0 else None), daemon=True)
-               for i in range(args.sessions)]
+    threads = [threading.Thread(target=browse, args=(app, i, stop, rec), daemon=True) for i in range(args.sessions)]
+    threads.append(threading.Thread(target=heavy_drift, args=(stop, rec, heavy), daemon=True))
     threads += [threading.Thread(target=every, args=(args.ingest_every, stop, cron_ingest), daemon=True),
                 threading.Thread(target=every, args=(args.check_every, stop, ci_check), daemon=True)]
     started = time.monotonic()

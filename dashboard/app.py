@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from urllib.parse import urlparse
 
 import streamlit as st
 
+from connectors.store_owner import QueryCancelled
 from dashboard.ui.cancel import cancel_queries_when_left
 from dashboard.ui.nav import page_by_url, pages_for
 from dashboard.ui.session import current_role
@@ -31,4 +33,5 @@ if role is not None:
     if blocked is not None:  # a deep link to a page this role may not open: say so, never land silently
         st.warning(f"{blocked.title} is not available to the {role.replace('_', ' ')} role; ask an admin if "
                    "you need it.", icon=":material/lock:")
-    nav.run()
+    with suppress(QueryCancelled):  # the user left the page: Streamlit is already starting the next run
+        nav.run()
