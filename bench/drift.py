@@ -17,13 +17,10 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -32,7 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import RESULTS, median_seconds, peak_rss_mb, write_result
 
-from connectors.logstore import LogStore
 from connectors.windows import Window
 from dashboard.context import Context
 from dashboard.monitoring import drift_stats as ds
@@ -46,25 +42,13 @@ DAY0 = datetime(2026, 1, 1)
 CHUNK = 1_000_000
 
 
-class BoundedStore(LogStore):
-    """The log store with DuckDB's memory capped (the machine is shared; DuckDB spills to disk beyond it)."""
-
-    memory_limit = "6GB"
-
-    @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with super().connect() as con:
-            con.execute(f"SET memory_limit = '{self.memory_limit}'")
-            yield con
-
-
 def make_context(folder: Path) -> Context:
     raw = {"vigil": {"data_dir": str(folder)},
            "models": {MODEL: {"features": {**dict.fromkeys(NUM, "numerical"), **dict.fromkeys(CAT, "categorical")},
                               "classes": ["no", "yes"], "favourable": "yes"}}}
-    ctx = Context(settings_from_mapping(raw, env={}, base_dir=folder))
-    ctx.__dict__["store"] = BoundedStore(ctx.settings.duckdb_path)  # replaces the cached_property value
-    return ctx
+    # DuckDB's memory capped (the machine is shared; DuckDB spills to disk beyond it)
+    raw["vigil"]["duckdb_memory_limit"] = "6GB"
+    return Context(settings_from_mapping(raw, env={}, base_dir=folder))
 
 
 def chunk(rng: np.random.Generator, n: int, start: datetime, seconds: float, drift: bool, offset: int,
@@ -229,7 +213,7 @@ def part2(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     """Vigil alone: ``big_rows`` current rows over ``days`` days, one window and daily buckets."""
     ctx = make_context(folder)
     ref_w, cur_w = load(ctx, args.rows, args.big_rows, args.days, args.seed + 1)
-    out: dict[str, Any] = {"big_rows_current": args.big_rows, "big_memory_limit": BoundedStore.memory_limit}
+    out: dict[str, Any] = {"big_rows_current": args.big_rows, "big_memory_limit": ctx.settings.duckdb_memory_limit}
     t = time.perf_counter()
     big = compute_drift(ctx, MODEL, cur_w, ref_w)
     out["big_one_window_seconds"] = round(time.perf_counter() - t, 3)

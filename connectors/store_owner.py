@@ -21,6 +21,7 @@ of one whose predicate holds or whose client hung up.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import json
@@ -208,6 +209,7 @@ class StoreOwner:
         self._server: socket.socket | None = None
         self.opened = 0  # how many times the file was opened (the idle close reopens it)
         self.requests_running = 0  # other processes' requests executing right now
+        self._clients: set[tuple[socket.socket, duckdb.DuckDBPyConnection]] = set()
 
     @classmethod
     def claim(cls, store: Path, open_db: Callable[[], duckdb.DuckDBPyConnection],
@@ -227,6 +229,7 @@ class StoreOwner:
                                   "protocol": PROTOCOL}).encode("utf-8"), 0)
         owner._listen()
         threading.Thread(target=owner._close_when_idle, name="vigil-store-idle", daemon=True).start()
+        atexit.register(owner.stop)  # never leave DuckDB work on daemon threads to the interpreter's teardown
         return owner
 
     # ------------------------------------------------------------------ this process's cursors
@@ -315,8 +318,14 @@ class StoreOwner:
             with conn:
                 hello, _ = wire.recv(conn)
                 with self.cursor(exclusive=bool(hello.get("exclusive"))) as cur:
-                    wire.send(conn, {"ok": True, "pid": os.getpid(), "protocol": PROTOCOL})
-                    self._requests(conn, cur, registered)
+                    with self._lock:
+                        self._clients.add((conn, cur))
+                    try:
+                        wire.send(conn, {"ok": True, "pid": os.getpid(), "protocol": PROTOCOL})
+                        self._requests(conn, cur, registered)
+                    finally:
+                        with self._lock:
+                            self._clients.discard((conn, cur))
         except (OSError, wire.WireError) as exc:
             log.debug("store client went away: %s", exc)
         except Exception:
@@ -340,14 +349,30 @@ class StoreOwner:
                     self.requests_running -= 1
             wire.send(conn, reply, out)
 
-    def stop(self) -> None:
-        """Stop serving and release the file (the next process to come may own it)."""
+    def stop(self, grace_s: float = 10.0) -> None:
+        """Stop serving and release the file (the next process to come may own it): clients are hung up
+        on, running queries interrupted, and the file closed once their cursors are back."""
+        if self._stopped.is_set():
+            return
         self._stopped.set()
         if self._server is not None:
             with suppress(OSError):
                 self._server.close()
             with suppress(FileNotFoundError):
                 self.socket_path.unlink()
+        with self._lock:
+            clients = list(self._clients)
+        for conn, cur in clients:
+            with suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            with suppress(duckdb.Error):
+                cur.interrupt()
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._active == 0:
+                    break
+            time.sleep(0.05)
         with self._lock:
             if self._db is not None and self._active == 0:
                 self._db.close()

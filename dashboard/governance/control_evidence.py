@@ -185,14 +185,27 @@ def production_monitored(s: Subject, p: Mapping[str, Any]) -> Evidence:
 
 
 def monitoring_schedule(s: Subject, p: Mapping[str, Any]) -> Evidence:
-    # The schedule table is optional in the config; a settings object without the field has none.
-    schedule = getattr(s.ctx.model(s.model), "schedule", None)
+    """Met when the policies monitor is on in ``[models.M.schedule]`` *and* ``vigil serve`` has run it:
+    a cron line nobody executes is not monitoring (the runs are ``vigil serve``'s ``serve_runs`` table)."""
     label = str(p.get("label", "monitoring schedule configured"))
-    if not schedule:
-        return Evidence("monitoring_schedule", label, NOT_MET, "no monitoring schedule configured", None, None,
-                        f"add a [models.{s.model}.schedule] table so the production policies run on a schedule")
-    return Evidence("monitoring_schedule", label, MET, f"schedule: {str(schedule)[:200]}",
-                    None, f"[models.{s.model}.schedule]")
+    schedule = getattr(s.ctx.model(s.model), "schedule", None)
+    cron = getattr(schedule, "policies", None)
+    where = f"[models.{s.model}.schedule]"
+    if not cron:
+        return Evidence("monitoring_schedule", label, NOT_MET, "no monitoring schedule configured (the policies "
+                        "monitor is off)", None, None,
+                        f"set policies = \"*/15 * * * *\" in {where} and run `vigil serve`")
+    with s.ctx.store.connect() as con:
+        has_runs = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'serve_runs'"
+                               ).fetchone()
+        last = con.execute("SELECT max(finished) FROM serve_runs WHERE monitor = 'policies' AND model = ? AND "
+                           "status = 'ok'", [s.model]).fetchone() if has_runs and has_runs[0] else None
+    if not last or last[0] is None:
+        return Evidence("monitoring_schedule", label, NOT_MET, f"policies scheduled ({cron}) but `vigil serve` has "
+                        "not run them yet", None, None, "start `vigil serve` (make demo does) so the schedule runs")
+    at = _time(last[0])
+    return Evidence("monitoring_schedule", label, MET, f"policies on schedule {cron}; last scheduled run "
+                    f"{at:%Y-%m-%d %H:%M} UTC by vigil serve", at, f"{where}, vigil serve runs")
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$")

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import streamlit as st
+from streamlit import runtime
 
 from dashboard.context import Context, load_context
 from dashboard.errors import USER_ERRORS
@@ -21,7 +22,7 @@ def context() -> Context:
     other process owns it yet): each session's queries get a cursor of their own, and the CLI's queries
     come to this process instead of waiting for the file."""
     ctx = load_context()
-    if ctx.settings.store_owner:
+    if ctx.settings.store_owner and runtime.exists():  # a real server, not a script or a page test run bare
         ctx.store.own(idle_close_s=OWNER_IDLE_CLOSE_S)
     return ctx
 
