@@ -226,6 +226,7 @@ def train_model(settings: Settings, model: str = "credit-risk", *, seed: int = 7
             info = mlflow.sklearn.log_model(
                 pipe, name="model", signature=signature, registered_model_name=model,
                 input_example=train_df[inputs].head(3),
+                skops_trusted_types=["numpy.dtype"],  # the imputer keeps its input dtype; a plain value type
                 pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}"])
         version = str(info.registered_model_version)
         client = mlflow.MlflowClient()
