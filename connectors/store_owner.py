@@ -207,7 +207,6 @@ class StoreOwner:
         self._stopped = threading.Event()
         self.socket_path = socket_path(store)
         self._server: socket.socket | None = None
-        self.opened = 0  # how many times the file was opened (the idle close reopens it)
         self.requests_running = 0  # other processes' requests executing right now
         self._clients: set[tuple[socket.socket, duckdb.DuckDBPyConnection]] = set()
 
@@ -251,7 +250,6 @@ class StoreOwner:
         with self._lock:
             if self._db is None:
                 self._db = self._open_db()
-                self.opened += 1
             self._active += 1
             try:
                 cur = self._db.cursor()

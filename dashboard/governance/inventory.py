@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -24,6 +24,7 @@ from dashboard.access.roles import Actor, require
 from dashboard.audit import trail as audit
 from dashboard.context import Context
 from dashboard.errors import VigilError
+from dashboard.governance.policy import remember_config_digest
 from dashboard.settings import GOVERNANCE_KEYS, check_governance_value
 
 TAG = "vigil.governance."
@@ -98,19 +99,14 @@ _EMPTY = RegisteredModelInfo("", "", {}, {}, None, None, None)
 def record_config_profile(ctx: Context, model: str, configured: dict[str, str]) -> bool:
     """Audit a change of the config's profile of ``model`` (the file lives outside Vigil): the first read
     after the change appends ``inventory.change`` by the system actor; True when it did."""
-    digest = hashlib.sha256(json.dumps(configured, sort_keys=True).encode()).hexdigest()
-    with ctx.store.connect() as con:
-        con.execute("CREATE TABLE IF NOT EXISTS governance_profiles (model VARCHAR, digest VARCHAR, ts TIMESTAMP, "
-                    "profile VARCHAR)")
-        row = con.execute("SELECT digest, profile FROM governance_profiles WHERE model = ? ORDER BY ts DESC LIMIT 1",
-                          [model]).fetchone()
-        if row is not None and row[0] == digest:
-            return False
-        con.execute("INSERT INTO governance_profiles VALUES (?, ?, ?, ?)",
-                    [model, digest, datetime.now(UTC).replace(tzinfo=None), json.dumps(configured, sort_keys=True)])
-    audit.record(ctx.store, "vigil", "inventory.change", model,
-                 {"source": "config", "from": json.loads(row[1]) if row else None, "to": configured}, role="system")
-    return True
+    text = json.dumps(configured, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    changed, previous = remember_config_digest(ctx, "governance_profiles", "profile", model, digest, text)
+    if changed:
+        audit.record(ctx.store, "vigil", "inventory.change", model,
+                     {"source": "config", "from": json.loads(previous[1]) if previous else None, "to": configured},
+                     role="system")
+    return changed
 
 
 def set_profile(ctx: Context, actor: Actor, model: str, values: dict[str, str]) -> Profile:

@@ -261,18 +261,30 @@ def record_policy_set(ctx: Context, model: str, policies: list[tuple[PolicySpec,
     from dashboard.audit import trail as audit
 
     digest, listed = policy_set_digest(policies)
-    with ctx.store.connect() as con:
-        con.execute("CREATE TABLE IF NOT EXISTS policy_sets (model VARCHAR, digest VARCHAR, ts TIMESTAMP, "
-                    "policies VARCHAR)")
-        row = con.execute("SELECT digest FROM policy_sets WHERE model = ? ORDER BY ts DESC LIMIT 1",
+    changed, previous = remember_config_digest(ctx, "policy_sets", "policies", model, digest,
+                                               json.dumps(listed, default=str))
+    if changed:
+        audit.record(ctx.store, "vigil", "policy.change", model,
+                     {"from": previous[0] if previous else None, "to": digest, "policies": listed}, role="system")
+    return changed
+
+
+def remember_config_digest(ctx: Context, table: str, payload_column: str, model: str, digest: str,
+                           payload: str) -> tuple[bool, tuple[str, str] | None]:
+    """Keep ``digest`` (and ``payload``) as the latest seen for ``model`` in ``table`` unless it already is:
+    (whether it changed, the previous (digest, payload)). Config files live outside Vigil, so a change is
+    noticed on the first read after it; the check and the write take one turn (an exclusive connection),
+    so two readers at once record one change."""
+    with ctx.store.connect(exclusive=True) as con:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} (model VARCHAR, digest VARCHAR, ts TIMESTAMP, "
+                    f"{payload_column} VARCHAR)")
+        row = con.execute(f"SELECT digest, {payload_column} FROM {table} WHERE model = ? ORDER BY ts DESC LIMIT 1",
                           [model]).fetchone()
         if row is not None and row[0] == digest:
-            return False
-        con.execute("INSERT INTO policy_sets VALUES (?, ?, ?, ?)",
-                    [model, digest, datetime.now(UTC).replace(tzinfo=None), json.dumps(listed, default=str)])
-    audit.record(ctx.store, "vigil", "policy.change", model,
-                 {"from": row[0] if row else None, "to": digest, "policies": listed}, role="system")
-    return True
+            return False, (str(row[0]), str(row[1]))
+        con.execute(f"INSERT INTO {table} VALUES (?, ?, ?, ?)",
+                    [model, digest, datetime.now(UTC).replace(tzinfo=None), payload])
+    return True, (str(row[0]), str(row[1])) if row is not None else None
 
 
 def _known_version(ctx: Context, model: str, version: str) -> None:
