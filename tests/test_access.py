@@ -127,6 +127,8 @@ NOT_A_USER_ACTION: dict[str, str] = {
     "audit.checkpoints.tag_experiments": "the audit trail's own anchor",
     "governance.policy.record_policy_set": "the system records a config change it observed (audited as 'vigil')",
     "governance.policy.evaluate": "reads; it records a config change it observed through record_policy_set",
+    "governance.policy.remember_config_digest": "the write half of record_policy_set and record_config_profile, "
+                                                "which audit the change they observed",
     "governance.policy.save_evaluation": "verdict history, derived from data every reader may compute",
     "governance.inventory.record_config_profile": "the system records a config change it observed (audited as 'vigil')",
     "governance.inventory.profile": "reads; it records a config change it observed through record_config_profile",
