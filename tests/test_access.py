@@ -116,6 +116,8 @@ WRITE_CALLS = {
     # Label Studio
     "create_project", "delete_project", "import_tasks", "delete_task", "annotate", "update_annotation",
     "delete_annotation",
+    # write helpers shared across modules (the scan follows calls only within a module)
+    "remember_config_digest",
 }
 AUDIT_CALLS = {"record", "_audit"}
 # Writers that are not a person's action, each with the reason; anything else that writes must call

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import uuid
 from collections import Counter
@@ -253,13 +254,30 @@ def queue_candidates(context: Context, actor: Actor, model: str, candidates: pd.
     return added
 
 
+_PROJECT_TURNS: dict[tuple[str, str], threading.Lock] = {}
+_PROJECT_TURNS_GUARD = threading.Lock()
+
+
+def _project_turn(context: Context, model: str) -> threading.Lock:
+    """The lock that lets one thread of this process at a time find or create ``model``'s project."""
+    key = (str(context.store.path.resolve()), model)
+    with _PROJECT_TURNS_GUARD:
+        return _PROJECT_TURNS.setdefault(key, threading.Lock())
+
+
 def ensure_project(context: Context, actor: Actor, model: str, client: LabelStudioClient) -> int:
     """The model's Label Studio project: the recorded one, an existing one with its title, or a new one.
 
-    Two senders creating at once converge: the first recorded id wins and the loser deletes its own
-    (empty) project.
+    Senders in one process (sessions of one app server) take turns, so the second finds the first's
+    project; senders in two processes creating at once converge: the first recorded id wins and the
+    loser deletes its own (empty) project.
     """
     require(actor, "queue.send")
+    with _project_turn(context, model):
+        return _ensure_project(context, actor, model, client)
+
+
+def _ensure_project(context: Context, actor: Actor, model: str, client: LabelStudioClient) -> int:
     store = context.store
     with store.connect() as con:
         ensure_queue(con)
