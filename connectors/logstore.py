@@ -70,6 +70,10 @@ class StoreBusyError(LogStoreError):
     """Another process held the DuckDB file for longer than the lock timeout."""
 
 
+class StoreMemoryError(LogStoreError):
+    """A query needed more memory than the store's ``memory_limit`` (shared by the queries running at once)."""
+
+
 class IngestError(LogStoreError):
     """One or more files were rejected; nothing from a rejected file was written."""
 
@@ -230,7 +234,21 @@ class LogStore:
         ``exclusive``: for operations that check and then write (ingest, label writes, job starts);
         they run one at a time, as they did when each process took the whole file, while readers
         never wait. Nested exclusive connections of one thread share the outer one's turn.
+
+        A query that runs out of DuckDB's memory limit raises :class:`StoreMemoryError`, naming the fix.
         """
+        try:
+            with self._connection(exclusive) as con:
+                yield con
+        except duckdb.OutOfMemoryException as exc:
+            limit = self.memory_limit or "DuckDB's default (80% of RAM)"
+            raise StoreMemoryError(
+                f"the query ran out of the log store's memory limit ({limit}, shared by the queries running at "
+                "once): try a shorter window or coarser buckets, or raise vigil.duckdb_memory_limit "
+                f"(VIGIL_DUCKDB_MEMORY_LIMIT) ({_first_line(exc)})") from None
+
+    @contextmanager
+    def _connection(self, exclusive: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         owner = self.owner
         if owner is not None:
             with owner.cursor(exclusive) as cur, store_owner.cancellable(cur):

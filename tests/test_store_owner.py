@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 from connectors import store_wire as wire
-from connectors.logstore import LogStore, StoreBusyError
+from connectors.logstore import LogStore, StoreBusyError, StoreMemoryError
 from connectors.store_client import RemoteConnection
 from connectors.store_owner import QueryCancelled, owner_pid, set_cancel_check, socket_path
 from dashboard.settings import ConfigError, settings_from_mapping
@@ -254,6 +254,30 @@ def test_memory_limit_and_threads_apply_to_every_connection(tmp_path: Path):
         settings_from_mapping({"vigil": {"duckdb_memory_limit": "lots", "duckdb_threads": -1}})
     text = str(err.value)
     assert "vigil.duckdb_memory_limit: 'lots' is not a size" in text and "vigil.duckdb_threads" in text
+
+
+#: A query whose aggregate state cannot spill to disk: it needs far more than 30 MB.
+GREEDY = "SELECT max(length(x)) FROM (SELECT string_agg(i::VARCHAR, ',') AS x FROM range(30000000) t(i))"
+
+
+def test_a_query_over_the_memory_limit_is_a_clear_error_in_this_process_and_through_an_owner(
+        tmp_path: Path, owner_process):
+    store = LogStore(tmp_path / "direct.duckdb", memory_limit="30MB", threads=1)
+    with pytest.raises(StoreMemoryError, match=r"memory limit \(30MB.*vigil.duckdb_memory_limit"), \
+            store.connect() as con:
+        con.execute(GREEDY).fetchall()
+    with store.connect() as con:  # the store is fine afterwards
+        assert con.execute("SELECT 1").fetchall() == [(1,)]
+    path = tmp_path / "owned.duckdb"
+    owner_process(path)
+    client = LogStore(path)
+    with client.connect() as con:
+        assert isinstance(con, RemoteConnection)
+        con.execute("SET memory_limit = '30MB'")  # the owner's database setting
+    with pytest.raises(StoreMemoryError, match="VIGIL_DUCKDB_MEMORY_LIMIT"), client.connect() as con:
+        con.execute(GREEDY).fetchall()
+    with client.connect() as con:
+        assert con.execute("SELECT 1").fetchall() == [(1,)]
 
 
 def test_the_app_cancels_a_run_when_streamlit_asks_it_to_stop_or_rerun(monkeypatch):
