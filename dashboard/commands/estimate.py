@@ -25,7 +25,7 @@ def _num(x: object) -> str:
 @click.option("--window", "-w", "window_text", default="7d", show_default=True, help=WINDOW_HELP)
 @click.option("--reference", "reference_text", default=None,
               help="FROM..TO of labelled predictions CBPE fits on (calibration, sampling error, thresholds); "
-                   "default: the model's reference window, else the first 7 days of its logs.")
+                   "default: the model's reference window, else the first 14 days of its logs.")
 @click.option("--version", default=None, help="Only this model version.")
 @click.option("--bucket", type=click.Choice(["hour", "day", "week"]), default="day", show_default=True,
               help="Time bucket (NannyML's chunk period).")

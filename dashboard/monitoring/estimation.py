@@ -50,7 +50,7 @@ __all__ = ["BAND", "MAX_REFERENCE_ROWS", "METRICS", "Calibration", "EstimationRe
 METRICS: tuple[str, ...] = ("roc_auc", "f1", "precision", "recall", "specificity", "accuracy")
 BAND = 3.0  # NannyML's SAMPLING_ERROR_RANGE and its StandardDeviationThreshold multiplier
 MAX_REFERENCE_ROWS = 2_000_000  # labelled reference rows held in memory (about 50 MB)
-REFERENCE_DAYS = 7
+REFERENCE_DAYS = 14  # thresholds rest on 14 reference buckets of a day (7 leave them wide)
 
 
 # ------------------------------------------------------------------------------------ calibration
