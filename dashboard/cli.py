@@ -38,6 +38,7 @@ COMMAND_MODULES: dict[str, str] = {
     "alerts": "dashboard.commands.alerts",
     "serve": "dashboard.commands.serve",
     "estimate": "dashboard.commands.estimate",
+    "segments": "dashboard.commands.segments",
 }
 
 
