@@ -14,7 +14,9 @@ from connectors.windows import Window, parse_window
 from dashboard.cli import cli
 from dashboard.commands.common import run_cli
 from dashboard.errors import VigilError
+from dashboard.governance.policy import PASS, evaluate
 from dashboard.monitoring.estimation import METRICS, compute_estimation
+from dashboard.settings import PolicySpec
 from tests.conftest import DEMO_CONFIG
 from tests.nannyml_ref import run_nannyml
 
@@ -130,6 +132,12 @@ def test_report_overall_and_errors(ctx, store, schema, logs_factory, write_file)
     assert s["rows"] == 7 * ROWS_PER_DAY and s["reference_rows"] == 7 * ROWS_PER_DAY
     assert abs(s["accuracy_estimated"] - s["accuracy_realised"]) < 0.05
     assert s["accuracy_lower"] < s["accuracy_estimated"] < s["accuracy_upper"]
+    ev = evaluate(ctx, "credit-risk", window=CURRENT.label, policies=[(PolicySpec(
+        "est auc", "cbpe_roc_auc", ">=", 0.5, params={"reference": REFERENCE.label}), "config"), (PolicySpec(
+        "cbpe alerts", "cbpe_alerts", "==", 0, params={"reference": REFERENCE.label, "bucket": "week"}), "config")])
+    by = {r.policy: r for r in ev.results}
+    assert by["est auc"].value == pytest.approx(s["roc_auc_estimated"]) and by["est auc"].verdict == PASS
+    assert "band" in by["est auc"].detail and by["cbpe alerts"].value is not None
     with pytest.raises(VigilError, match="labelled predictions of both classes"):
         compute_estimation(ctx, "credit-risk", CURRENT, reference=parse_window("2025-01-01..2025-01-02"))
     with pytest.raises(VigilError, match="bucket"):

@@ -13,8 +13,10 @@ from scipy.special import ndtr
 from connectors.windows import Window
 from dashboard.cli import cli
 from dashboard.commands.common import run_cli
+from dashboard.governance.policy import FAIL, evaluate
 from dashboard.monitoring.drift import compute_drift
 from dashboard.monitoring.multivariate import compute_reconstruction
+from dashboard.settings import PolicySpec
 from tests.conftest import DEMO_CONFIG
 from tests.nannyml_ref import run_nannyml
 
@@ -127,6 +129,9 @@ def test_cli_multivariate(ctx, store, schema, logs_factory, write_file, monkeypa
     assert run_cli(cli, args) == 0
     out = capsys.readouterr().out
     assert "reconstruction error" in out and "ALERT" in out
+    ev = evaluate(ctx, "credit-risk", window=cur.label, policies=[(PolicySpec(
+        "joint", "multivariate_alert_share", "<=", 0.1, params={"reference": ref.label}), "config")])
+    assert ev.results[0].value == 1.0 and ev.results[0].verdict == FAIL
 
 
 def test_demo_drift_shows_from_the_drift_day(demo_module_ctx, demo_scenario):

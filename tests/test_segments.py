@@ -10,7 +10,9 @@ from connectors.windows import Window, parse_window
 from dashboard.cli import cli
 from dashboard.commands.common import run_cli
 from dashboard.errors import VigilError
+from dashboard.governance.policy import FAIL, evaluate
 from dashboard.monitoring.segments import SMALL, compute_segment_change, rank_columns
+from dashboard.settings import PolicySpec
 from tests.conftest import DEMO_CONFIG
 
 BEFORE = parse_window("2026-01-01..2026-01-03")
@@ -68,6 +70,10 @@ def test_cli_segments(ctx, shifted, monkeypatch, capsys):
     assert '"top_segment": "purpose = business"' in capsys.readouterr().out
     assert run_cli(cli, [*args, "--column", "purpose"]) == 0
     assert "purpose = business" in capsys.readouterr().out
+    ev = evaluate(ctx, "credit-risk", window=AFTER.label, policies=[(PolicySpec(
+        "seg", "segment_contribution", "<=", 0.02, params={"column": "purpose"}), "config")])
+    r = ev.results[0]
+    assert r.subject == "purpose = business" and r.value > 0.02 and r.verdict == FAIL  # before = the 3 days before
     assert run_cli(cli, [*args, "--column", "income"]) == 2
     assert "Traceback" not in capsys.readouterr().err
 
