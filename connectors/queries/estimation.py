@@ -104,21 +104,14 @@ def estimated_sums(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[An
                 SELECT bucket, count(*) AS n, sum(yp * c) AS tp, sum(yp * (1 - c)) AS fp,
                        sum((1 - yp) * c) AS fn, sum((1 - yp) * (1 - c)) AS tn, sum(c) AS sum_c
                 FROM cal GROUP BY bucket),
-            curve AS (
-                SELECT bucket, k, round(cs, 5) AS tps, round(k - cs, 5) AS fps FROM (
-                    SELECT bucket, sum(c) OVER w AS cs, row_number() OVER w AS k FROM cal
-                    WINDOW w AS (PARTITION BY bucket ORDER BY u DESC ROWS UNBOUNDED PRECEDING))),
-            steps AS (
-                SELECT bucket, tps, fps,
-                       coalesce(lag(tps) OVER o, 0) AS tps0, coalesce(lag(fps) OVER o, 0) AS fps0,
-                       last_value(tps) OVER a AS t_end, last_value(fps) OVER a AS f_end
-                FROM curve
-                WINDOW o AS (PARTITION BY bucket ORDER BY k),
-                       a AS (PARTITION BY bucket ORDER BY k ROWS BETWEEN UNBOUNDED PRECEDING
-                             AND UNBOUNDED FOLLOWING)),
-            area AS (
-                SELECT bucket, sum((fps - fps0) * (tps + tps0) / 2.0) / (max(t_end) * max(f_end)) AS roc_auc
-                FROM steps GROUP BY bucket)
+            curve AS (  -- one sort: the previous point is this one less this row's c (and 1 - c)
+                SELECT bucket, round(cs, 5) AS tps, round(k - cs, 5) AS fps,
+                       round(cs - c, 5) AS tps0, round(k - 1 - (cs - c), 5) AS fps0
+                FROM (SELECT bucket, c, sum(c) OVER w AS cs, row_number() OVER w AS k FROM cal
+                      WINDOW w AS (PARTITION BY bucket ORDER BY u DESC ROWS UNBOUNDED PRECEDING))),
+            area AS (  -- both coordinates only grow along the curve, so the last point is the maximum
+                SELECT bucket, sum((fps - fps0) * (tps + tps0) / 2.0) / (max(tps) * max(fps)) AS roc_auc
+                FROM curve GROUP BY bucket)
             SELECT s.*, a.roc_auc FROM sums s LEFT JOIN area a ON s.bucket IS NOT DISTINCT FROM a.bucket
             ORDER BY s.bucket
         """, list(params)).df()
