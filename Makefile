@@ -9,7 +9,7 @@ APP_PORT ?= 8501
 MLFLOW_PORT ?= 5000
 LS_PORT ?= 8080
 
-.PHONY: demo test lint typecheck pytest bench install browser labelstudio clean help
+.PHONY: demo test lint typecheck pytest bench install browser labelstudio nannyml clean help
 
 help:
 	@echo "make demo   - install, build the demo workspace (.vigil/), start MLflow, Label Studio, vigil serve and the app"
@@ -34,6 +34,10 @@ browser:
 labelstudio:
 	@bash scripts/labelstudio.sh install
 
+# NannyML, the reference of the CBPE and multivariate-drift cross-checks, in its own virtualenv.
+nannyml:
+	@bash scripts/nannyml.sh install
+
 demo: install labelstudio
 	@bash scripts/demo.sh
 
@@ -43,13 +47,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install browser labelstudio
+pytest: install browser labelstudio nannyml
 	@set +e; $(BIN)/python -m pytest -p no:cacheprovider -n 2; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$rc
 
 test: lint typecheck pytest
 
-bench: install
+bench: install nannyml
 	@mkdir -p bench/results
 	@set -e; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f; done
 

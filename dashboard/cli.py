@@ -37,6 +37,8 @@ COMMAND_MODULES: dict[str, str] = {
     "quality": "dashboard.commands.quality",
     "alerts": "dashboard.commands.alerts",
     "serve": "dashboard.commands.serve",
+    "estimate": "dashboard.commands.estimate",
+    "segments": "dashboard.commands.segments",
 }
 
 

@@ -9,6 +9,7 @@ import streamlit as st
 
 from connectors.windows import Window
 from dashboard.charts.drift import distribution_figure, heatmap_figure, share_figure
+from dashboard.charts.estimation import reconstruction_figure
 from dashboard.errors import USER_ERRORS
 from dashboard.monitoring.drift import (
     DriftResult,
@@ -25,8 +26,9 @@ from dashboard.monitoring.evidently_report import (
     build_report,
     store_report,
 )
+from dashboard.monitoring.multivariate import ReconstructionReport, compute_reconstruction
 from dashboard.ui import state
-from dashboard.ui.format import clip, clip_frame, md_prose, md_text
+from dashboard.ui.format import clip, clip_frame, fmt_window, md_prose, md_text
 from dashboard.ui.session import current_actor
 
 st.title("Drift")
@@ -57,6 +59,13 @@ def _over_time(model: str, cur: str, ref: str, version: str | None, bucket: str,
     a, b = cur.split("|")
     return drift_over_time(state.context(), model, Window(datetime.fromisoformat(a), datetime.fromisoformat(b)),
                            bucket=bucket, reference=_ref_arg(ref), version=version)
+
+
+@st.cache_data(ttl=600, show_spinner="Computing the reconstruction error per bucket…")
+def _multivariate(model: str, span: str, version: str | None, bucket: str, data_version: str) -> ReconstructionReport:
+    a, b = span.split("|")
+    return compute_reconstruction(state.context(), model, Window(datetime.fromisoformat(a), datetime.fromisoformat(b)),
+                                  bucket=bucket, version=version)
 
 
 @st.cache_data(ttl=600, show_spinner=False)
@@ -149,6 +158,23 @@ if model and ctx is not None and span is not None:
                        "threshold and rows.")
             st.plotly_chart(share_figure(share_by_bucket(over), result.drift_share_threshold),
                             width="stretch")
+
+        st.subheader("Multivariate drift (PCA reconstruction error)")
+        whole = Window(datetime.combine(lo, datetime.min.time()), datetime.combine(hi, datetime.min.time())
+                       + timedelta(days=1))
+        mv = state.guarded(_multivariate, model, _key(whole), version, bucket, dv)
+        if mv is not None:
+            mv_s = mv.summary()
+            st.plotly_chart(reconstruction_figure(mv.buckets, mv.lower_threshold, mv.upper_threshold,
+                                                  window=mv.window, bucket=mv.bucket), width="stretch")
+            first_alert = "no alert" if mv.first_alert is None else f"first alert {mv.first_alert:%Y-%m-%d %H:%M} UTC"
+            st.caption(f"A PCA fitted on {fmt_window(mv.reference)} ({mv.n_reference:,} rows) keeps "
+                       f"{mv_s['components']} of {len(mv.fit.columns)} components ({mv_s['variance_kept']:.0%} of the "
+                       "variance); each bucket's value is its rows' mean distance to their reconstruction, as "
+                       "NannyML's DataReconstructionDriftCalculator computes it. A change in how the features move "
+                       "together raises it even when no column drifts on its own. Thresholds: mean ± 3 standard "
+                       f"deviations over the reference's buckets; {mv_s['alerting_buckets']} of {mv_s['buckets']} "
+                       f"{mv.bucket}s alert ({first_alert}).")
 
         st.subheader("Evidently report")
         max_rows = st.number_input("Rows per side (a random sample when a window is larger)", min_value=1000,

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from connectors.windows import Window
+from dashboard.charts.estimation import contribution_figure, estimate_figure
 from dashboard.charts.operations import (
     errors_throughput_figure,
     label_delay_figure,
@@ -16,6 +17,8 @@ from dashboard.charts.operations import (
     reliability_figure,
     version_latency_figure,
 )
+from dashboard.monitoring.estimation import METRICS as ESTIMATED
+from dashboard.monitoring.estimation import EstimationReport, compute_estimation
 from dashboard.monitoring.operations import (
     OpsReport,
     SloStatus,
@@ -24,6 +27,8 @@ from dashboard.monitoring.operations import (
     logged_versions,
 )
 from dashboard.monitoring.quality import CBPE_ASSUMPTIONS, QualityReport, compute_quality
+from dashboard.monitoring.segments import METRICS as SEGMENT_METRICS
+from dashboard.monitoring.segments import SegmentChange, compute_segment_change, segment_columns
 from dashboard.ui import state
 from dashboard.ui.format import clip, clip_frame, fmt_num, fmt_pct, fmt_window, md_code, md_prose, md_text
 
@@ -55,6 +60,73 @@ def _ops(model: str, data_version: str, start: datetime, end: datetime, bucket: 
 def _quality(model: str, data_version: str, start: datetime, end: datetime, bucket: str,
              version: str | None) -> QualityReport:
     return compute_quality(state.context(), model, Window(start, end), version=version, bucket=bucket)
+
+
+@st.cache_data(ttl=300, show_spinner="Estimating performance (CBPE)…")
+def _estimate(model: str, data_version: str, start: datetime, end: datetime, bucket: str,
+              version: str | None) -> EstimationReport:
+    return compute_estimation(state.context(), model, Window(start, end), bucket=bucket, version=version)
+
+
+@st.cache_data(ttl=300, show_spinner="Decomposing the change by segment…")
+def _segments(model: str, data_version: str, start: datetime, split: datetime, end: datetime, column: str,
+              metric: str, version: str | None) -> SegmentChange:
+    return compute_segment_change(state.context(), model, Window(start, split), Window(split, end), (column,),
+                                  metric=metric, version=version)
+
+
+METRIC_LABELS = {"roc_auc": "ROC AUC", "f1": "F1", "precision": "precision", "recall": "recall",
+                 "specificity": "specificity", "accuracy": "accuracy"}
+
+
+def _render_estimation(r: EstimationReport) -> None:
+    st.subheader("Estimated performance (CBPE)")
+    st.caption(f"Confidence-based performance estimation as NannyML computes it, fitted on the labelled predictions "
+               f"of {fmt_window(r.reference)} ({r.n_reference:,} rows; {md_text(r.calibration.text)}). The band is "
+               "±3 sampling errors for a bucket of that size; the dashed lines are mean ± 3 standard deviations of "
+               "the realised metric over the reference's buckets, and a cross marks an estimate outside them.")
+    cols = st.columns(len(ESTIMATED))
+    for col, m in zip(cols, ESTIMATED, strict=True):
+        rec = r.metric(m)
+        col.metric(f"{METRIC_LABELS[m]} (est.)", fmt_num(rec["estimated"], undefined="n/a"),
+                   help=f"band {fmt_num(rec['lower'])}..{fmt_num(rec['upper'])}; realised "
+                        f"{fmt_num(rec['realised'], undefined='n/a')}")
+    metric = st.selectbox("Metric", list(ESTIMATED), format_func=METRIC_LABELS.__getitem__, key="ops_cbpe_metric")
+    st.plotly_chart(estimate_figure(r.buckets, metric, METRIC_LABELS[metric], window=r.window, bucket=r.bucket),
+                    width="stretch")
+    for note in r.notes:
+        st.warning(md_prose(note))
+
+
+def _render_segments(model: str, dv: str, start: datetime, end: datetime, version: str | None) -> None:
+    st.subheader("Segments: what explains a change")
+    ctx = state.guarded(state.context)
+    columns = segment_columns(ctx, model) if ctx is not None else []
+    if not columns or end - start < timedelta(days=2):
+        st.info("Segments need a categorical column and a window of at least two days to compare.")
+        return
+    c = st.columns(3)
+    column = c[0].selectbox("Segment by", columns, key="ops_segment_column", format_func=clip)
+    metric = c[1].selectbox("Metric", list(SEGMENT_METRICS), key="ops_segment_metric")
+    days = max(1, (end - start).days)
+    split_day = 1 if days <= 2 else c[2].slider(
+        "Change from day", 1, days - 1, value=max(1, days - 7), key="ops_segment_split",
+        help="before = the window's days up to this one, after = from it on")
+    split = start + timedelta(days=split_day)
+    ch = state.guarded(_segments, model, dv, start, split, end, column, metric, version)
+    if ch is None:
+        return
+    st.write(md_text(ch.headline()))
+    st.caption(f"Before {fmt_window(ch.before)}, after {fmt_window(ch.after)}. Contribution = mix (the segment's "
+               "share changed) + performance (its own metric changed); contributions add up to the change. Segments "
+               f"with fewer than {ch.min_rows} rows in both windows are pooled.")
+    if len(ch.ranking):
+        st.plotly_chart(contribution_figure(ch.ranking), width="stretch")
+        table = ch.ranking.assign(contribution=ch.ranking["contribution"] * 100, mix=ch.ranking["mix"] * 100,
+                                  performance=ch.ranking["performance"] * 100)
+        st.dataframe(clip_frame(table), hide_index=True, width="stretch",
+                     column_config={k: st.column_config.NumberColumn(format="%.2f") for k in
+                                    ("contribution", "mix", "performance")})
 
 
 def _ms(x: float | None) -> str:
@@ -204,6 +276,11 @@ if model is not None and ctx is not None:
                 q = state.guarded(_quality, model, dv, start, end, "day", version)
                 if q is not None:
                     _render_quality(q, ctx.model(model).thresholds.min_accuracy)
+                if len(ctx.model(model).classes) == 2:
+                    est = state.guarded(_estimate, model, dv, start, end, "day", version)
+                    if est is not None:
+                        _render_estimation(est)
+                _render_segments(model, dv, start, end, version)
                 st.subheader("Per-version comparison")
                 if version is not None:
                     st.caption(f"Showing v{md_text(version)} only; choose “all” to compare versions.")

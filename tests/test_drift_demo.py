@@ -79,7 +79,9 @@ def test_page_shows_the_drift(demo_ctx: Context, demo_scenario: DemoScenario) ->
     drifted = set(table.loc[table["drifted"], "column"])
     assert {"income", "purpose"} <= drifted  # default current window: the last 7 days, after the drift
     assert table.iloc[0]["drifted"]
-    assert len(at.get("plotly_chart")) >= 3  # distribution, heatmap, share over time
+    assert len(at.get("plotly_chart")) >= 4  # distribution, heatmap, share over time, multivariate
+    captions = " ".join(c.value for c in at.caption)
+    assert f"first alert {demo_scenario.drift_start:%Y-%m-%d} 00:00 UTC" in captions  # multivariate panel
     at.button(key="drift_build_report").click().run()
     assert not at.exception, at.exception
     captions = " ".join(c.value for c in at.caption)

@@ -133,6 +133,9 @@ def test_page_shows_breach_list_charts_and_quality(monkeypatch, demo_workspace: 
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Predictions"] == f"{demo_scenario.rows:,}"
     assert metrics["Realised accuracy"] != "n/a"
+    assert metrics["ROC AUC (est.)"] != "n/a"  # CBPE with bands, and the segment ranking
+    assert any(h.value == "Estimated performance (CBPE)" for h in at.subheader)
+    assert any(plain(md.value).startswith("accuracy ") and " points (" in plain(md.value) for md in at.markdown)
     # Narrow to the day of the error burst, daily buckets: one bucket, still the burst's errors.
     day = demo_scenario.error_burst[0].date()
     at.date_input(key="ops_window").set_value((day, day)).run()

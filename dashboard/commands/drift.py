@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from connectors.windows import Window
 from dashboard.charts.text import clip
 from dashboard.commands.common import WINDOW_HELP, analysis_window, echo_json, get_context
 from dashboard.monitoring.drift import ColumnDrift, DriftResult, compute_drift, result_to_dict
@@ -24,9 +25,15 @@ def _fmt(x: float | None) -> str:
 @click.option("--version", default=None, help="Only this model version's logs (and its training data).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the dataset drifts (for CI).")
+@click.option("--multivariate", is_flag=True,
+              help="PCA reconstruction error per bucket (as NannyML's DataReconstructionDriftCalculator), "
+                   "fitted on a reference window of the logs (default: the configured one, else the first "
+                   "14 days); --fail-on-drift then fails on any alerting bucket.")
+@click.option("--bucket", type=click.Choice(["hour", "day"]), default="day", show_default=True,
+              help="Time bucket of --multivariate.")
 @click.pass_context
 def command(ctx: click.Context, model: str, reference_text: str | None, current_text: str, version: str | None,
-            as_json: bool, fail_on_drift: bool) -> None:
+            as_json: bool, fail_on_drift: bool, multivariate: bool, bucket: str) -> None:
     """Per-column drift (method, score, threshold, verdict) and the dataset verdict, as on the Drift page.
 
     Methods and thresholds follow Evidently's DataDriftPreset defaults unless the model's [drift]
@@ -34,6 +41,9 @@ def command(ctx: click.Context, model: str, reference_text: str | None, current_
     """
     context = get_context(ctx)
     current = analysis_window(context, model, current_text, version)
+    if multivariate:
+        _multivariate(ctx, model, current, reference_text, version, bucket, as_json, fail_on_drift)
+        return
     reference = "config" if reference_text is None else reference_text
     if reference not in ("training", "config"):
         ref_window = analysis_window(context, model, reference, version)
@@ -45,6 +55,33 @@ def command(ctx: click.Context, model: str, reference_text: str | None, current_
     else:
         _print_table(model, result)
     if fail_on_drift and result.dataset_drift:
+        ctx.exit(1)
+
+
+def _multivariate(ctx: click.Context, model: str, current: Window, reference_text: str | None,
+                  version: str | None, bucket: str, as_json: bool, fail_on_drift: bool) -> None:
+    """Reconstruction error per bucket with its band and the reference thresholds."""
+    from dashboard.monitoring.multivariate import compute_reconstruction
+
+    context = get_context(ctx)
+    reference = None
+    if reference_text not in (None, "training", "config"):
+        reference = analysis_window(context, model, str(reference_text), version)
+    r = compute_reconstruction(context, model, current, reference=reference, bucket=bucket, version=version)
+    if as_json:
+        echo_json({"summary": r.summary(), "buckets": r.buckets, "reference_buckets": r.reference_buckets})
+    else:
+        s = r.summary()
+        lo, hi = _fmt(r.lower_threshold), _fmt(r.upper_threshold)
+        click.echo(f"{model}: PCA reconstruction error, reference {r.reference.label} ({r.n_reference} rows, "
+                   f"{s['components']} of {len(r.fit.columns)} components keep {s['variance_kept']:.0%} of the "
+                   f"variance), thresholds {lo}..{hi}")
+        for b in r.buckets.to_dict(orient="records"):
+            click.echo(f"  {b['bucket']:%Y-%m-%d %H:%M}  {b['n']:>7} rows  reconstruction error {_fmt(b['value'])} "
+                       f"(band {_fmt(b['lower'])}..{_fmt(b['upper'])}){'  ALERT' if b['alert'] else ''}")
+        first = "" if r.first_alert is None else f", first {r.first_alert:%Y-%m-%d %H:%M}"
+        click.echo(f"alerting {bucket}s: {s['alerting_buckets']}/{s['buckets']}{first}")
+    if fail_on_drift and r.first_alert is not None:
         ctx.exit(1)
 
 

@@ -227,6 +227,98 @@ def label_coverage(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
     return [Measurement(_f(r.label_coverage), int(r.n_rows), f"{r.n_labelled} of {r.n_rows} predictions labelled")]
 
 
+# ------------------------------------------------------- estimated performance, multivariate, segments
+
+def _window_param(ev: EvalInput, spec: PolicySpec, key: str) -> Window | None:
+    from connectors.windows import WindowError, parse_window
+
+    text = spec.params.get(key)
+    if text is None:
+        return None
+    try:
+        return parse_window(str(text))
+    except WindowError as exc:
+        raise VigilError(f"policy {spec.name}: {key} = {text!r} is not a window: {exc}") from None
+
+
+def _estimation(ev: EvalInput, spec: PolicySpec) -> Any:
+    from dashboard.monitoring.estimation import compute_estimation
+
+    ref = _window_param(ev, spec, "reference")
+    bucket = str(spec.params.get("bucket", "day"))
+    return ev.cached(("estimation", ev.window, ev.version, ref, bucket),
+                     lambda: compute_estimation(ev.ctx, ev.model, ev.window, reference=ref, bucket=bucket,
+                                                version=ev.version))
+
+
+def cbpe_metric(key: str) -> Callable[[EvalInput, PolicySpec], list[Measurement]]:
+    """The CBPE estimate of ``key`` over the window, its band in the detail."""
+    def provider(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+        r = _estimation(ev, spec)
+        m = r.metric(key)
+        return [Measurement(_f(m["estimated"]), int(r.n_rows),
+                            f"CBPE estimate, band {_f(m['lower'])}..{_f(m['upper'])}, realised {_f(m['realised'])}; "
+                            f"reference {r.reference.label}; {r.calibration.text}")]
+
+    return provider
+
+
+def cbpe_alerts(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+    """Buckets whose CBPE estimate of some metric falls outside the reference thresholds."""
+    r = _estimation(ev, spec)
+    hit = r.buckets[r.buckets["alert"]]
+    buckets = sorted({str(b)[:16] for b in hit["bucket"]})
+    return [Measurement(float(len(buckets)), int(r.n_rows),
+                        f"{len(buckets)} {r.bucket}(s) alert: " + (", ".join(sorted(set(hit["metric"]))) or "none"))]
+
+
+def _reconstruction(ev: EvalInput, spec: PolicySpec) -> Any:
+    from dashboard.monitoring.multivariate import compute_reconstruction
+
+    ref = _window_param(ev, spec, "reference")
+    bucket = str(spec.params.get("bucket", "day"))
+    return ev.cached(("reconstruction", ev.window, ev.version, ref, bucket),
+                     lambda: compute_reconstruction(ev.ctx, ev.model, ev.window, reference=ref, bucket=bucket,
+                                                    version=ev.version))
+
+
+def reconstruction_error(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+    r = _reconstruction(ev, spec)
+    s = r.summary()
+    return [Measurement(_f(s["reconstruction_error"]), int(r.buckets["n"].sum()),
+                        f"PCA reconstruction error over the window; thresholds {_f(r.lower_threshold)}.."
+                        f"{_f(r.upper_threshold)} per {r.bucket}; reference {r.reference.label}")]
+
+
+def multivariate_alert_share(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+    r = _reconstruction(ev, spec)
+    s = r.summary()
+    return [Measurement(_f(s["alert_share"]), int(r.buckets["n"].sum()),
+                        f"{s['alerting_buckets']} of {s['buckets']} {r.bucket}s outside the reconstruction-error "
+                        f"thresholds" + (f", first {s['first_alert']}" if s["first_alert"] else ""))]
+
+
+def segment_contribution(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+    """The largest contribution of one segment of ``column`` to the change of ``segment_metric`` (default
+    accuracy) from the preceding window of the same length (or ``before``) to the policy's window."""
+    from dashboard.monitoring.segments import compute_segment_change
+
+    column = spec.params.get("column")
+    if not column:
+        raise VigilError(f"policy {spec.name}: segment_contribution needs column = \"<a categorical column>\"")
+    before = _window_param(ev, spec, "before") or Window(ev.window.start - (ev.window.end - ev.window.start),
+                                                         ev.window.start)
+    metric = str(spec.params.get("segment_metric", "accuracy"))
+    ch = ev.cached(("segments", ev.window, ev.version, before, str(column), metric),
+                   lambda: compute_segment_change(ev.ctx, ev.model, before, ev.window, (str(column),), metric,
+                                                  version=ev.version))
+    top = ch.top
+    if top is None:
+        return [Measurement(None, 0, ch.headline(), subject=str(column))]
+    return [Measurement(_f(abs(float(top["contribution"]))), int(top["n_after"]), ch.headline(),
+                        subject=str(top["segment"]))]
+
+
 # ---------------------------------------------------------------------------------- data quality
 
 def _data_quality(ev: EvalInput) -> Any:
@@ -487,6 +579,14 @@ def providers() -> dict[str, tuple[Provider, str, str, str]]:
         "estimated_accuracy": (estimated_accuracy, "confidence-based accuracy estimate (unlabelled rows)", "data",
                                PROD),
         "label_coverage": (label_coverage, "share of predictions with a label", "data", PROD),
+        "cbpe_alerts": (cbpe_alerts, "buckets whose CBPE estimate is outside the reference thresholds", "data",
+                        PROD),
+        "reconstruction_error": (reconstruction_error, "PCA reconstruction error (multivariate drift)", "data",
+                                 PROD),
+        "multivariate_alert_share": (multivariate_alert_share, "share of buckets outside the reconstruction-error "
+                                     "thresholds", "data", PROD),
+        "segment_contribution": (segment_contribution, "largest contribution of one segment to a metric's change "
+                                 "from the preceding window", "data", PROD),
         "ingest_rejects": (ingest_rejects, "files rejected at ingestion", "wall", PROD),
         "open_high_findings": (open_high_findings, "open high or critical findings on the version", "wall", PRE),
         "missing_share": (data_quality_monitor("missing"), "share of rows with a missing value, per column", "data",
@@ -512,6 +612,9 @@ def providers() -> dict[str, tuple[Provider, str, str, str]]:
         "batch_latency_ratio": (batch_latency_ratio, "candidate's batch prediction latency / the champion's",
                                 "data", PRE),
     }
+    for key in ("roc_auc", "f1", "precision", "recall", "specificity", "accuracy"):
+        table[f"cbpe_{key}"] = (cbpe_metric(key), f"CBPE estimate of {key.replace('_', ' ')} (with its band)", "data",
+                                PROD)
     from dashboard.monitoring.fairness_metrics import METRIC_KEYS
 
     for key in METRIC_KEYS:

@@ -1,0 +1,82 @@
+"""Plot builders for estimated performance (CBPE bands), multivariate drift and segment contributions.
+
+They take the frames :mod:`dashboard.monitoring.estimation`, ``.multivariate`` and ``.segments`` return
+and give plotly figures; segment names come from logged values, so they pass through ``plot_text``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from connectors.windows import Window
+from dashboard.charts import palette
+from dashboard.charts.axes import bucket_axis, bucket_trace
+from dashboard.charts.text import plot_text
+
+_MARGIN = {"t": 40, "b": 40, "l": 50, "r": 10}
+BAND_FILL = "rgba(148, 103, 189, 0.18)"
+
+
+def _thresholds(fig: go.Figure, lo: float | None, hi: float | None) -> None:
+    for value, name in ((lo, "lower threshold"), (hi, "upper threshold")):
+        if value is not None and value == value:
+            fig.add_hline(y=float(value), line={"dash": "dash", "color": palette.THRESHOLD},
+                          annotation_text=f"{name} {float(value):.3f}", annotation_position="bottom left")
+
+
+def _band(fig: go.Figure, b: pd.DataFrame, value: str, bucket: str, name: str) -> None:
+    fig.add_scatter(x=b["bucket"], y=b["upper"], mode="lines", line={"width": 0}, showlegend=False,
+                    hoverinfo="skip", **bucket_trace(bucket))
+    fig.add_scatter(x=b["bucket"], y=b["lower"], mode="lines", line={"width": 0}, fill="tonexty",
+                    fillcolor=BAND_FILL, name="±3 sampling errors", hoverinfo="skip", **bucket_trace(bucket))
+    fig.add_scatter(x=b["bucket"], y=b[value], name=name, mode="lines+markers",
+                    line={"dash": "dot", "color": palette.ESTIMATE}, **bucket_trace(bucket))
+    hit = b[b["alert"].astype(bool)]
+    if len(hit):
+        fig.add_scatter(x=hit["bucket"], y=hit[value], name="alert", mode="markers",
+                        marker={"color": palette.BAD, "size": 11, "symbol": "x"}, **bucket_trace(bucket))
+
+
+def estimate_figure(buckets: pd.DataFrame, metric: str, label: str, *, window: Window | None = None,
+                    bucket: str = "day") -> go.Figure:
+    """One metric per bucket: the CBPE estimate with its band, the realised value where labels arrived,
+    the reference thresholds and the alerting buckets."""
+    b = buckets[buckets["metric"] == metric].sort_values("bucket")
+    fig = go.Figure()
+    _band(fig, b, "estimated", bucket, f"estimated {label} (CBPE)")
+    fig.add_scatter(x=b["bucket"], y=b["realised"], name=f"realised {label} (labelled rows)", mode="lines+markers",
+                    line={"color": palette.MEASURE}, connectgaps=False, **bucket_trace(bucket))
+    if len(b):
+        _thresholds(fig, b["lower_threshold"].iloc[0], b["upper_threshold"].iloc[0])
+    fig.update_yaxes(title_text=label)
+    fig.update_layout(xaxis=bucket_axis(b["bucket"], bucket, window), legend={"orientation": "h", "y": 1.15},
+                      margin=_MARGIN, height=340)
+    return fig
+
+
+def reconstruction_figure(buckets: pd.DataFrame, lower: float | None, upper: float | None, *,
+                          window: Window | None = None, bucket: str = "day") -> go.Figure:
+    """PCA reconstruction error per bucket with its band and the thresholds from the reference buckets."""
+    b = buckets.sort_values("bucket")
+    fig = go.Figure()
+    _band(fig, b, "value", bucket, "reconstruction error")
+    _thresholds(fig, lower, upper)
+    fig.update_yaxes(title_text="mean reconstruction error")
+    fig.update_layout(xaxis=bucket_axis(b["bucket"], bucket, window), legend={"orientation": "h", "y": 1.15},
+                      margin=_MARGIN, height=340)
+    return fig
+
+
+def contribution_figure(ranking: pd.DataFrame, top: int = 10) -> go.Figure:
+    """Each segment's contribution to the change in points, split into mix and performance."""
+    r = ranking.head(top).iloc[::-1]
+    names = [plot_text(s) for s in r["segment"]]
+    fig = go.Figure()
+    fig.add_bar(y=names, x=r["mix"] * 100, orientation="h", name="mix (share changed)", marker_color=palette.NEUTRAL)
+    fig.add_bar(y=names, x=r["performance"] * 100, orientation="h", name="performance (its metric changed)",
+                marker_color=palette.ESTIMATE)
+    fig.update_layout(barmode="relative", xaxis_title="contribution to the change (points)",
+                      legend={"orientation": "h", "y": 1.15}, margin={**_MARGIN, "l": 10},
+                      height=120 + 28 * len(r))
+    return fig

@@ -1,0 +1,57 @@
+"""``vigil segments``: metrics per segment and the segments that explain a change between two windows."""
+
+from __future__ import annotations
+
+import click
+
+from dashboard.charts.text import clip
+from dashboard.commands.common import analysis_window, echo_json, get_context
+from dashboard.monitoring.segments import (
+    METRICS,
+    MIN_ROWS,
+    SegmentChange,
+    compute_segment_change,
+    rank_columns,
+)
+
+
+def _pts(x: object) -> str:
+    return "n/a" if x is None or x != x else f"{float(x) * 100:+.2f}"  # type: ignore[arg-type]
+
+
+@click.command("segments")
+@click.option("--model", "-m", required=True, help="Model name as configured in vigil.toml.")
+@click.option("--from", "before_text", required=True, help="The 'before' window: FROM..TO or a relative window.")
+@click.option("--to", "after_text", required=True, help="The 'after' window: FROM..TO or a relative window.")
+@click.option("--column", "-c", "columns", multiple=True,
+              help="Segment column (twice for a pair); default: rank every categorical column.")
+@click.option("--metric", type=click.Choice(list(METRICS)), default="accuracy", show_default=True,
+              help="The metric whose change is decomposed.")
+@click.option("--min-rows", type=int, default=MIN_ROWS, show_default=True,
+              help="Segments with fewer rows (in both windows) are pooled as '(small segments)'.")
+@click.option("--version", default=None, help="Only this model version.")
+@click.option("--top", type=int, default=5, show_default=True, help="Segments shown per column.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def command(ctx: click.Context, model: str, before_text: str, after_text: str, columns: tuple[str, ...],
+            metric: str, min_rows: int, version: str | None, top: int, as_json: bool) -> None:
+    """Which segments explain the change of METRIC between two windows: each segment's contribution
+    (mix: its share changed; performance: its own metric changed), adding up to the overall change."""
+    context = get_context(ctx)
+    before = analysis_window(context, model, before_text, version)
+    after = analysis_window(context, model, after_text, version)
+    if columns:
+        changes: list[SegmentChange] = [compute_segment_change(context, model, before, after, tuple(columns),
+                                                               metric, min_rows, version)]
+    else:
+        changes = rank_columns(context, model, before, after, metric, min_rows, version)
+    if as_json:
+        echo_json({"changes": [{**c.summary(), "ranking": c.ranking} for c in changes]})
+        return
+    click.echo(f"{model}: {metric}, before {before.label} vs after {after.label}")
+    click.echo(f"  {clip(changes[0].headline())}")
+    for c in changes:
+        click.echo(f"  by {' x '.join(c.columns)}:  (points: contribution = mix + performance)")
+        for r in c.ranking.head(top).to_dict(orient="records"):
+            click.echo(f"    {clip(str(r['segment'])):<40} {_pts(r['contribution']):>7} = {_pts(r['mix']):>7} "
+                       f"+ {_pts(r['performance']):>7}   rows {r['n_before']} -> {r['n_after']}")
