@@ -1,6 +1,6 @@
 """Run NannyML (in its own virtualenv, see scripts/nannyml.sh) on Parquet files and read its JSON back.
 
-Used by the cross-check tests; a missing NannyML skips them with the command that installs it.
+Used by the cross-check tests; a missing NannyML fails them with the command that installs it (make test installs it).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ def nannyml_python() -> Path:
 
 
 def run_nannyml(spec: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
-    """NannyML's per-chunk results for ``spec`` (see scripts/nannyml_reference.py); skips without NannyML."""
+    """NannyML's per-chunk results for ``spec`` (see scripts/nannyml_reference.py); fails without NannyML."""
     python = nannyml_python()
     if not python.exists():
-        pytest.skip(f"NannyML is not installed at {python}: run `bash scripts/nannyml.sh install`")
+        pytest.fail(f"NannyML is not installed at {python}: run `make nannyml` (bash scripts/nannyml.sh install)")
     proc = subprocess.run([str(python), str(RUNNER), json.dumps(spec)], capture_output=True, text=True,
                           timeout=timeout, check=False, env={**os.environ, "NML_DISABLE_USAGE_LOGGING": "1"})
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_bench_script_runs_at_tiny_size(tmp_path: Path) -> None:
     if not nannyml_python().exists():
-        run_nannyml({})  # skips with the install command
+        run_nannyml({})  # fails with the install command when NannyML is missing
     out = tmp_path / "nannyml.json"
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "nannyml.py"), "--ref-rows", "3000", "--rows", "6000",
                            "--repeats", "1", "--output", str(out)], capture_output=True, text=True, timeout=600,
