@@ -38,6 +38,7 @@ import duckdb
 import pandas as pd
 
 from connectors import store_client, store_owner, store_wire
+from connectors.engines.base import EngineHandle
 from connectors.errors import ConnectorError
 from connectors.queries import current_labels, latency_rollup
 from connectors.schema import (
@@ -330,7 +331,10 @@ class LogStore:
     # ------------------------------------------------------------------ schema
 
     def ensure_model(self, schema: LogSchema, con: duckdb.DuckDBPyConnection | None = None) -> None:
-        """Create the model's log table (and add any column the configuration gained since)."""
+        """Create the model's log table (and add any column the configuration gained since); nothing for
+        a model whose logs another engine reads in place."""
+        if isinstance(con, EngineHandle):
+            return
         if con is None:
             with self.connect() as c:
                 self.ensure_model(schema, c)
