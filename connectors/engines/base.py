@@ -16,6 +16,7 @@ from connectors.schema import LogSchema
 #: Engine name -> the module that implements it (imported only when chosen: pyspark is optional).
 ENGINES: dict[str, str] = {
     "duckdb": "connectors.engines.duckdb_engine",
+    "spark": "connectors.engines.spark",
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
