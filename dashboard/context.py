@@ -58,6 +58,31 @@ class Context:
         """A handle the query functions take, on ``model``'s engine (a DuckDB connection by default)."""
         return self.engine(model).connect(exclusive)
 
+    def has_logs(self, model: str) -> bool:
+        """Whether ``model`` has a log table to query (a Spark-backed model's lake always counts)."""
+        if self.settings.engine_of(model) != "duckdb":
+            return True
+        return self.store.has_model_table(self.schema(model))
+
+    def data_version(self, model: str) -> str:
+        """Changes whenever the model's logs or labels change (cache keys, kept verdicts): the ingest
+        manifest for DuckDB; for a lake, the rows and latest times of its logs and labels as the engine
+        reads them now."""
+        if self.settings.engine_of(model) == "duckdb":
+            return self.store.data_version(model)
+        from connectors.queries.operations import time_range
+        from connectors.queries.quality import label_counts
+
+        with self.connect(model) as con:
+            _first, last, n = time_range(con, self.schema(model))
+            ok, labelled = label_counts(con, self.schema(model))
+        return f"lake.{n}.{last}.{ok}.{labelled}"
+
+    def summary(self, model: str) -> dict[str, Any]:
+        """The log store's summary of ``model``, computed on the model's engine."""
+        with self.connect(model) as con:
+            return self.store.summary(self.schema(model), con)
+
     def model(self, name: str) -> ModelConfig:
         return self.settings.model(name)
 

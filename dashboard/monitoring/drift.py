@@ -674,7 +674,7 @@ def sample_windows(ctx: Context, model: str, current: Window, reference: Window 
 
 def log_span(ctx: Context, model: str) -> tuple[datetime | None, datetime | None, list[str]]:
     """First and last logged time and the versions seen (defaults for the page's window pickers)."""
-    s = ctx.store.summary(ctx.schema(model))
+    s = ctx.summary(model)
     return s["first_ts"], s["last_ts"], [str(v) for v in s["versions"]]
 
 
