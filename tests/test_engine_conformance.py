@@ -102,6 +102,7 @@ CASES: dict[str, Calls] = {
     "quality.bucket_sums": lambda s: [((*_qrel(s), None), {}), ((*_qrel(s), "day"), {}), ((*_qrel(s), "hour"), {})],
     "quality.label_delay": lambda s: [(_qrel(s), {}), (_qrel(s, "1"), {"max_days": 2})],
     "reference.log_columns": lambda s: [((s,), {})],
+    "validation.table_checks": lambda s: [((s,), {})],
     "data_quality.column_profile": lambda s: [((_cur(s), list(ALL), {*NUM}), {}),
                                               ((_cur(s, "day"), ["x", "c"], {"x"}, True), {})],
     "data_quality.out_of_range_counts": lambda s: [((_cur(s), {"x": (-1.0, 1.0), "age": (None, 60.0)}), {}),
