@@ -9,7 +9,7 @@ APP_PORT ?= 8501
 MLFLOW_PORT ?= 5000
 LS_PORT ?= 8080
 
-.PHONY: demo test lint typecheck pytest bench install browser labelstudio nannyml clean help
+.PHONY: demo test lint typecheck pytest bench install browser java labelstudio nannyml clean help
 
 help:
 	@echo "make demo   - install, build the demo workspace (.vigil/), start MLflow, Label Studio, vigil serve and the app"
@@ -22,7 +22,7 @@ $(BIN)/python:
 # Reinstall when the dependency list changes.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,gx]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,gx,spark]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -30,6 +30,9 @@ install: $(STAMP)
 browser:
 	@bash scripts/ensure_chromium.sh
 	@bash scripts/ensure_poppler.sh
+
+java:
+	@bash scripts/ensure_java.sh
 
 labelstudio:
 	@bash scripts/labelstudio.sh install
@@ -47,7 +50,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install browser labelstudio nannyml
+pytest: install browser java labelstudio nannyml
 	@set +e; $(BIN)/python -m pytest -p no:cacheprovider -n 2; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$rc
 

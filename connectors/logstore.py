@@ -38,6 +38,7 @@ import duckdb
 import pandas as pd
 
 from connectors import store_client, store_owner, store_wire
+from connectors.engines.base import EngineHandle
 from connectors.errors import ConnectorError
 from connectors.queries import current_labels, latency_rollup
 from connectors.schema import (
@@ -348,7 +349,10 @@ class LogStore:
     # ------------------------------------------------------------------ schema
 
     def ensure_model(self, schema: LogSchema, con: duckdb.DuckDBPyConnection | None = None) -> None:
-        """Create the model's log table (and add any column the configuration gained since)."""
+        """Create the model's log table (and add any column the configuration gained since); nothing for
+        a model whose logs another engine reads in place."""
+        if isinstance(con, EngineHandle):
+            return
         if con is None:
             with self.connect() as c:
                 self.ensure_model(schema, c)
@@ -518,27 +522,31 @@ class LogStore:
         sql = "SELECT * FROM ingest_rejects" + (" WHERE model = ?" if model else "") + " ORDER BY rejected_at"
         return self.query_df(sql, [model] if model else [])
 
-    def summary(self, schema: LogSchema) -> dict[str, Any]:
+    def summary(self, schema: LogSchema, con: Any = None) -> dict[str, Any]:
         """Volume, time range, versions, error rate, p95 latency, label coverage and last ingest of one model.
 
         Over every logged row, with the same queries the Operations page and ``vigil ops`` run on a
         window (error rate and p95: :func:`connectors.queries.operations.latency_stats`; label coverage:
         :func:`connectors.queries.quality.label_counts`), so the Overview shows the numbers they show for
-        the whole log, never a second definition of them.
+        the whole log, never a second definition of them. ``con``: a handle of the model's engine (a
+        Spark-backed model's logs are not in this file; its last ingest stays None).
         """
         from connectors.queries import operations as ops_q
         from connectors.queries import quality as quality_q
 
-        with self.connect() as con:
-            self.ensure_model(schema, con)
-            span = con.execute(f"SELECT min(ts), max(ts) FROM {schema.table}").fetchone()
-            stats = ops_q.latency_stats(con, schema, datetime.min, datetime.max).iloc[0]
-            ok_rows, labelled = quality_q.label_counts(con, schema)
-            last = con.execute("SELECT max(ingested_at) FROM ingest_manifest WHERE model = ?",
-                               [schema.model]).fetchone()
-            versions = [v[0] for v in con.execute(
-                f"SELECT model_version, count(*) FROM {schema.table} GROUP BY 1 ORDER BY 1").fetchall()]
-        assert span is not None and last is not None
+        if con is None:
+            with self.connect() as own:
+                return self.summary(schema, own)
+        self.ensure_model(schema, con)
+        first, latest, _ = ops_q.time_range(con, schema)
+        span = (first, latest)
+        stats = ops_q.latency_stats(con, schema, datetime.min, datetime.max).iloc[0]
+        ok_rows, labelled = quality_q.label_counts(con, schema)
+        versions = ops_q.versions(con, schema, datetime.min, datetime.max)
+        with self.connect() as duck:
+            last = duck.execute("SELECT max(ingested_at) FROM ingest_manifest WHERE model = ?",
+                                [schema.model]).fetchone()
+        assert last is not None
         rows = int(stats["n"])
         p95 = stats["p95_ms"]
         return {"rows": rows, "first_ts": span[0], "last_ts": span[1], "versions": versions,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from connectors.engines.base import ENGINES
 from connectors.schema import LogSchema
 
 FeatureType = Literal["numerical", "categorical"]
@@ -361,6 +362,33 @@ def _parse_serve(raw: Any, data_dir: Path, env: Mapping[str, str], problems: lis
     return spec
 
 
+LAKE_FORMATS: tuple[str, ...] = ("parquet", "delta", "table")
+
+
+@dataclass(frozen=True)
+class LakeSpec:
+    """``[models.<name>.lake]``: where a Spark-backed model's logs and labels live, read in place.
+
+    ``logs``/``labels`` are paths (a Parquet folder or file, a Delta table) or, with ``format = "table"``,
+    table names of the Spark catalog; both follow the log store's column contract.
+    """
+
+    logs: str
+    labels: str | None = None
+    format: str = "parquet"
+
+
+@dataclass(frozen=True)
+class SparkSpec:
+    """``[spark]``: the session a Spark-backed model's queries run in."""
+
+    #: ``local[*]`` (in-process), ``local[2]``, ``spark://host:7077`` or ``sc://host:15002`` (Spark Connect).
+    master: str = "local[*]"
+    app_name: str = "vigil"
+    #: Extra Spark configuration (``spark.sql.shuffle.partitions`` and the like).
+    conf: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything Vigil needs to know about one model. ``name`` is the MLflow registered model name."""
@@ -383,6 +411,10 @@ class ModelConfig:
     quality: QualitySpec = field(default_factory=QualitySpec)
     expectations: tuple[ExpectationSpec, ...] = ()
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
+    #: Query engine of this model (None: the ``[vigil] engine`` default).
+    engine: str | None = None
+    #: Where a Spark-backed model's logs and labels live.
+    lake: LakeSpec | None = None
 
     @property
     def table_suffix(self) -> str:
@@ -432,6 +464,13 @@ class Settings:
     controls: ControlsSpec = field(default_factory=ControlsSpec)
     #: ``[alerts]``: repeat interval, route timeout, retry back-off and the routes.
     alerts: AlertSettings = field(default_factory=lambda: AlertSettings())
+    #: ``[vigil] engine``: the query engine of models that name none.
+    engine: str = "duckdb"
+    spark: SparkSpec = field(default_factory=SparkSpec)
+
+    def engine_of(self, name: str) -> str:
+        """The query engine that runs model ``name``'s aggregations."""
+        return self.model(name).engine or self.engine
 
     def model(self, name: str) -> ModelConfig:
         """The configuration of ``name``, or a :class:`ConfigError` listing the configured models."""
@@ -469,6 +508,8 @@ ENV_KEYS: dict[str, str] = {
     "VIGIL_AUDIT_KEY_FILE": "audit checkpoint key file (default <data_dir>/audit.key, created 0600)",
     "VIGIL_SERVE_PORT": "port of `vigil serve` (default serve.port, 8765)",
     "VIGIL_SERVE_PUBLIC_URL": "URL Label Studio and MLflow call `vigil serve` back at (default http://127.0.0.1:<port>)",
+    "VIGIL_ENGINE": "query engine of models that name none: duckdb (default) or spark",
+    "VIGIL_SPARK_MASTER": "Spark master of Spark-backed models (default spark.master, local[*]; sc://host:15002 for Spark Connect)",
     "VIGIL_SERVE_SECRET": "webhook secret of `vigil serve` (else <data_dir>/serve.secret, created 0600)",
 }
 
@@ -517,8 +558,9 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
     if not isinstance(vig, Mapping):
         problems.append("vigil: must be a table")
         vig = {}
-    unknown_top = set(raw) - {"vigil", "models", "controls", "alerts", "serve"}
-    problems += [f"{k}: unknown top-level key (expected [vigil], [models.<name>], [controls], [alerts] and [serve])"
+    unknown_top = set(raw) - {"vigil", "models", "controls", "alerts", "serve", "spark"}
+    problems += [f"{k}: unknown top-level key (expected [vigil], [models.<name>], [controls], [alerts], [serve] "
+                 "and [spark])"
                  for k in sorted(unknown_top)]
 
     def pick(key: str, env_key: str, default: Any) -> Any:
@@ -579,6 +621,14 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
             problems.append(f"models.{name}: name collides with models.{other} once made SQL-safe; rename one")
 
     alerts = _parse_alerts(raw.get("alerts"), models, problems)
+    engine = str(pick("engine", "VIGIL_ENGINE", "duckdb"))
+    if engine not in ENGINES:
+        problems.append(f"vigil.engine: '{engine}' is not a query engine; use one of {', '.join(ENGINES)}")
+    spark = _parse_spark(raw.get("spark", {}), env, problems)
+    for name, cfg in models.items():
+        if (cfg.engine or engine) == "spark" and cfg.lake is None:
+            problems.append(f"models.{name}: runs on engine \"spark\" but has no [models.{name}.lake] table; "
+                            "set lake.logs to the Parquet/Delta path of its prediction logs")
 
     if problems:
         raise ConfigError(problems, source=str(config_path or "configuration"))
@@ -589,8 +639,42 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None 
         users_file=users_file, jobs_dir=jobs_dir, models=models, config_path=config_path,
         lock_timeout_s=float(lock_timeout or 60), separation_of_duties=sod, audit_key_file=audit_key_file,
         duckdb_memory_limit=memory_limit, duckdb_threads=threads, store_owner=owner, controls=controls,
-        serve=serve, alerts=alerts,
+        serve=serve, alerts=alerts, engine=engine, spark=spark,
     )
+
+
+def _parse_spark(t: Any, env: Mapping[str, str], problems: list[str]) -> SparkSpec:
+    if not isinstance(t, Mapping):
+        problems.append("spark: must be a table (master, app_name, conf)")
+        return SparkSpec()
+    problems += [f"spark.{k}: unknown key (known: app_name, conf, master)"
+                 for k in sorted(set(t) - {"master", "app_name", "conf"})]
+    master = str(env.get("VIGIL_SPARK_MASTER") or t.get("master", "local[*]"))
+    if not re.match(r"^(local(\[(\*|\d+)\])?|spark://\S+|sc://\S+|yarn|k8s://\S+)$", master):
+        problems.append(f"spark.master: '{master}' is not a Spark master; use local[*], local[2], "
+                        "spark://host:7077 or sc://host:15002 (Spark Connect)")
+    conf = t.get("conf", {})
+    if not isinstance(conf, Mapping):
+        problems.append("spark.conf: must be a table of Spark settings, e.g. \"spark.sql.shuffle.partitions\" = 8")
+        conf = {}
+    return SparkSpec(master=master, app_name=str(t.get("app_name", "vigil")),
+                     conf={str(k): str(v) for k, v in conf.items()})
+
+
+def _parse_lake(key: str, t: Any, problems: list[str]) -> LakeSpec | None:
+    if t is None:
+        return None
+    if not isinstance(t, Mapping) or not t.get("logs"):
+        problems.append(f"{key}: needs logs = \"<path or table of the prediction logs>\" (and optionally labels, "
+                        "format)")
+        return None
+    problems += [f"{key}.{k}: unknown key (known: format, labels, logs)"
+                 for k in sorted(set(t) - {"logs", "labels", "format"})]
+    fmt = str(t.get("format", "parquet"))
+    if fmt not in LAKE_FORMATS:
+        problems.append(f"{key}.format: '{fmt}' is not one of {', '.join(LAKE_FORMATS)}")
+    labels = t.get("labels")
+    return LakeSpec(logs=str(t["logs"]), labels=str(labels) if labels else None, format=fmt)
 
 
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
@@ -639,7 +723,7 @@ def _parse_model(name: str, spec: Any, problems: list[str],
         problems.append(f"{key}: model names start with a letter and use letters, digits, '-' or '_' (max 63)")
     known = {"features", "classes", "favourable", "protected", "reference", "thresholds", "policies",
              "drift", "training_command", "description", "extra_columns", "retrain", "labelling", "governance",
-             "quality", "expectations", "schedule"}
+             "quality", "expectations", "schedule", "engine", "lake"}
     problems += [f"{key}.{k}: unknown key (known: {', '.join(sorted(known))})" for k in sorted(set(spec) - known)]
 
     features: dict[str, FeatureType] = {}
@@ -709,6 +793,10 @@ def _parse_model(name: str, spec: Any, problems: list[str],
     quality = _parse_quality(f"{key}.quality", spec.get("quality", {}), columns, problems)
     expectations = _parse_expectations(f"{key}.expectations", spec.get("expectations", []), problems)
     schedule = _parse_schedule(f"{key}.schedule", spec.get("schedule", {}), problems)
+    model_engine = spec.get("engine")
+    if model_engine is not None and model_engine not in ENGINES:
+        problems.append(f"{key}.engine: '{model_engine}' is not a query engine; use one of {', '.join(ENGINES)}")
+    lake = _parse_lake(f"{key}.lake", spec.get("lake"), problems)
 
     if len(problems) > start:
         return None
@@ -717,7 +805,7 @@ def _parse_model(name: str, spec: Any, problems: list[str],
         reference=reference, thresholds=thresholds, policies=policies, drift_overrides=overrides,
         training_command=cmd, description=str(spec.get("description", "")), extra_columns=extra,
         retrain=retrain, labelling=labelling, governance=governance, quality=quality, expectations=expectations,
-        schedule=schedule,
+        schedule=schedule, engine=str(model_engine) if model_engine else None, lake=lake,
     )
 
 

@@ -42,7 +42,7 @@ st.caption("Is any group treated worse? AIF360's group metrics from the producti
 @st.cache_data(ttl=300, show_spinner=False)
 def _span(model: str, version_key: str) -> tuple[date, date, list[str]] | None:
     ctx = state.context()
-    summary = ctx.store.summary(ctx.schema(model))
+    summary = ctx.summary(model)
     if not summary["rows"]:
         return None
     return summary["first_ts"].date(), summary["last_ts"].date(), model_versions(ctx, model)

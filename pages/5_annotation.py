@@ -41,7 +41,7 @@ st.caption("The predictions the model was least sure about, sent to Label Studio
 
 @st.cache_data(ttl=300, show_spinner=False)
 def _range(model: str, data_version: str) -> tuple[datetime | None, datetime | None]:
-    s = state.context().store.summary(state.context().schema(model))
+    s = state.context().summary(model)
     return s["first_ts"], s["last_ts"]
 
 

@@ -12,6 +12,7 @@ from dashboard.charts.data_quality import status_heatmap
 from dashboard.governance import gx_results
 from dashboard.monitoring.data_quality import DataQualityResult, compute_data_quality, data_quality_over_time
 from dashboard.monitoring.drift import default_windows
+from dashboard.monitoring.validation import table_findings
 from dashboard.ui import state
 from dashboard.ui.format import clip, clip_frame, md_code, md_prose, md_text
 
@@ -26,6 +27,13 @@ def _quality(model: str, cur: str, version: str | None, data_version: str) -> Da
     a, b = cur.split("|")
     return compute_data_quality(state.context(), model, Window(datetime.fromisoformat(a), datetime.fromisoformat(b)),
                                 version=version)
+
+
+@st.cache_data(ttl=600, show_spinner="Checking the log table…")
+def _table(model: str, data_version: str) -> pd.DataFrame:
+    rows, found = table_findings(state.context(), model)
+    return pd.DataFrame([{"check": f.check, "failing": f.count, "of rows": rows, "meaning": f.meaning,
+                          "fix": "" if f.ok else f.detail} for f in found])
 
 
 @st.cache_data(ttl=600, show_spinner="Checking data quality per bucket…")
@@ -119,6 +127,13 @@ if model and ctx is not None and span is not None:
             st.plotly_chart(status_heatmap(over), width="stretch")
             st.caption("Each cell is one check of one column in one bucket: red fails, green passes, grey has too "
                        "few rows for a verdict, dark grey does not apply. Hover a cell for its value and rows.")
+
+    st.subheader("The log table")
+    st.caption("The ingest checks over the whole table: a model whose logs are read in place (engine "
+               "\"spark\") has no ingest to reject bad rows, so they show here (policy metric table_problems).")
+    table = state.guarded(_table, model, dv)
+    if table is not None:
+        st.dataframe(clip_frame(table), hide_index=True, width="stretch")
 
     st.subheader("Great Expectations runs")
     _gx_runs(model, version)

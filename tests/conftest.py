@@ -16,7 +16,8 @@ from dashboard.context import Context, load_context
 from dashboard.settings import Settings, load_settings, log_schema
 
 pytest_plugins: list[str] = ["tests.fixtures.app", "tests.fixtures.labelstudio", "tests.fixtures.mlflow",
-                             "tests.fixtures.retraining", "tests.fixtures.demo", "tests.fixtures.alerting"]
+                             "tests.fixtures.retraining", "tests.fixtures.demo", "tests.fixtures.alerting",
+                             "tests.fixtures.spark"]
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "dashboard" / "demo" / "vigil.toml"

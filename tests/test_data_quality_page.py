@@ -58,9 +58,11 @@ def test_the_page_shows_the_incident_examples_heatmap_and_gx_runs(demo_ctx: Cont
     assert unseen["examples"].startswith(demo_scenario.quality_new_category[1])
     assert any("Failing" in w.value for w in at.warning)
     assert len(at.get("plotly_chart")) == 1
-    runs = at.dataframe[1].value
+    checks = at.dataframe[1].value  # the ingest checks over the whole table: an ingested table passes them
+    assert set(checks["check"]) >= {"missing_columns", "duplicate_ids"} and (checks["failing"] == 0).all()
+    runs = at.dataframe[2].value
     assert list(runs["suite"]) == [demo_scenario.gx_suite]
-    outcomes = at.dataframe[2].value
+    outcomes = at.dataframe[3].value
     assert outcomes["success"].all() and len(outcomes) == 14
     at.selectbox(key="dq_column").set_value("purpose").run()
     assert set(at.dataframe[0].value["column"]) == {"purpose"}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import duckdb
 
+from connectors.engines.base import state_function
+
 TABLE = "current_labels"
 COLUMNS = "model_name, prediction_id, label, source, annotator, ts"
 
@@ -22,6 +24,7 @@ def latest_sql(where: str = "") -> str:
             "WHERE rn = 1 AND label IS NOT NULL")
 
 
+@state_function
 def create(con: duckdb.DuckDBPyConnection) -> None:
     """Create the table (from the whole history), replacing the view earlier versions of Vigil kept."""
     is_view = con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND schema_name = 'main' "
@@ -31,6 +34,7 @@ def create(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} AS {latest_sql()}")
 
 
+@state_function
 def refresh(con: duckdb.DuckDBPyConnection, ingest_id: int) -> None:
     """Recompute the rows of the predictions whose labels batch ``ingest_id`` wrote (call inside its
     transaction)."""

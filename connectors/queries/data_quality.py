@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from connectors.engines.base import engine_function
 from connectors.queries.reference import Source
 from connectors.schema import quote
 
@@ -39,6 +40,7 @@ def missing(column: str, numeric: bool) -> str:
     return f"({q} IS NULL OR isnan({q}))" if numeric else f"({q} IS NULL)"
 
 
+@engine_function
 def column_profile(con: duckdb.DuckDBPyConnection, src: Source, columns: Sequence[str], numeric: set[str],
                    bucketed: bool = False) -> pd.DataFrame:
     """Per (bucket, column): rows ``n``, ``n_missing``, ``n_nonfinite`` (±inf) and the finite ``lo``/``hi``."""
@@ -62,6 +64,7 @@ def column_profile(con: duckdb.DuckDBPyConnection, src: Source, columns: Sequenc
     return df
 
 
+@engine_function
 def out_of_range_counts(con: duckdb.DuckDBPyConnection, src: Source,
                         ranges: dict[str, tuple[float | None, float | None]],
                         bucketed: bool = False) -> pd.DataFrame:
@@ -90,6 +93,7 @@ def unseen_condition(column: str, ref: Source) -> tuple[str, list[Any]]:
             f"WHERE {q} IS NOT NULL))", list(ref.params))
 
 
+@engine_function
 def condition_counts(con: duckdb.DuckDBPyConnection, src: Source, conditions: dict[str, tuple[str, list[Any]]],
                      bucketed: bool = False) -> pd.DataFrame:
     """Per (bucket, key): rows meeting each named condition (``conditions``: key -> (SQL, parameters)), as ``c``."""
@@ -104,6 +108,7 @@ def condition_counts(con: duckdb.DuckDBPyConnection, src: Source, conditions: di
     return con.execute(f"SELECT bucket, key, c FROM ({' UNION ALL '.join(parts)}) ORDER BY bucket, k", params).df()
 
 
+@engine_function
 def duplicate_counts(con: duckdb.DuckDBPyConnection, src: Source, column: str, numeric: bool,
                      bucketed: bool = False) -> pd.DataFrame:
     """Per bucket: present values of ``column`` that occur more than once (every occurrence counted), as ``c``."""
@@ -119,6 +124,7 @@ AGGREGATES: dict[str, str] = {"mean": "avg", "median": "median", "min": "min", "
                               "stdev": "stddev_samp"}
 
 
+@engine_function
 def column_aggregate(con: duckdb.DuckDBPyConnection, src: Source, column: str, aggregate: str,
                      bucketed: bool = False) -> pd.DataFrame:
     """Per bucket: ``aggregate`` (mean, median, min, max, sum, stdev) of the present values of ``column``, as ``v``."""
@@ -129,6 +135,7 @@ def column_aggregate(con: duckdb.DuckDBPyConnection, src: Source, column: str, a
                        f"FROM ({rel}) GROUP BY bucket ORDER BY bucket", list(src.params)).df()
 
 
+@engine_function
 def top_values(con: duckdb.DuckDBPyConnection, src: Source, column: str, condition: str, params: list[Any],
                limit: int = MAX_EXAMPLES) -> pd.DataFrame:
     """The most frequent values of ``column`` meeting ``condition`` (at most ``limit``), as text ``v`` and
@@ -138,6 +145,7 @@ def top_values(con: duckdb.DuckDBPyConnection, src: Source, column: str, conditi
                        f"GROUP BY 1 ORDER BY c DESC, v LIMIT {int(limit)}", [*src.params, *params]).df()
 
 
+@engine_function
 def sample_rows(con: duckdb.DuckDBPyConnection, src: Source, rows: int, seed: int = 0) -> pd.DataFrame:
     """A uniform sample of at most ``rows`` rows of ``src`` (reservoir sampling, repeatable by ``seed``),
     for running a Great Expectations suite on a stated sample."""

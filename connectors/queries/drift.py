@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from connectors.engines.base import engine_function
 from connectors.queries.reference import Source
 from connectors.schema import quote
 
@@ -28,17 +29,20 @@ def _cur(cur: Source, bucketed: bool) -> str:
     return cur.sql if bucketed else f"SELECT {_EPOCH} AS bucket, * FROM ({cur.sql})"
 
 
+@engine_function
 def row_count(con: duckdb.DuckDBPyConnection, src: Source) -> int:
     row = con.execute(f"SELECT count(*) FROM ({src.sql})", list(src.params)).fetchone()
     return int(row[0]) if row else 0
 
 
+@engine_function
 def bucket_counts(con: duckdb.DuckDBPyConnection, cur: Source) -> pd.DataFrame:
     """Rows per bucket of a bucketed current source."""
     return con.execute(f"SELECT bucket, count(*) AS n FROM ({cur.sql}) GROUP BY bucket ORDER BY bucket",
                        list(cur.params)).df()
 
 
+@engine_function
 def categorical_counts(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source, columns: list[str],
                        bucketed: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Value counts (non-null) of categorical ``columns``: reference (col, v, c), current (col, bucket, v, c)."""
@@ -62,6 +66,7 @@ def categorical_counts(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source,
     return ref_df, cur_df
 
 
+@engine_function
 def histogram(con: duckdb.DuckDBPyConnection, src: Source, column: str, edges: np.ndarray,
               bucketed: bool = False) -> pd.DataFrame:
     """Counts of finite values of ``column`` per bin of ``edges`` (numpy's rule: last bin closed, values
@@ -85,6 +90,7 @@ def histogram(con: duckdb.DuckDBPyConnection, src: Source, column: str, edges: n
                        params).df()
 
 
+@engine_function
 def numeric_range(con: duckdb.DuckDBPyConnection, sources: list[Source], column: str) -> tuple[float, float] | None:
     """Pooled min and max of the finite values of ``column`` over ``sources`` (None when there are none)."""
     q = quote(column)
@@ -97,6 +103,7 @@ def numeric_range(con: duckdb.DuckDBPyConnection, sources: list[Source], column:
     return float(row[0]), float(row[1])
 
 
+@engine_function
 def null_counts(con: duckdb.DuckDBPyConnection, src: Source, columns: list[str],
                 numeric: set[str]) -> dict[str, int]:
     """Rows of ``src`` whose value is missing (NULL, NaN or ±inf for numerical columns) per column."""
@@ -143,6 +150,7 @@ def grid_for(n_buckets: int, bucket_rows: int) -> int:
     return g
 
 
+@engine_function
 def numeric_summary(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source, columns: list[str],
                     bucketed: bool = False, grid: int | None = None
                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -418,6 +426,7 @@ def _distinct_and_counts(con: duckdb.DuckDBPyConnection, ref: Source, cur: Sourc
     return ref_summary, bucket_summary, ref_counts, cur_counts
 
 
+@engine_function
 def numeric_counts(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source, columns: list[str],
                    bucketed: bool = False, buckets_of: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Value counts (finite values) of numerical ``columns``: reference (col, v, c), current (col, bucket, v, c);
@@ -440,6 +449,7 @@ def numeric_counts(con: duckdb.DuckDBPyConnection, ref: Source, cur: Source, col
             con.execute(" UNION ALL ".join(cparts) + " ORDER BY col, bucket, v", cp).df())
 
 
+@engine_function
 def sample_frame(con: duckdb.DuckDBPyConnection, src: Source, n: int, seed: int = 0) -> pd.DataFrame:
     """Rows of ``src`` as a DataFrame: all of them when there are at most ``n``, else a reservoir sample of
     exactly ``n`` rows (repeatable for a given seed)."""

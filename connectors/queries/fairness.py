@@ -18,6 +18,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from connectors.engines.base import engine_function
 from connectors.schema import LogSchema, quote
 
 BUCKETS: dict[str, str] = {"day": "day", "week": "week"}
@@ -64,6 +65,7 @@ def log_relation(schema: LogSchema) -> str:
             f"WHERE {usable('t')})")
 
 
+@engine_function
 def left_out(con: duckdb.DuckDBPyConnection, schema: LogSchema, where: str = "TRUE",
              params: Sequence[Any] = ()) -> int:
     """Rows matching ``where`` (named params as :func:`window_filter`'s) that fairness leaves out: not
@@ -74,6 +76,7 @@ def left_out(con: duckdb.DuckDBPyConnection, schema: LogSchema, where: str = "TR
     return int(row[0])
 
 
+@engine_function
 def confusion_counts(con: duckdb.DuckDBPyConnection, relation: str, groups: Mapping[str, str],
                      favourable: str, *, prediction: str = "prediction", label: str = "label",
                      weight: str | None = None, where: str = "TRUE", params: Sequence[Any] = (),
@@ -145,6 +148,7 @@ def window_filter(start: Any, end: Any, version: str | None) -> tuple[str, list[
     return where, params
 
 
+@engine_function
 def model_versions(con: duckdb.DuckDBPyConnection, schema: LogSchema) -> list[str]:
     """Versions present in the model's log, oldest name first."""
     rows = con.execute(f"SELECT DISTINCT model_version FROM {schema.table} "

@@ -23,6 +23,7 @@ from typing import Any
 
 import duckdb
 
+from connectors.engines.base import state_function
 from connectors.schema import LogSchema, nan_as_null
 
 ROLLUP_TABLE = "latency_rollup"
@@ -63,6 +64,7 @@ def unpack_stats() -> str:
     return "n, n_error, n_latency, q[1] AS p50_ms, q[2] AS p95_ms, q[3] AS p99_ms, mean_ms, max_ms"
 
 
+@state_function
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     for ddl in _DDL:
         con.execute(ddl)
@@ -90,6 +92,7 @@ def _insert_groups(con: duckdb.DuckDBPyConnection, schema: LogSchema, grain: str
             "GROUP BY ALL)", [schema.model, grain, by_version, *params])
 
 
+@state_function
 def refresh(con: duckdb.DuckDBPyConnection, schema: LogSchema, ingest_id: int | None = None) -> None:
     """Bring the model's rollup up to date after rows with ``ingest_id`` were added (call inside that
     transaction). Recomputes only the buckets those rows fall in, unless the rollup was not consistent
@@ -127,6 +130,7 @@ def refresh(con: duckdb.DuckDBPyConnection, schema: LogSchema, ingest_id: int | 
                 "VALUES (?, ?, now()::TIMESTAMP, ?)", [schema.model, rows_now, DEFINITION])
 
 
+@state_function
 def is_current(con: duckdb.DuckDBPyConnection, schema: LogSchema) -> bool:
     """Whether the rollup describes exactly the rows the log table holds now."""
     exists = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? "

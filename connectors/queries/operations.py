@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from connectors.engines.base import engine_function
 from connectors.queries import latency_rollup
 from connectors.schema import LogSchema
 
@@ -33,6 +34,7 @@ def _filters(start: datetime, end: datetime, version: str | None) -> tuple[str, 
     return where, params
 
 
+@engine_function
 def latency_stats(con: duckdb.DuckDBPyConnection, schema: LogSchema, start: datetime, end: datetime, *,
                   bucket: str | None = None, by_version: bool = False,
                   version: str | None = None, use_rollup: bool = True) -> pd.DataFrame:
@@ -68,6 +70,7 @@ def latency_stats(con: duckdb.DuckDBPyConnection, schema: LogSchema, start: date
     return df
 
 
+@engine_function
 def time_range(con: duckdb.DuckDBPyConnection, schema: LogSchema,
                version: str | None = None) -> tuple[datetime | None, datetime | None, int]:
     """First and last prediction time and row count of the model (optionally one version)."""
@@ -77,6 +80,7 @@ def time_range(con: duckdb.DuckDBPyConnection, schema: LogSchema,
     return row[0], row[1], int(row[2])
 
 
+@engine_function
 def versions(con: duckdb.DuckDBPyConnection, schema: LogSchema, start: datetime, end: datetime) -> list[str]:
     """Model versions with predictions in ``[start, end)``."""
     rows = con.execute(f"SELECT DISTINCT model_version FROM {schema.table} WHERE ts >= ? AND ts < ? "

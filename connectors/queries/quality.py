@@ -32,6 +32,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from connectors.engines.base import engine_function
 from connectors.schema import LogSchema, nan_as_null, quote
 
 BUCKETS: dict[str, str] = {"hour": "hour", "day": "day", "week": "week"}
@@ -75,6 +76,7 @@ def label_coverage(n_labelled: int, n_rows: int) -> float | None:
     return n_labelled / n_rows if n_rows else None
 
 
+@engine_function
 def label_counts(con: duckdb.DuckDBPyConnection, schema: LogSchema, start: datetime = datetime.min,
                  end: datetime = datetime.max, version: str | None = None) -> tuple[int, int]:
     """Successful predictions in ``[start, end)`` and how many of them have a label (default: every row)."""
@@ -84,12 +86,14 @@ def label_counts(con: duckdb.DuckDBPyConnection, schema: LogSchema, start: datet
     return int(row[0]), int(row[1])
 
 
+@engine_function
 def confusion(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[Any]) -> pd.DataFrame:
     """Labelled rows counted per (label, prediction)."""
     return con.execute(f"SELECT label, prediction, count(*) AS n FROM {rel} WHERE label IS NOT NULL "
                        "GROUP BY ALL ORDER BY ALL", list(params)).df()
 
 
+@engine_function
 def roc_auc(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[Any],
             positive: str) -> tuple[float | None, int, int]:
     """Exact ROC AUC of ``p_pos`` on labelled rows, with the positive and negative counts.
@@ -113,6 +117,7 @@ def roc_auc(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[Any],
     return float(row[0]) / (n_pos * n_neg), n_pos, n_neg
 
 
+@engine_function
 def calibration_bins(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[Any], positive: str,
                      bins: int = CALIBRATION_BINS) -> pd.DataFrame:
     """Labelled rows in ``bins`` equal-width bins of ``p_pos``: count, mean probability, share positive.
@@ -129,6 +134,7 @@ def calibration_bins(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[
     """, [positive, *params]).df()
 
 
+@engine_function
 def bucket_sums(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[Any],
                 bucket: str | None) -> pd.DataFrame:
     """Per time bucket (or overall): rows, labelled rows, correct ones, and CBPE confidence sums."""
@@ -152,6 +158,7 @@ def bucket_sums(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[Any],
     return df
 
 
+@engine_function
 def label_delay(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[Any],
                 max_days: int = 30) -> tuple[dict[str, Any], pd.DataFrame]:
     """Delay from prediction to its current label (hours): summary statistics and a per-day histogram.

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from connectors.engines.base import engine_function
 from connectors.errors import ConnectorError
 from connectors.logstore import utcnow
 from connectors.schema import LogSchema, quote, sql_identifier
@@ -55,6 +56,7 @@ def _ensure_manifest(con: duckdb.DuckDBPyConnection) -> None:
         n_rows BIGINT NOT NULL, created TIMESTAMP NOT NULL, PRIMARY KEY (model, version))""")
 
 
+@engine_function
 def materialised_columns(con: duckdb.DuckDBPyConnection, model: str, version: str) -> tuple[str, ...] | None:
     """Columns of the materialised reference of ``model``/``version``, or None when not materialised yet."""
     _ensure_manifest(con)
@@ -67,6 +69,7 @@ def materialised_columns(con: duckdb.DuckDBPyConnection, model: str, version: st
     return tuple(str(c[0]) for c in cols)
 
 
+@engine_function
 def materialise(con: duckdb.DuckDBPyConnection, model: str, version: str, frame: pd.DataFrame,
                 column_types: Mapping[str, str]) -> tuple[str, ...]:
     """Copy the drift columns of ``frame`` into the reference table of ``model``/``version``.
@@ -136,6 +139,7 @@ def window_source(schema: LogSchema, start: datetime, end: datetime, columns: tu
     return Source(sql=sql, params=tuple(params), columns=columns, label=label)
 
 
+@engine_function
 def log_columns(con: duckdb.DuckDBPyConnection, schema: LogSchema) -> tuple[str, ...]:
     """Columns the model's log table has (empty when nothing was ingested yet)."""
     rows = con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
@@ -143,6 +147,7 @@ def log_columns(con: duckdb.DuckDBPyConnection, schema: LogSchema) -> tuple[str,
     return tuple(str(r[0]) for r in rows)
 
 
+@engine_function
 def has_labels(con: duckdb.DuckDBPyConnection, model: str) -> bool:
     """Whether any ground truth exists for ``model``."""
     row = con.execute("SELECT count(*) FROM labels WHERE model_name = ?", [model]).fetchone()

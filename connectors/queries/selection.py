@@ -19,6 +19,7 @@ from typing import Any
 
 import duckdb
 
+from connectors.engines.base import engine_function, state_function
 from connectors.schema import LogSchema, nan_as_null, quote
 
 STRATEGIES: tuple[str, ...] = ("least-confidence", "margin", "entropy")
@@ -74,6 +75,7 @@ def first(rows: list[Any]) -> Any:
     return rows[0] if rows else None
 
 
+@state_function
 def ensure_queue(con: duckdb.DuckDBPyConnection) -> None:
     """Create the queue tables (idempotent)."""
     con.execute(QUEUE_DDL)
@@ -110,6 +112,7 @@ def uncertainty_sql(strategy: str, k: int) -> str:
     raise ValueError(f"unknown strategy '{strategy}'; use one of {', '.join(STRATEGIES)}")
 
 
+@engine_function
 def candidates(con: duckdb.DuckDBPyConnection, schema: LogSchema, start: Any, end: Any, *, strategy: str,
                threshold: float, budget: int, bucket: str, segment: str | None) -> tuple[list[dict[str, Any]],
                                                                                          dict[str, int]]:

@@ -53,8 +53,8 @@ def analysis_window(context: Context, model: str, text: str, version: str | None
     anchor = None
     if RELATIVE_WINDOW.match((text or "").strip()):
         schema = context.schema(model)
-        if context.store.has_model_table(schema):
-            with context.store.connect() as con:
+        if context.has_logs(model):
+            with context.connect(model) as con:
                 anchor = time_range(con, schema, version)[1]
     try:
         return parse_window(text, now=anchor + timedelta(microseconds=1) if anchor is not None else None)

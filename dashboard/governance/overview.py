@@ -86,7 +86,7 @@ class PolicyStatus:
 def model_health(ctx: Context, name: str) -> ModelHealth:
     """Summarise one model. A registry outage is reported on the card, not raised: logs still show."""
     cfg = ctx.model(name)
-    s: dict[str, Any] = ctx.store.summary(ctx.schema(name))
+    s: dict[str, Any] = ctx.summary(name)
     health = ModelHealth(
         name=name, description=cfg.description, rows=s["rows"], first_ts=s["first_ts"], last_ts=s["last_ts"],
         versions_logged=s["versions"], error_rate=s["error_rate"], latency_p95_ms=s["latency_p95_ms"],

@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from connectors.queries.operations import time_range
 from connectors.windows import Window, WindowError, parse_window
 from dashboard.context import Context
 from dashboard.errors import VigilError
@@ -220,12 +221,11 @@ def known_metrics() -> dict[str, str]:
 
 def last_log_time(ctx: Context, model: str, version: str | None = None) -> datetime | None:
     schema = ctx.schema(model)
-    if not ctx.store.has_model_table(schema):
+    if not ctx.has_logs(model):
         return None
-    sql = f"SELECT max(ts) FROM {schema.table}" + (" WHERE model_version = ?" if version else "")
-    with ctx.store.connect() as con:
-        row = con.execute(sql, [version] if version else []).fetchone()
-    return row[0] if row and row[0] is not None else None
+    with ctx.connect(model) as con:
+        latest = time_range(con, schema, version)[1]
+    return latest if latest is not None else None
 
 
 def resolve_window(text: str | None, anchor: datetime | None, basis: str = "data") -> Window:
@@ -355,7 +355,7 @@ def evaluate(ctx: Context, model: str, version: str | None = None, window: str |
     chosen = policies if policies is not None else policies_for(cfg)
     table = providers()
     evaluated_at = datetime.now(UTC).replace(tzinfo=None)
-    data_version = ctx.store.data_version(model)
+    data_version = ctx.data_version(model)
     anchor = last_log_time(ctx, model, version)
     if version is not None and anchor is None:
         _known_version(ctx, model, version)  # a version nobody logged nor registered is an error, not "no data"

@@ -427,6 +427,16 @@ def ingest_rejects(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
     return [Measurement(float(n_rej), n_rej + n_ok, f"{n_rej} rejected of {n_rej + n_ok} files")]
 
 
+def table_problems(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+    """The ingest checks over the whole table (a lake has no ingest to reject bad rows): one measurement
+    per check, so a policy names which failed."""
+    from dashboard.monitoring.validation import table_findings
+
+    rows, found = ev.cached(("table_findings",), lambda: table_findings(ev.ctx, ev.model))
+    return [Measurement(float(f.count), rows, f"{f.meaning}" + ("" if f.ok else f"; {f.detail}"), subject=f.check)
+            for f in found]
+
+
 def open_high_findings(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
     """Open high and critical findings recorded on the version (they block its promotion)."""
     from dashboard.governance import cards, findings
@@ -588,6 +598,8 @@ def providers() -> dict[str, tuple[Provider, str, str, str]]:
         "segment_contribution": (segment_contribution, "largest contribution of one segment to a metric's change "
                                  "from the preceding window", "data", PROD),
         "ingest_rejects": (ingest_rejects, "files rejected at ingestion", "wall", PROD),
+        "table_problems": (table_problems, "rows (or columns) of the whole log table failing the ingest checks "
+                           "(missing columns, wrong types, duplicate ids, scores outside [0, 1])", "wall", PROD),
         "open_high_findings": (open_high_findings, "open high or critical findings on the version", "wall", PRE),
         "missing_share": (data_quality_monitor("missing"), "share of rows with a missing value, per column", "data",
                           PROD),

@@ -82,7 +82,7 @@ def select_candidates(context: Context, model: str, request: SelectionRequest) -
     """Choose the next rows to label (read-only: nothing is queued until :func:`annotation.queue_and_send`)."""
     schema = context.schema(model)
     request.validate(segment_choices(context, model))
-    with context.store.connect() as con:
+    with context.connect(model) as con:
         context.store.ensure_model(schema, con)
         rows, counts = q.candidates(con, schema, request.window.start, request.window.end,
                                     strategy=request.strategy, threshold=request.threshold,

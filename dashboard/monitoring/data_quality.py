@@ -105,10 +105,10 @@ def compute_data_quality(ctx: Context, model: str, window: Window, version: str 
                          reference: Window | str = "config", examples: bool = True) -> DataQualityResult:
     """Monitors and expectations of ``model`` on ``window`` (one version's logs when given)."""
     cfg = ctx.model(model)
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         columns, absent = _columns(ctx, con, cfg)
     ref_label, ref = reference_source(ctx, model, tuple(columns), reference, version)
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         cur = refq.window_source(ctx.schema(model), window.start, window.end, tuple(columns), version)
         n = int(q.condition_counts(con, cur, {"rows": ("TRUE", [])})["c"].sum())
         if n == 0:
@@ -126,10 +126,10 @@ def data_quality_over_time(ctx: Context, model: str, window: Window, bucket: str
     if bucket not in refq.BUCKET_UNITS:
         raise VigilError(f"bucket must be one of {', '.join(refq.BUCKET_UNITS)}, not '{bucket}'")
     cfg = ctx.model(model)
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         columns, absent = _columns(ctx, con, cfg)
     _, ref = reference_source(ctx, model, tuple(columns), reference, version)
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         cur = refq.window_source(ctx.schema(model), window.start, window.end, tuple(columns), version, bucket=bucket)
         monitors = _monitors(con, cfg, columns, absent, ref, cur, bucketed=True, examples=False)
         results = ex.evaluate(con, cur, cfg.expectations, columns, bucketed=True, examples=False)

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from connectors.queries import drift as q
+from connectors.queries import operations as opsq
 from connectors.queries import reference as refq
 from connectors.queries.reference import LABEL_COLUMN, PREDICTION_COLUMN, Source
 from connectors.windows import Window, parse_window
@@ -192,7 +193,7 @@ def compute_drift(ctx: Context, model: str, current: Window, reference: Window |
     cfg = ctx.model(model)
     ref_label, plan_ref = _reference(ctx, cfg, reference, version)
     _ensure_reference(ctx, cfg, plan_ref)
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         plan = _plan(ctx, con, cfg, plan_ref, current, version, bucket=None)
         n_cur = q.row_count(con, plan.cur)
         if n_cur == 0:
@@ -221,7 +222,7 @@ def drift_over_time(ctx: Context, model: str, window: Window, bucket: str = "day
     cfg = ctx.model(model)
     _, plan_ref = _reference(ctx, cfg, reference, version)
     _ensure_reference(ctx, cfg, plan_ref)
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         plan = _plan(ctx, con, cfg, plan_ref, window, version, bucket=bucket)
         per_bucket = _evaluate(con, plan, cfg, bucketed=True)
     rows = [row for b, cols in sorted(per_bucket.items()) for row in _bucket_rows(b, cols, cfg.thresholds.drift_share)]
@@ -272,7 +273,7 @@ def reference_source(ctx: Context, model: str, columns: tuple[str, ...], referen
         return label, refq.window_source(ctx.schema(model), spec.window.start, spec.window.end, columns, version,
                                          label=label)
     assert spec.training_version is not None
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         stored = refq.materialised_columns(con, cfg.name, spec.training_version) or ()
     have = tuple(c for c in columns if c in stored)
     return label, refq.table_source(cfg.name, spec.training_version, have, label)
@@ -312,12 +313,12 @@ def _ensure_reference(ctx: Context, cfg: ModelConfig, spec: _RefSpec) -> None:
     store's file lock)."""
     if spec.training_version is None:
         return
-    with ctx.store.connect() as con:
+    with ctx.connect(cfg.name) as con:
         if refq.materialised_columns(con, cfg.name, spec.training_version) is not None:
             return
     frame = spec.frame_loader()
     types = _all_types(ctx, cfg, None, labels=True)
-    with ctx.store.connect(exclusive=True) as con:
+    with ctx.connect(cfg.name, exclusive=True) as con:
         if refq.materialised_columns(con, cfg.name, spec.training_version) is None:  # not stored meanwhile
             refq.materialise(con, cfg.name, spec.training_version, frame, types)
 
@@ -377,13 +378,12 @@ def _plan(ctx: Context, con: duckdb.DuckDBPyConnection, cfg: ModelConfig, spec: 
 
 
 def _has_values(con: duckdb.DuckDBPyConnection, src: Source, column: str) -> bool:
-    row = con.execute(f'SELECT count("{column}") FROM ({src.sql})', list(src.params)).fetchone()
-    return bool(row and row[0])
+    return q.row_count(con, src) > q.null_counts(con, src, [column], set())[column]
 
 
 def _span_hint(ctx: Context, con: duckdb.DuckDBPyConnection, model: str) -> str:
-    row = con.execute(f"SELECT min(ts), max(ts), count(*) FROM {ctx.schema(model).table}").fetchone()
-    if not row or not row[2]:
+    row = opsq.time_range(con, ctx.schema(model))
+    if not row[2]:
         return f"no logs of '{model}' have been ingested yet"
     return f"its logs span {row[0]:%Y-%m-%d %H:%M} to {row[1]:%Y-%m-%d %H:%M} UTC"
 
@@ -585,7 +585,7 @@ def distribution(ctx: Context, model: str, column: str, current: Window, referen
     cfg = ctx.model(model)
     _, spec = _reference(ctx, cfg, reference, version)
     _ensure_reference(ctx, cfg, spec)
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         plan = _plan(ctx, con, cfg, spec, current, version, bucket=None)
         if column not in plan.types:
             raise VigilError(f"'{column}' cannot be compared: {plan.missing.get(column, 'not a drift column')}")
@@ -661,7 +661,7 @@ def sample_windows(ctx: Context, model: str, current: Window, reference: Window 
     cfg = ctx.model(model)
     ref_label, spec = _reference(ctx, cfg, reference, version)
     _ensure_reference(ctx, cfg, spec)
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         plan = _plan(ctx, con, cfg, spec, current, version, bucket=None)
         n_cur = q.row_count(con, plan.cur)
         if n_cur == 0:
@@ -674,7 +674,7 @@ def sample_windows(ctx: Context, model: str, current: Window, reference: Window 
 
 def log_span(ctx: Context, model: str) -> tuple[datetime | None, datetime | None, list[str]]:
     """First and last logged time and the versions seen (defaults for the page's window pickers)."""
-    s = ctx.store.summary(ctx.schema(model))
+    s = ctx.summary(model)
     return s["first_ts"], s["last_ts"], [str(v) for v in s["versions"]]
 
 

@@ -149,7 +149,7 @@ def _counts_frame(ctx: Context, cfg: ModelConfig, window: Window, version: str |
     schema = ctx.schema(cfg.name)
     groups = {a.name: _attribute_expr(cfg, a) for a in attrs}
     where, params = q.window_filter(window.start, window.end, version)
-    with ctx.store.connect() as con:
+    with ctx.connect(cfg.name) as con:
         ctx.store.ensure_model(schema, con)
         df = q.confusion_counts(con, q.log_relation(schema), groups, cfg.favourable, where=where,
                                 params=params, bucket=bucket)
@@ -162,7 +162,7 @@ def _left_out(ctx: Context, cfg: ModelConfig, window: Window, version: str | Non
     """Rows of the window (and version) that are not successful predictions."""
     schema = ctx.schema(cfg.name)
     where, params = q.window_filter(window.start, window.end, version)
-    with ctx.store.connect() as con:
+    with ctx.connect(cfg.name) as con:
         ctx.store.ensure_model(schema, con)
         return q.left_out(con, schema, where, params)
 
@@ -341,7 +341,7 @@ def group_rates_over_time(ctx: Context, model: str, window: Window, attribute: s
 def model_versions(ctx: Context, model: str) -> list[str]:
     """Model versions present in the log (for the version filter)."""
     schema = ctx.schema(model)
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         ctx.store.ensure_model(schema, con)
         return q.model_versions(con, schema)
 

@@ -265,7 +265,7 @@ def judge(buckets: pd.DataFrame, objective: Objective, step: timedelta) -> SloSt
 def data_span(ctx: Context, model: str, version: str | None = None) -> tuple[datetime | None, datetime | None, int]:
     """First and last prediction time and row count (the page's default window)."""
     schema = ctx.schema(model)
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         ctx.store.ensure_model(schema, con)
         return q.time_range(con, schema, version)
 
@@ -273,7 +273,7 @@ def data_span(ctx: Context, model: str, version: str | None = None) -> tuple[dat
 def logged_versions(ctx: Context, model: str) -> list[str]:
     """Every model version with logged predictions (the page's version selector)."""
     schema = ctx.schema(model)
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         ctx.store.ensure_model(schema, con)
         return q.versions(con, schema, datetime.min, datetime.max)
 
@@ -325,7 +325,7 @@ def _no_rows_message(ctx: Context, model: str, window: Window, version: str | No
     what = f"model {model}" + (f" version {version}" if version else "")
     if n == 0 and version is not None:
         schema = ctx.schema(model)
-        with ctx.store.connect() as con:
+        with ctx.connect(model) as con:
             known = q.versions(con, schema, datetime.min, datetime.max)
         return (f"version '{version}' has no predictions of model {model} in the log store; "
                 f"versions logged: {', '.join(known) or 'none'}")
@@ -347,7 +347,7 @@ def compute_operations(ctx: Context, model: str, window: Window, bucket: str = "
     cfg = ctx.model(model)
     schema = ctx.schema(model)
     step = BUCKETS[bucket]
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         ctx.store.ensure_model(schema, con)
         overall = q.latency_stats(con, schema, window.start, window.end, version=version)
         per_bucket = q.latency_stats(con, schema, window.start, window.end, bucket=bucket, version=version)

@@ -200,7 +200,7 @@ def compute_quality(ctx: Context, model: str, window: Window, version: str | Non
     schema = ctx.schema(model)
     pos = positive_class(cfg.classes)
     rel, params = q.relation(schema, pos, window.start, window.end, version)
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         ctx.store.ensure_model(schema, con)
         totals = q.bucket_sums(con, rel, params, None).iloc[0]
         n_rows = int(totals["n"])

@@ -76,4 +76,4 @@ def logged_span(ctx: Context, model: str) -> tuple[datetime, datetime, list[str]
 
 def data_version(model: str) -> str:
     """The log store's data version of ``model``: part of every cache key so new data shows at once."""
-    return context().store.data_version(model)
+    return context().data_version(model)
