@@ -110,6 +110,23 @@ def state_function(fn: F) -> F:
     return run  # type: ignore[return-value]
 
 
+def duckdb_function(fn: F) -> F:
+    """Mark ``fn`` as a query that runs on DuckDB only so far (no counterpart on another engine yet): with
+    another engine's handle it raises an :class:`EngineError` that says so and names the way out."""
+    family, name = _family(fn), fn.__name__
+
+    @functools.wraps(fn)
+    def run(con: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(con, EngineHandle):
+            raise EngineError(f"{family}.{name} runs on the duckdb engine only so far, and this model's engine is "
+                              f"{con.engine_name}: ingest its logs with `vigil ingest` and set engine = \"duckdb\" "
+                              "for it to use this analysis")
+        return fn(con, *args, **kwargs)
+
+    run.__vigil_engine__ = "duckdb"  # type: ignore[attr-defined]
+    return run  # type: ignore[return-value]
+
+
 def load_engine_module(name: str) -> Any:
     """The module of engine ``name``; a clear error when its library is not installed."""
     resolve_engine(name)

@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from connectors.engines.base import duckdb_function
 from connectors.queries import quality as qq
 from connectors.schema import LogSchema
 
@@ -56,6 +57,7 @@ def scored_relation(schema: LogSchema, positive: str, start: datetime, end: date
     return sql, params
 
 
+@duckdb_function
 def score_counts(con: duckdb.DuckDBPyConnection, schema: LogSchema, positive: str, start: datetime,
                  end: datetime, version: str | None = None) -> tuple[int, int]:
     """Successful predictions of the window and how many of them carry no usable probability."""
@@ -65,6 +67,7 @@ def score_counts(con: duckdb.DuckDBPyConnection, schema: LogSchema, positive: st
     return int(row[0]), int(row[1])
 
 
+@duckdb_function
 def reference_rows(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[Any]) -> pd.DataFrame:
     """The labelled rows of a reference relation in a fixed order: ts, bucket, u, yp, yt.
 
@@ -85,6 +88,7 @@ def _calibrated(rel: str, with_knots: bool) -> str:
             f"arg_max(y, x) AS y_max FROM {KNOTS_VIEW}) b)")
 
 
+@duckdb_function
 def estimated_sums(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[Any],
                    knots: pd.DataFrame | None) -> pd.DataFrame:
     """Per bucket: rows, expected confusion sums from calibrated probabilities, and the estimated ROC AUC.
@@ -122,6 +126,7 @@ def estimated_sums(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[An
     return df
 
 
+@duckdb_function
 def realised_counts(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[Any]) -> pd.DataFrame:
     """Per bucket, on labelled rows: confusion counts and the exact ROC AUC of the logged probability
     (Mann-Whitney with ties counted one half, equal to scikit-learn's)."""

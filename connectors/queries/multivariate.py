@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 import duckdb
 import pandas as pd
 
+from connectors.engines.base import duckdb_function
 from connectors.queries.reference import Source
 from connectors.schema import nan_as_null, quote
 
@@ -34,6 +35,7 @@ def numeric(col: str) -> str:
     return nan_as_null(f"CAST({quote(col)} AS DOUBLE)")
 
 
+@duckdb_function
 def imputation(con: duckdb.DuckDBPyConnection, src: Source, numerical: Sequence[str],
                categorical: Sequence[str]) -> tuple[int, dict[str, float | None], dict[str, str | None]]:
     """Rows of the relation, the mean of each numerical column, the most frequent value of each categorical."""
@@ -49,6 +51,7 @@ def imputation(con: duckdb.DuckDBPyConnection, src: Source, numerical: Sequence[
     return int(row[0]), means, modes
 
 
+@duckdb_function
 def shares(con: duckdb.DuckDBPyConnection, src: Source, column: str, mode: str) -> dict[str, float]:
     """Share of each value of ``column`` once missing values are imputed with ``mode``."""
     rows = con.execute(f"SELECT coalesce(CAST({quote(column)} AS VARCHAR), ?) AS v, count(*) / "
@@ -57,6 +60,7 @@ def shares(con: duckdb.DuckDBPyConnection, src: Source, column: str, mode: str) 
     return {str(v): float(s) for v, s in rows}
 
 
+@duckdb_function
 def moments(con: duckdb.DuckDBPyConnection, src: Source, exprs: Mapping[str, str]) -> pd.DataFrame:
     """Mean and population standard deviation of each named SQL expression over the relation."""
     names = list(exprs)
@@ -67,6 +71,7 @@ def moments(con: duckdb.DuckDBPyConnection, src: Source, exprs: Mapping[str, str
                          "std": [float(row[2 * i + 1]) for i in range(len(names))]}, index=names)
 
 
+@duckdb_function
 def covariance(con: duckdb.DuckDBPyConnection, src: Source, exprs: Sequence[str]) -> list[list[float]]:
     """Sample covariance matrix (n - 1) of the expressions, and their means (last row)."""
     k = len(exprs)
@@ -80,6 +85,7 @@ def covariance(con: duckdb.DuckDBPyConnection, src: Source, exprs: Sequence[str]
     return [*cov, [float(v) for v in row[len(pairs):]]]
 
 
+@duckdb_function
 def error_by_bucket(con: duckdb.DuckDBPyConnection, src: Source, error: str) -> pd.DataFrame:
     """Per bucket: rows, mean and sample standard deviation of the per-row ``error`` expression."""
     df = con.execute(f"SELECT bucket, count(*) AS n, avg(e) AS mean, stddev_samp(e) AS std FROM "

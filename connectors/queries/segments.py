@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from connectors.engines.base import duckdb_function
 from connectors.schema import LogSchema, nan_as_null, quote
 
 
@@ -22,6 +23,7 @@ def _literal(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
+@duckdb_function
 def segment_counts(con: duckdb.DuckDBPyConnection, schema: LogSchema, columns: Sequence[str], start: datetime,
                    end: datetime, favourable: str | None, version: str | None = None) -> pd.DataFrame:
     """One row per combination of ``columns`` values in ``[start, end)`` (NULL shown as '(missing)')."""

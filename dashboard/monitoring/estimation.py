@@ -313,7 +313,7 @@ def compute_estimation(ctx: Context, model: str, window: Window, reference: Wind
     pos = cfg.classes[1]
     ref_window = reference or default_reference(ctx, model)
     schema = ctx.schema(model)
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         ctx.store.ensure_model(schema, con)
         n_all, n_no_score = q.score_counts(con, schema, pos, window.start, window.end, version)
         if n_all == 0:

@@ -213,7 +213,7 @@ def compute_reconstruction(ctx: Context, model: str, window: Window, reference: 
     numerical = tuple(c for c in cfg.features if schema.columns.get(c) == "numerical")
     categorical = tuple(c for c in cfg.features if schema.columns.get(c) == "categorical")
     cols = numerical + categorical
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         ctx.store.ensure_model(schema, con)
         ref_src = refq.window_source(schema, ref_window.start, ref_window.end, cols, version, bucket)
         cur_src = refq.window_source(schema, window.start, window.end, cols, version, bucket)

@@ -177,7 +177,7 @@ def compute_segment_change(ctx: Context, model: str, before: Window, after: Wind
     _check_columns(ctx, model, columns)
     cfg = ctx.model(model)
     schema = ctx.schema(model)
-    with ctx.store.connect() as con:
+    with ctx.connect(model) as con:
         ctx.store.ensure_model(schema, con)
         cb = q.segment_counts(con, schema, columns, before.start, before.end, cfg.favourable, version)
         ca = q.segment_counts(con, schema, columns, after.start, after.end, cfg.favourable, version)
