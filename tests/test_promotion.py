@@ -143,7 +143,10 @@ def test_a_version_without_traffic_is_judged_on_its_pre_deployment_evidence(retr
     assert by["evaluation_disparate_impact[sex]"].verdict == PASS
     # The one warning: the demo config asks for Great Expectations evidence of the training data, and this
     # workspace never imported a GX run (the demo builder does).
-    assert ev.passed and [w.name for w in ev.warnings] == ["training_data_validated[credit-risk-training]"]
+    # The GX evidence warns; batch_latency_ratio may too: it times scoring, and a loaded machine is slow.
+    warned = [w.name for w in ev.warnings]
+    assert ev.passed and "training_data_validated[credit-risk-training]" in warned
+    assert set(warned) <= {"training_data_validated[credit-risk-training]", "batch_latency_ratio"}, warned
     # Asked explicitly for production only: nothing to judge yet, and that is not a pass in disguise.
     prod = evaluate(retrain_ctx, MODEL, version, phase="production")
     traffic = [r for r in prod.results if r.name != "ingest_rejects" and r.phase == "production"]

@@ -55,7 +55,9 @@ def test_an_annotation_in_label_studio_reaches_vigil_through_the_webhook(labelst
         client.annotate(task_id, other)  # as an annotator would in the labelling UI; nobody presses "Sync labels"
         after = wait_for(what="the labelled numbers to change", predicate=lambda: (got := labelled_accuracy(ctx, model)) != before and got)
         assert after[0] == before[0] + 1
-        assert annotation.queue_status(ctx, model)["labelled"] == 1
+        # The queue row is marked after the label is written (its own short write): wait for it as well.
+        wait_for(what="the queue row to be marked labelled",
+                 predicate=lambda: annotation.queue_status(ctx, model)["labelled"] == 1)
         rows = label_rows(ctx, model)
 
         # The same event again (as Label Studio would send it): accepted, processed, nothing changes.
