@@ -7,17 +7,35 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from dashboard.cli import COMMAND_MODULES, cli
+from dashboard.cli import COMMANDS, cli
 
 
 def test_every_listed_command_loads_under_its_name():
     runner = CliRunner()
-    for name in COMMAND_MODULES:
+    for name in COMMANDS:
         result = runner.invoke(cli, [name, "--help"])
         assert result.exit_code == 0, (name, result.output)
         assert f"Usage: cli {name}" in result.output or f"Usage: vigil {name}" in result.output
     listing = runner.invoke(cli, ["--help"]).output
-    assert all(f"  {name} " in listing for name in COMMAND_MODULES)
+    assert all(f"  {name} " in listing for name in COMMANDS)
+
+
+def test_each_listed_summary_is_its_commands_own_short_help():
+    import importlib
+
+    for name, (module, summary) in COMMANDS.items():
+        assert importlib.import_module(module).command.get_short_help_str(limit=1000) == summary, name
+
+
+def test_the_command_listing_imports_no_sub_command():
+    import subprocess
+    code = ("import sys; from dashboard.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('dashboard.commands.') and m != "
+            "'dashboard.commands.common' or m in ('mlflow', 'scipy', 'plotly')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "Commands:" in out and "sync-labels" in out
+    assert out.strip().splitlines()[-1] == "[]"
 
 
 def test_an_unknown_command_names_the_help():

@@ -119,3 +119,24 @@ def test_store_report_needs_permission_and_lands_on_the_version_run(tmp_path: Pa
     path = store_report(ctx, Actor("dana", "data_scientist"), "m", str(mv.version), report)
     assert path == f"{ARTIFACT_DIR}/r.html"
     assert ctx.registry.list_artifacts(run.info.run_id, ARTIFACT_DIR) == [path]
+
+
+def test_label_drift_counts_the_joined_labels_while_other_columns_skip_the_join(
+        demo_ctx: Context, demo_scenario: DemoScenario) -> None:
+    from connectors.queries import reference as refq
+
+    s = demo_scenario
+    cur = after_drift(s)
+    by = {c.column: c for c in compute_drift(demo_ctx, s.model, cur, "training").columns}
+    schema = demo_ctx.schema(s.model)
+    with demo_ctx.connect(s.model) as con:
+        joined = con.execute(f"SELECT count(l.label), count(*) FROM {schema.table} t LEFT JOIN current_labels l "
+                             "ON l.model_name = ? AND l.prediction_id = t.prediction_id WHERE t.ts >= ? AND t.ts < ?",
+                             [s.model, cur.start, cur.end]).fetchone()
+    assert joined is not None and 0 < joined[0] < joined[1]
+    assert by["label"].n_current == joined[0] and by["age"].n_current == joined[1]
+    src = refq.window_source(schema, cur.start, cur.end, ("age", "label"), bucket="day")
+    narrow = src.narrow(["age"])
+    assert "current_labels" in src.sql and "current_labels" not in narrow.sql and "bucket" in narrow.sql
+    assert narrow.columns == ("age",) and narrow.params == (cur.start, cur.end)
+    assert src.narrow(["label", "not-a-column"]).columns == ("label",)

@@ -21,6 +21,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,14 @@ from dashboard.errors import PermissionDenied, VigilError
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}$")
 MIN_PASSWORD_LENGTH = 8
 _HASHER = PasswordHasher()  # Argon2id with the library's current defaults
-# Verified against when the user does not exist, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _HASHER.hash("vigil-no-such-user")
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the user does not exist, so a wrong name takes as long as a wrong
+    password; made on first sign-in, not at import (Argon2id costs half a second on every CLI start)."""
+    return _HASHER.hash("vigil-no-such-user")
+
 
 # Demo accounts created by `vigil demo` (documented in the README; change them for anything real).
 DEMO_USERS: dict[str, tuple[str, str]] = {
@@ -253,7 +260,7 @@ def authenticate(path: Path, name: str, password: str, store: Any = None, addres
     user = load_users(path).get(name)
     ok = False
     try:
-        ok = _HASHER.verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
+        ok = _HASHER.verify(user.password_hash if user else _dummy_hash(), password) and user is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
     if not ok or user is None:

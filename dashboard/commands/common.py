@@ -15,7 +15,6 @@ from typing import Any
 
 import click
 
-from connectors.queries.operations import time_range
 from connectors.windows import RELATIVE_WINDOW, Window, WindowError, parse_window
 from dashboard.access.roles import Actor
 from dashboard.context import Context, load_context
@@ -50,6 +49,8 @@ def analysis_window(context: Context, model: str, text: str, version: str | None
     """The window of an analysis command. A relative window (``7d``) ends at the model's latest logged
     prediction, so it judges the most recent data there is (as ``vigil check`` does) even when logs arrive
     late or a workspace holds past data; with no logs it ends now. ``FROM..TO`` is taken as written."""
+    from connectors.queries.operations import time_range  # pandas: not for commands that never need it
+
     anchor = None
     if RELATIVE_WINDOW.match((text or "").strip()):
         schema = context.schema(model)

@@ -195,7 +195,7 @@ def compute_drift(ctx: Context, model: str, current: Window, reference: Window |
     _ensure_reference(ctx, cfg, plan_ref)
     with ctx.connect(model) as con:
         plan = _plan(ctx, con, cfg, plan_ref, current, version, bucket=None)
-        n_cur = q.row_count(con, plan.cur)
+        n_cur = q.row_count(con, plan.cur.narrow(()))
         if n_cur == 0:
             raise VigilError(f"the current window {current.label} has no logged predictions for '{model}'"
                              + (f" version {version}" if version else "") + "; " + _span_hint(ctx, con, model))
@@ -349,7 +349,7 @@ def _plan(ctx: Context, con: duckdb.DuckDBPyConnection, cfg: ModelConfig, spec: 
         ref_cols = tuple(c for c in types if c not in missing)
         ref = refq.window_source(schema, spec.window.start, spec.window.end, ref_cols, version,
                                  label=f"window {spec.window.label}")
-        n_ref = q.row_count(con, ref)
+        n_ref = q.row_count(con, ref.narrow(()))
         if n_ref == 0:
             raise VigilError(f"the reference window {spec.window.label} has no logged predictions for "
                              f"'{cfg.name}'; {_span_hint(ctx, con, cfg.name)}")
@@ -368,7 +368,7 @@ def _plan(ctx: Context, con: duckdb.DuckDBPyConnection, cfg: ModelConfig, spec: 
         ref_cols = tuple(c for c in types if c not in missing)
         ref = refq.table_source(cfg.name, spec.training_version, ref_cols,
                                 label=f"training data v{spec.training_version}")
-        n_ref = q.row_count(con, ref)
+        n_ref = q.row_count(con, ref.narrow(()))
         if n_ref == 0:
             raise VigilError(f"the training data of '{cfg.name}' version {spec.training_version} has no rows")
     cols = tuple(c for c in types if c not in missing)
@@ -416,14 +416,15 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: _Plan, cfg: ModelConfig,
     cat = [c for c, t in plan.types.items() if t == "categorical"]
     min_rows = cfg.thresholds.min_drift_rows
     out: dict[pd.Timestamp, list[ColumnDrift]] = {}
-    buckets = [pd.Timestamp(b) for b in q.bucket_counts(con, plan.cur if bucketed else
-                                                        _bucketless(plan.cur))["bucket"]]
+    rows_only = plan.cur.narrow(())
+    buckets = [pd.Timestamp(b) for b in q.bucket_counts(con, rows_only if bucketed else
+                                                        _bucketless(rows_only))["bucket"]]
     for b in buckets:
         out[b] = []
     # A few columns per set of queries bounds the size of the merged bin tables of many buckets.
     step = len(num) if not bucketed else BUCKETED_COLUMNS_PER_PASS
-    parts = [q.numeric_summary(con, plan.ref, plan.cur, num[i:i + step], bucketed)
-             for i in range(0, len(num), max(step, 1))]
+    chunks = [num[i:i + step] for i in range(0, len(num), max(step, 1))]
+    parts = [q.numeric_summary(con, plan.ref.narrow(cs), plan.cur.narrow(cs), cs, bucketed) for cs in chunks]
     rsum, bsum, rcnt, ccnt = (_concat([p[j] for p in parts]) for j in range(4))
     rsum_by: dict[Any, Any] = {r.col: r for r in rsum.itertuples()} if not rsum.empty else {}
     bsum_by: dict[Any, Any] = {(r.col, pd.Timestamp(r.bucket)): r  # type: ignore[arg-type]
@@ -458,12 +459,13 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: _Plan, cfg: ModelConfig,
                     ccn = ccnt[(ccnt["col"] == col) & (pd.to_datetime(ccnt["bucket"]) == b)]
                 else:  # a count-based method asked for on a column with many values: counted once per column
                     if col not in all_counts:
-                        all_counts[col] = q.numeric_counts(con, plan.ref, plan.cur, [col], bucketed)
+                        all_counts[col] = q.numeric_counts(con, plan.ref.narrow([col]), plan.cur.narrow([col]),
+                                                           [col], bucketed)
                     rc, ccall = all_counts[col]
                     ccn = ccall[pd.to_datetime(ccall["bucket"]) == b]
                 score = _count_score(method, rc, ccn)
             out[b].append(_scored(col, "numerical", method, score, thr, n_ref, n_cur, min_rows))
-    rc_cat, cc_cat = q.categorical_counts(con, plan.ref, plan.cur, cat, bucketed)
+    rc_cat, cc_cat = _category_counts(con, plan, cat, bucketed)
     if not cc_cat.empty:
         cc_cat["bucket"] = pd.to_datetime(cc_cat["bucket"])
     for col in cat:
@@ -492,6 +494,17 @@ def _evaluate(con: duckdb.DuckDBPyConnection, plan: _Plan, cfg: ModelConfig,
                                   note))
     order = {c: i for i, c in enumerate(plan.types)}
     return {b: sorted(cols, key=lambda c: order[c.column]) for b, cols in out.items()}
+
+
+def _category_counts(con: duckdb.DuckDBPyConnection, plan: _Plan, columns: list[str],
+                     bucketed: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Value counts of categorical ``columns``; the label, which needs the join to the labels, is counted
+    apart from the columns of the log itself (see :meth:`Source.narrow`)."""
+    groups = [g for g in ([c for c in columns if c != LABEL_COLUMN], [c for c in columns if c == LABEL_COLUMN]) if g]
+    parts = [q.categorical_counts(con, plan.ref.narrow(g), plan.cur.narrow(g), g, bucketed) for g in groups]
+    if not parts:
+        return q.categorical_counts(con, plan.ref, plan.cur, [], bucketed)
+    return _concat([p[0] for p in parts]), _concat([p[1] for p in parts])
 
 
 def _scored(column: str, ctype: str, method: str, score: float, threshold: float, n_ref: int, n_cur: int,
@@ -550,8 +563,8 @@ def _histogram_score(con: duckdb.DuckDBPyConnection, plan: _Plan, col: str, meth
     """Jensen-Shannon or PSI over Sturges bins of the pooled range (numerical, > 20 reference values)."""
     lo, hi = min(float(r.vmin_ref), float(br.vmin_cur)), max(float(r.vmax_ref), float(br.vmax_cur))
     edges = ds.sturges_edges(lo, hi, int(r.n_ref) + int(br.n_cur))
-    href = q.histogram(con, plan.ref, col, edges)
-    cur = plan.cur
+    href = q.histogram(con, plan.ref.narrow([col]), col, edges)
+    cur = plan.cur.narrow([col])
     if bucket is not None:
         cur = Source(sql=f"SELECT * FROM ({cur.sql}) WHERE bucket = ?", params=(*cur.params, bucket.to_pydatetime()),
                      columns=cur.columns)
@@ -591,14 +604,15 @@ def distribution(ctx: Context, model: str, column: str, current: Window, referen
             raise VigilError(f"'{column}' cannot be compared: {plan.missing.get(column, 'not a drift column')}")
         rows: list[dict[str, Any]] = []
         if plan.types[column] == "numerical":
-            rng = q.numeric_range(con, [plan.ref, plan.cur], column)
+            ref, cur = plan.ref.narrow([column]), plan.cur.narrow([column])
+            rng = q.numeric_range(con, [ref, cur], column)
             if rng is None:
                 return pd.DataFrame(columns=["side", "bin", "left", "right", "share"])
             lo, hi = rng
             if lo == hi:
                 lo, hi = lo - 0.5, hi + 0.5
             edges = np.linspace(lo, hi, bins + 1)
-            for side, src in (("reference", plan.ref), ("current", plan.cur)):
+            for side, src in (("reference", ref), ("current", cur)):
                 h = q.histogram(con, src, column, edges)
                 total = float(h["c"].sum()) or 1.0
                 counts = dict(zip(h["bin"].astype(int), h["c"], strict=True))
@@ -606,7 +620,7 @@ def distribution(ctx: Context, model: str, column: str, current: Window, referen
                     rows.append({"side": side, "bin": f"{edges[i]:.4g}", "left": float(edges[i]),
                                  "right": float(edges[i + 1]), "share": counts.get(i, 0) / total})
         else:
-            rc, cc = q.categorical_counts(con, plan.ref, plan.cur, [column])
+            rc, cc = q.categorical_counts(con, plan.ref.narrow([column]), plan.cur.narrow([column]), [column])
             for side, df in (("reference", rc), ("current", cc)):
                 total = float(df["c"].sum()) or 1.0
                 for v, c in zip(df["v"], df["c"], strict=True):
@@ -663,7 +677,7 @@ def sample_windows(ctx: Context, model: str, current: Window, reference: Window 
     _ensure_reference(ctx, cfg, spec)
     with ctx.connect(model) as con:
         plan = _plan(ctx, con, cfg, spec, current, version, bucket=None)
-        n_cur = q.row_count(con, plan.cur)
+        n_cur = q.row_count(con, plan.cur.narrow(()))
         if n_cur == 0:
             raise VigilError(f"the current window {current.label} has no logged predictions for '{model}'; "
                              + _span_hint(ctx, con, model))
