@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,6 +26,7 @@ import pandas as pd
 import requests
 
 from connectors.errors import ConnectorError
+from connectors.registry_cache import RegistryReadCache, sqlite_path
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -152,13 +153,36 @@ def _quote_filter(value: str) -> str:
     return "'" + value.replace("'", "\\'") + "'"
 
 
+def _version_to_json(v: VersionInfo) -> dict[str, Any]:
+    return {**asdict(v), "created": v.created.isoformat() if v.created else None}
+
+
+def _version_from_json(d: dict[str, Any]) -> VersionInfo:
+    return VersionInfo(**{**d, "created": datetime.fromisoformat(d["created"]) if d["created"] else None,
+                          "aliases": tuple(d["aliases"])})
+
+
+def _model_to_json(m: RegisteredModelInfo) -> dict[str, Any]:
+    return {**asdict(m), "created": m.created.isoformat() if m.created else None,
+            "updated": m.updated.isoformat() if m.updated else None}
+
+
+def _model_from_json(d: dict[str, Any]) -> RegisteredModelInfo:
+    return RegisteredModelInfo(**{**d, **{k: datetime.fromisoformat(d[k]) if d[k] else None
+                                          for k in ("created", "updated")}})
+
+
 class Registry:
     """A thin, failure-translating wrapper around ``mlflow.MlflowClient`` for one tracking URI."""
 
-    def __init__(self, tracking_uri: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, tracking_uri: str, timeout_s: float = 10.0, cache_file: Path | None = None) -> None:
+        """``cache_file``: where readings of a sqlite registry are kept between processes
+        (:mod:`connectors.registry_cache`); None asks the registry every time."""
         self.tracking_uri = tracking_uri
         self.timeout_s = float(timeout_s)
         self._client: MlflowClient | None = None
+        database = sqlite_path(tracking_uri)
+        self._cache = RegistryReadCache(database, cache_file) if database and cache_file else None
         self._healthy_until = 0.0
         scheme = urlparse(tracking_uri).scheme
         self.is_http = scheme in ("http", "https")
@@ -280,13 +304,23 @@ class Registry:
                  "tags": ", ".join(f"{k}={val}" for k, val in sorted(v.tags.items()))} for v in self.versions(model)]
         return pd.DataFrame(rows, columns=["version", "aliases", "status", "created", "run_id", "description", "tags"])
 
+    def _kept(self, key: list[str], read: Callable[[], T], encode: Callable[[T], Any],
+              decode: Callable[[Any], T]) -> T:
+        """``read()``, or its kept reading while a sqlite registry did not change (see ``cache_file``)."""
+        if self._cache is None:
+            return read()
+        return self._cache.get(json.dumps(key), read, encode, decode)
+
+    def _kept_version(self, key: list[str], read: Callable[[], VersionInfo]) -> VersionInfo:
+        return self._kept(key, read, _version_to_json, _version_from_json)
+
     def version(self, model: str, version: str) -> VersionInfo:
-        return self._version(self._call(f"version {version} of '{model}'",
-                                        lambda c: c.get_model_version(model, str(version))))
+        return self._kept_version(["version", model, str(version)], lambda: self._version(self._call(
+            f"version {version} of '{model}'", lambda c: c.get_model_version(model, str(version)))))
 
     def version_by_alias(self, model: str, alias: str) -> VersionInfo:
-        return self._version(self._call(f"alias '{alias}' of '{model}'",
-                                        lambda c: c.get_model_version_by_alias(model, alias)))
+        return self._kept_version(["alias", model, alias], lambda: self._version(self._call(
+            f"alias '{alias}' of '{model}'", lambda c: c.get_model_version_by_alias(model, alias))))
 
     def resolve(self, model: str, alias_or_version: str) -> VersionInfo:
         """A version given either its number or an alias."""
@@ -305,7 +339,9 @@ class Registry:
 
     def model_info(self, model: str) -> RegisteredModelInfo:
         """One registered model (tags, aliases); :class:`RegistryNotFound` when it is not registered."""
-        return self._call(f"registered model '{model}'", lambda c: self._model(c.get_registered_model(model)))
+        return self._kept(["model", model], lambda: self._call(
+            f"registered model '{model}'", lambda c: self._model(c.get_registered_model(model))),
+            _model_to_json, _model_from_json)
 
     def set_model_tag(self, model: str, key: str, value: str) -> None:
         self._call(f"tag of registered model '{model}'", lambda c: c.set_registered_model_tag(model, key, value))

@@ -37,7 +37,8 @@ class Context:
     def registry(self) -> Registry:
         from connectors.registry import Registry
 
-        return Registry(self.settings.mlflow_tracking_uri, timeout_s=self.settings.mlflow_timeout_s)
+        return Registry(self.settings.mlflow_tracking_uri, timeout_s=self.settings.mlflow_timeout_s,
+                        cache_file=self.settings.data_dir / "registry-cache.json")
 
     def engine(self, model: str) -> QueryEngine:
         """The query engine that runs ``model``'s aggregations (one per kind and process: one Spark session)."""
