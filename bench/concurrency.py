@@ -33,15 +33,11 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _app import IDLE_JS, REPO, App, build_workspace, run_vigil, vigil_env
 from _common import write_result
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 MODEL = "credit-risk"
 PAGES = ("overview", "operations", "fairness", "compliance", "drift", "models")
-IDLE_JS = ("() => { const s = document.querySelector('[data-testid=\"stApp\"]'); return s && "
-           "s.getAttribute('data-test-script-state') !== 'running' && "
-           "!document.querySelector('[data-testid=\"stSpinner\"]'); }")
 
 
 @dataclass
@@ -72,18 +68,6 @@ def quantiles(xs: list[float]) -> dict[str, float | int | None]:
     arr = np.asarray(xs)
     return {"n": len(xs), "p50": round(float(np.percentile(arr, 50)), 3),
             "p95": round(float(np.percentile(arr, 95)), 3), "max": round(float(arr.max()), 3)}
-
-
-def vigil_env(workspace: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-    env.update({"VIGIL_CONFIG": str(workspace / "vigil.toml"), **extra})
-    return env
-
-
-def run_vigil(args: list[str], env: dict[str, str], timeout: float = 600) -> tuple[float, subprocess.CompletedProcess[str]]:
-    start = time.perf_counter()
-    proc = subprocess.run([str(BIN / "vigil"), *args], env=env, capture_output=True, text=True, timeout=timeout)
-    return time.perf_counter() - start, proc
 
 
 def scientist_token(workspace: Path) -> str:
@@ -132,42 +116,6 @@ def count_ids(workspace: Path, env: dict[str, str]) -> tuple[int, int]:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO, check=True)
     total, distinct = out.stdout.split()
     return int(total), int(distinct)
-
-
-class App:
-    def __init__(self, workspace: Path, port: int, log: Path) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self._fh = log.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.address",
-             "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-             "--browser.gatherUsageStats", "false"],
-            cwd=REPO, env=vigil_env(workspace), stdout=self._fh, stderr=subprocess.STDOUT)
-        import urllib.request
-
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2):
-                    return
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError(f"the app did not start (see {log})") from None
-                time.sleep(0.5)
-
-    def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._fh.close()
 
 
 def browse(app: App, index: int, stop: threading.Event, rec: Record) -> None:
@@ -239,10 +187,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8577)
     args = parser.parse_args()
     workspace = (args.dir or REPO / "bench" / "results" / f"workspace-{args.rows}").resolve()
-    build = subprocess.run([str(BIN / "vigil"), "demo", "--dir", str(workspace), "--rows", str(args.rows)],
-                           env=vigil_env(workspace), text=True, capture_output=True)
-    if build.returncode != 0:
-        sys.exit(f"building the workspace failed: {build.stderr[-2000:]}")
+    build_workspace(workspace, args.rows)
     token = scientist_token(workspace)
     env = vigil_env(workspace, VIGIL_TOKEN=token)
     template = sample_rows(workspace)

@@ -390,3 +390,17 @@ def test_bench_script_runs_at_tiny_size(tmp_path: Path) -> None:
     assert data["verdicts_equal"] and data["methods_equal"] and data["max_rel_score_diff"] < 1e-6
     assert data["big_buckets"] == 2 and data["speedup"] > 0
     assert "speedup" in proc.stdout
+
+
+def test_jensen_shannon_equals_scipys() -> None:
+    from scipy.spatial import distance
+
+    rng = np.random.default_rng(7)
+    for k in (2, 5, 40):
+        for _ in range(20):
+            p, q = rng.integers(0, 50, k).astype(float), rng.integers(0, 50, k).astype(float)
+            p[0], q[-1] = p[0] + 1, q[-1] + 1  # never an all-zero side
+            p[rng.integers(0, k)] = 0.0  # a category seen on one side only
+            got, want = ds.jensenshannon_distance(p, q), float(distance.jensenshannon(p, q))
+            assert math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-15), (p, q, got, want)
+    assert ds.jensenshannon_distance(np.array([3.0, 0.0]), np.array([6.0, 0.0])) == 0.0
