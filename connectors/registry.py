@@ -11,6 +11,7 @@ user set them) so a server that dies mid-session cannot hang a page for minutes.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
@@ -227,6 +228,9 @@ class Registry:
         if self._client is None:
             from mlflow import MlflowClient
 
+            # A new sqlite store announces its table creation and migrations on stderr: not Vigil's output.
+            for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+                logging.getLogger(name).setLevel(logging.WARNING)
             self.check()
             with self._translate("connect"):
                 self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)

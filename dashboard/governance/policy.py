@@ -22,19 +22,23 @@ an error fails closed, so a broken pipeline never passes a CI gate).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import duckdb
 import pandas as pd
 
+from connectors.logstore import LogStoreError
 from connectors.queries.operations import time_range
 from connectors.windows import Window, WindowError, parse_window
 from dashboard.context import Context
 from dashboard.errors import VigilError
-from dashboard.governance.policy_metrics import EvalInput, entry_for, providers
+from dashboard.governance import kept_measurements
+from dashboard.governance.policy_metrics import EvalInput, Measurement, entry_for, providers
 from dashboard.settings import ConfigError, ModelConfig, PolicySpec, compare
 
 DEFAULT_WINDOW = "7d"
@@ -340,6 +344,33 @@ def phases_to_judge(ctx: Context, model: str, version: str | None, phase: str,
     return pre, prod, phase, note
 
 
+def _kept_keys(ctx: Context, model: str, version: str | None, chosen: list[tuple[PolicySpec, str]],
+               table: dict[str, Any], window: str | None, anchor: datetime | None,
+               data_version: str) -> dict[str, str]:
+    """Policy name -> key of its kept measurement, for the policies whose metric can be kept
+    (:mod:`dashboard.governance.kept_measurements`); empty when the champion cannot be read now."""
+    from connectors.registry import RegistryError, RegistryNotFound
+
+    wanted = [(s, e) for s, e in ((s, entry_for(table, s.metric)) for s, _ in chosen)
+              if e is not None and kept_measurements.keepable(e[2], e[3]) and anchor is not None]
+    if not wanted:
+        return {}
+    try:
+        champion: str | None = ctx.registry.resolve(model, "champion").version
+    except RegistryNotFound:
+        champion = None
+    except RegistryError:
+        return {}
+    return {s.name: kept_measurements.key_for(ctx, model, version, s, resolve_window(window or s.window, anchor, e[2]),
+                                              data_version, champion) for s, e in wanted}
+
+
+def _keep(ctx: Context, model: str, data_version: str, measured: dict[str, list[Measurement]]) -> None:
+    """Keep new measurements; a store that is busy now only means they are measured again next time."""
+    with contextlib.suppress(LogStoreError, duckdb.Error):
+        kept_measurements.save(ctx, model, data_version, measured)
+
+
 def evaluate(ctx: Context, model: str, version: str | None = None, window: str | None = None,
              policies: list[tuple[PolicySpec, str]] | None = None, phase: str = "auto") -> Evaluation:
     """Evaluate the policies of ``model`` (one version, or all versions' logs when None) in ``phase``
@@ -364,6 +395,9 @@ def evaluate(ctx: Context, model: str, version: str | None = None, window: str |
     memo: dict[tuple[Any, ...], Any] = {}
     results: list[PolicyResult] = []
     labels: set[str] = set()
+    keys = _kept_keys(ctx, model, version, chosen, table, window, window_anchor, data_version)
+    kept = kept_measurements.load(ctx, list(keys.values())) if keys else {}
+    measured: dict[str, list[Measurement]] = {}
     for spec, source in chosen:
         entry = entry_for(table, spec.metric)
         policy_phase = phase_of(spec, table)
@@ -391,8 +425,14 @@ def evaluate(ctx: Context, model: str, version: str | None = None, window: str |
                                         **common))
             continue
         ev = EvalInput(ctx, model, version, win, memo)
+        key = keys.get(spec.name)
         try:
-            measurements = entry[0](ev, spec)
+            if key is not None and key in kept:
+                measurements = kept[key]
+            else:
+                measurements = entry[0](ev, spec)
+                if key is not None:
+                    measured[key] = measurements
         except Exception as exc:
             message = " ".join(str(exc).split()) or type(exc).__name__
             labels.add(win.label)
@@ -416,6 +456,7 @@ def evaluate(ctx: Context, model: str, version: str | None = None, window: str |
             labels.add(m.window or win.label)
             results.append(PolicyResult(subject=m.subject, value=m.value, verdict=verdict, rows=m.rows,
                                         window=m.window or win.label, detail=detail, **common))
+    _keep(ctx, model, data_version, measured)
     window_label = ", ".join(sorted(labels)) or "-"
     return Evaluation(model=model, version=version, window=window_label, evaluated_at=evaluated_at,
                       data_version=data_version, results=results, phase=judged, phase_note=note)
