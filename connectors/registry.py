@@ -278,8 +278,13 @@ class Registry:
 
     def list_models(self) -> list[RegisteredModelInfo]:
         """Every registered model, sorted by name."""
-        models = self._call("list registered models", lambda c: list(c.search_registered_models(max_results=1000)))
-        return sorted((self._model(m) for m in models), key=lambda m: m.name)
+        def read() -> list[RegisteredModelInfo]:
+            models = self._call("list registered models",
+                                lambda c: list(c.search_registered_models(max_results=1000)))
+            return sorted((self._model(m) for m in models), key=lambda m: m.name)
+
+        return self._kept(["models"], read, lambda ms: [_model_to_json(m) for m in ms],
+                          lambda ds: [_model_from_json(d) for d in ds])
 
     @staticmethod
     def _model(m: Any) -> RegisteredModelInfo:
@@ -291,6 +296,10 @@ class Registry:
 
     def versions(self, model: str) -> list[VersionInfo]:
         """All versions of ``model``, newest first."""
+        return self._kept(["versions", model], lambda: self._versions(model),
+                          lambda vs: [_version_to_json(v) for v in vs], lambda ds: [_version_from_json(d) for d in ds])
+
+    def _versions(self, model: str) -> list[VersionInfo]:
         found = self._call(f"versions of '{model}'", lambda c: list(
             c.search_model_versions(f"name = {_quote_filter(model)}", max_results=10000)))
         # Version searches do not carry aliases on every store; the registered model always does.

@@ -32,10 +32,11 @@ def test_a_kept_reading_answers_a_new_process_without_opening_mlflow(local: Trai
     monkeypatch.setattr(registry_cache, "QUIET_S", 0.0)
     first = cached(local, tmp_path)
     want = first.version_by_alias(MODEL, "challenger")
-    info = first.model_info(MODEL)
+    info, versions, models = first.model_info(MODEL), first.versions(MODEL), first.list_models()
     assert first._client is not None and want.version == local.v2.model_version
     again = cached(local, tmp_path)
     assert again.version_by_alias(MODEL, "challenger") == want and again.model_info(MODEL) == info
+    assert again.versions(MODEL) == versions and again.list_models() == models and len(versions) == 2
     assert again._client is None  # answered from the kept readings
     code = ("import sys; from pathlib import Path; from connectors.registry import Registry\n"
             f"r = Registry({local.registry.tracking_uri!r}, cache_file=Path({str(tmp_path / 'registry-cache.json')!r}))\n"
