@@ -5,14 +5,17 @@ The app caches one :class:`Context` with ``st.cache_resource``; each CLI command
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+
+from connectors import kept_results
 from connectors.engines.base import Lake, QueryEngine, load_engine_module
 from connectors.engines.duckdb_engine import DuckDBEngine
-from connectors.logstore import LogStore
+from connectors.logstore import LogStore, LogStoreError
 from connectors.schema import LogSchema
 from dashboard.settings import ModelConfig, Settings, load_settings, log_schema
 
@@ -80,9 +83,19 @@ class Context:
         return f"lake.{n}.{last}.{ok}.{labelled}"
 
     def summary(self, model: str) -> dict[str, Any]:
-        """The log store's summary of ``model``, computed on the model's engine."""
+        """The log store's summary of ``model``, computed on the model's engine and kept under its data
+        version (:mod:`connectors.kept_results`): every value in it is a function of the logs, labels and
+        ingests, and on 10M rows it costs seconds on every page that shows it."""
+        data_version = self.data_version(model)
+        key = f"summary:{kept_results.code_version()}"
+        kept = kept_results.load(self.store, model, data_version, [key]).get(key)
+        if isinstance(kept, dict):
+            return kept
         with self.connect(model) as con:
-            return self.store.summary(self.schema(model), con)
+            summary = self.store.summary(self.schema(model), con)
+        with suppress(LogStoreError, duckdb.Error):  # a busy store: computed again next time
+            kept_results.save(self.store, model, data_version, {key: summary})
+        return summary
 
     def model(self, name: str) -> ModelConfig:
         return self.settings.model(name)

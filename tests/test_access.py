@@ -132,7 +132,6 @@ NOT_A_USER_ACTION: dict[str, str] = {
     "governance.policy.remember_config_digest": "the write half of record_policy_set and record_config_profile, "
                                                 "which audit the change they observed",
     "governance.policy.save_evaluation": "verdict history, derived from data every reader may compute",
-    "governance.kept_measurements.save": "a cache of measurements every reader may compute from the same data",
     "governance.inventory.record_config_profile": "the system records a config change it observed (audited as 'vigil')",
     "governance.inventory.profile": "reads; it records a config change it observed through record_config_profile",
     "governance.inventory.inventory": "reads; it records a config change it observed through record_config_profile",

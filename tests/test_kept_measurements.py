@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from connectors import kept_results
 from dashboard.context import Context
 from dashboard.governance import kept_measurements
 from dashboard.governance.policy import evaluate
@@ -138,6 +139,27 @@ def test_a_damaged_kept_row_is_measured_again(ctx: Context, tmp_path: Path, call
     policies = POLICIES[1:2]
     first = evaluate(ctx, MODEL, window=WINDOW, policies=policies)
     with ctx.store.connect() as con:
-        con.execute(f"UPDATE {kept_measurements.TABLE} SET payload = '[{{\"wrong\": 1}}]'")
+        con.execute(f"UPDATE {kept_results.TABLE} SET payload = '[{{\"wrong\": 1}}]'")
     assert facts(evaluate(ctx, MODEL, window=WINDOW, policies=policies)) == facts(first)
     assert calls["compute_operations"] == 2
+
+
+def test_the_model_summary_is_kept_until_the_data_changes(ctx: Context, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.logstore import LogStore
+
+    seen: Counter[str] = Counter()
+    original = LogStore.summary
+
+    def counting(self: LogStore, *args: Any, **kwargs: Any) -> Any:
+        seen["summary"] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LogStore, "summary", counting)
+    ingest(ctx, tmp_path, "a.parquet", n=300)
+    first = ctx.summary(MODEL)
+    again = ctx.summary(MODEL)
+    assert again == first and seen["summary"] == 1
+    assert type(again["last_ingest"]) is type(first["last_ingest"]) and again["rows"] == 300
+    ingest(ctx, tmp_path, "b.parquet", n=100, id_prefix="b", start="2026-01-01 15:00")
+    assert ctx.summary(MODEL)["rows"] == 400 and seen["summary"] == 2

@@ -396,7 +396,7 @@ def evaluate(ctx: Context, model: str, version: str | None = None, window: str |
     results: list[PolicyResult] = []
     labels: set[str] = set()
     keys = _kept_keys(ctx, model, version, chosen, table, window, window_anchor, data_version)
-    kept = kept_measurements.load(ctx, list(keys.values())) if keys else {}
+    kept = kept_measurements.load(ctx, model, data_version, list(keys.values())) if keys else {}
     measured: dict[str, list[Measurement]] = {}
     for spec, source in chosen:
         entry = entry_for(table, spec.metric)
