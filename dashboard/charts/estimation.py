@@ -1,6 +1,7 @@
-"""Plot builders for estimated performance (CBPE bands), multivariate drift and segment contributions.
+"""Plot builders for estimated performance (CBPE bands), multivariate drift and segment metrics.
 
-They take the frames :mod:`dashboard.monitoring.estimation`, ``.multivariate`` and ``.segments`` return
+They take the frames :mod:`dashboard.monitoring.estimation`, ``.multivariate``, ``.domain_classifier`` and
+``.segments`` return
 and give plotly figures; segment names come from logged values, so they pass through ``plot_text``.
 """
 
@@ -63,6 +64,30 @@ def reconstruction_figure(buckets: pd.DataFrame, lower: float | None, upper: flo
     _band(fig, b, "value", bucket, "reconstruction error")
     _thresholds(fig, lower, upper)
     fig.update_yaxes(title_text="mean reconstruction error")
+    fig.update_layout(xaxis=bucket_axis(b["bucket"], bucket, window), legend={"orientation": "h", "y": 1.15},
+                      margin=_MARGIN, height=340)
+    return fig
+
+
+def classifier_figure(buckets: pd.DataFrame, lower: float, upper: float, *, window: Window | None = None,
+                      bucket: str = "day") -> go.Figure:
+    """Domain-classifier ROC AUC per bucket, NannyML's constant thresholds and the alerting buckets (a bucket
+    inside the reference is drawn hollow: it is compared with the rest of the reference)."""
+    b = buckets.sort_values("bucket")
+    fig = go.Figure()
+    fig.add_scatter(x=b["bucket"], y=b["value"], name="ROC AUC (5-fold cross-validated)", mode="lines+markers",
+                    line={"color": palette.ESTIMATE}, connectgaps=False, **bucket_trace(bucket))
+    inside = b[b["period"] == "reference"]
+    if len(inside):
+        fig.add_scatter(x=inside["bucket"], y=inside["value"], name="inside the reference", mode="markers",
+                        marker={"color": "white", "line": {"color": palette.ESTIMATE, "width": 2}, "size": 9},
+                        **bucket_trace(bucket))
+    hit = b[b["alert"].astype(bool)]
+    if len(hit):
+        fig.add_scatter(x=hit["bucket"], y=hit["value"], name="alert", mode="markers",
+                        marker={"color": palette.BAD, "size": 11, "symbol": "x"}, **bucket_trace(bucket))
+    _thresholds(fig, lower, upper)
+    fig.update_yaxes(title_text="domain classifier ROC AUC")
     fig.update_layout(xaxis=bucket_axis(b["bucket"], bucket, window), legend={"orientation": "h", "y": 1.15},
                       margin=_MARGIN, height=340)
     return fig
