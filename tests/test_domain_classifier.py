@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from dashboard.monitoring.domain_classifier import LGBM_PARAMS, MIN_ROWS, comput
 from dashboard.settings import PolicySpec
 from tests.conftest import DEMO_CONFIG
 from tests.nannyml_ref import run_nannyml
+from tests.vigil_cli import vigil
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS_PER_DAY = 300
@@ -188,13 +186,6 @@ def test_missing_feature_column_is_named(settings, tmp_path, logs_factory, write
                          cur.label, "--reference", ref.label])
     err = capsys.readouterr().err
     assert code == 2 and "has no values of savings" in err and "Traceback" not in err
-
-
-def vigil(*args: str) -> subprocess.CompletedProcess[str]:
-    """The installed ``vigil`` console script (this checkout first on the path)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([str(Path(sys.executable).parent / "vigil"), *args], capture_output=True, text=True,
-                          timeout=300, env=env, check=False)
 
 
 def test_cli_and_policy(ctx, store, schema, logs_factory, write_file, monkeypatch):

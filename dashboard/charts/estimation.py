@@ -105,3 +105,19 @@ def contribution_figure(ranking: pd.DataFrame, top: int = 10) -> go.Figure:
                       legend={"orientation": "h", "y": 1.15}, margin={**_MARGIN, "l": 10},
                       height=120 + 28 * len(r))
     return fig
+
+
+def segment_drift_figure(ranking: pd.DataFrame, threshold: float, top: int = 10) -> go.Figure:
+    """Each segment's drift share (drifted / judged features), highest first, and the dataset-drift share."""
+    r = ranking[ranking["drift_share"].notna()].head(top).iloc[::-1]
+    names = [plot_text(s) for s in r["segment"]]
+    colours = [palette.BAD if v >= threshold else palette.ESTIMATE for v in r["drift_share"]]
+    fig = go.Figure()
+    fig.add_bar(y=names, x=r["drift_share"], orientation="h", marker_color=colours, name="drift share",
+                customdata=list(zip(r["n_drifted"], r["n_judged"], strict=True)),
+                hovertemplate="%{y}: %{x:.2f} (%{customdata[0]} of %{customdata[1]} features)<extra></extra>")
+    fig.add_vline(x=threshold, line={"dash": "dash", "color": palette.THRESHOLD},
+                  annotation_text=f"dataset drift at {threshold:g}", annotation_position="top")
+    fig.update_layout(xaxis={"title": "share of features drifting within the segment", "range": [0, 1]},
+                      margin={**_MARGIN, "l": 10}, height=120 + 28 * len(r), showlegend=False)
+    return fig
