@@ -47,7 +47,8 @@ def _pts(x: object) -> str:
 def command(ctx: click.Context, model: str, before_text: str, after_text: str, columns: tuple[str, ...],
             metric: str, min_rows: int, version: str | None, top: int, as_json: bool) -> None:
     """Which segments explain the change of METRIC between two windows: each segment's contribution
-    (mix: its share changed; performance: its own metric changed), adding up to the overall change."""
+    (mix: its share changed; performance: its own metric changed), adding up to the overall change.
+    With --metric drift_share: the share of features drifting within each segment, highest first."""
     context = get_context(ctx)
     before = analysis_window(context, model, before_text, version)
     after = analysis_window(context, model, after_text, version)
