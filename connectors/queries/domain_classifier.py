@@ -3,10 +3,9 @@
 A classifier that tells reference rows from a bucket's rows has to see rows, so this is the one place
 where multivariate drift takes rows out of the engine; it takes a bounded, deterministic sample. The
 rows kept are those with the smallest MD5 of their ``prediction_id`` (per bucket, or over the whole
-relation): whether a prediction is in the sample depends on its id alone, not on the query, the thread
-count or the DuckDB version, so the same window gives the same sample every time, and a prediction
-sampled for one window is sampled for any window that holds it with no more rows before it in that order.
-The sample comes back in time order (``ts``, then ``prediction_id``), the order NannyML's chunker gives.
+relation): the order depends on the ids alone, not on the thread count, the storage order or the DuckDB
+version, so the same window gives the same sample (and the same classifier value) every time. The sample
+comes back in time order (``ts``, then ``prediction_id``), the order NannyML's chunker gives.
 """
 
 from __future__ import annotations

@@ -94,5 +94,5 @@ def _print_drift(model: str, before: str, after: str, drifts: list[SegmentDrift]
         for r in d.ranking.head(top).to_dict(orient="records"):
             flag = "  DRIFT" if r["dataset_drift"] is True else ""
             detail = clip(str(r["drifted"]) or str(r["note"]))
-            click.echo(f"    {clip(str(r['segment'])):<40} {_share(r):>12}{flag:<7} rows {r['n_before']} -> "
+            click.echo(f"    {clip(str(r['segment'])):<40} {_share(r):>12}{flag:<8} rows {r['n_before']} -> "
                        f"{r['n_after']}   {detail}")
