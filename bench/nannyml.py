@@ -1,4 +1,4 @@
-"""Benchmark: CBPE and PCA reconstruction drift per day, Vigil (in DuckDB) vs NannyML 0.13 (pandas).
+"""Benchmark: CBPE, PCA reconstruction and domain-classifier drift per day, Vigil vs NannyML 0.13.
 
 Both work on identical rows and chunks in the same run: generated logs (the demo model's features, a
 positive-class probability that is overconfident, so calibration applies, and labels on every reference
@@ -13,6 +13,12 @@ calls, connection included); NannyML's ``fit`` + ``estimate``/``calculate`` as i
 over both methods; ``peak_rss_mb`` is this process's peak (Vigil's), ``reference_peak_rss_mb`` NannyML's
 process. Agreement: ``max_abs_diff`` over every chunk and every value both report (estimates, sampling
 errors, bands, thresholds, realised values), plus equal alerts and calibration decision.
+
+The domain classifier trains on a bounded sample (at most 2,000 rows per day and 10,000 of the reference,
+chosen in DuckDB): timed is Vigil's ``compute_classifier`` (sampling included) against NannyML on that same
+sample, exported with Vigil's sampling query, with Vigil's LightGBM parameters (NannyML's defaults on one
+thread); ``classifier_*`` keys report it apart, since both sides train the same LightGBM models and the
+interest is agreement and the cost of the bound, not a speed ratio. ``speedup`` stays CBPE + reconstruction.
 
 Defaults are the issue's sizes (1M reference, 10M current rows); prove it small first, e.g.
 ``--ref-rows 20000 --rows 100000``.
@@ -39,9 +45,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import median_seconds, peak_rss_mb, write_result
 
+from connectors.queries import domain_classifier as dcq
 from connectors.queries import estimation as eq
+from connectors.queries import reference as refq
 from connectors.windows import Window
 from dashboard.context import Context
+from dashboard.monitoring.domain_classifier import (
+    LGBM_PARAMS,
+    MAX_BUCKET_ROWS,
+    MAX_REFERENCE_ROWS,
+    compute_classifier,
+)
 from dashboard.monitoring.estimation import METRICS, compute_estimation
 from dashboard.monitoring.multivariate import compute_reconstruction
 from dashboard.settings import load_settings
@@ -128,6 +142,20 @@ def export(ctx: Context, folder: Path, ref: Window, cur: Window) -> dict[str, st
     return paths
 
 
+def export_sample(ctx: Context, folder: Path, ref: Window, cur: Window) -> dict[str, str]:
+    """The domain classifier's sample (Vigil's own sampling query), in time order, as Parquet for NannyML."""
+    features = list(ctx.model(MODEL).features)
+    cols = ("prediction_id", "ts", *features)
+    paths: dict[str, str] = {}
+    with ctx.connect(MODEL) as con:
+        for side, w, n, per_bucket in (("dc_reference", ref, MAX_REFERENCE_ROWS, False),
+                                       ("dc_analysis", cur, MAX_BUCKET_ROWS, True)):
+            src = refq.window_source(ctx.schema(MODEL), w.start, w.end, cols, None, "day")
+            paths[side] = str(folder / f"{side}.parquet")
+            dcq.sampled_rows(con, src, n, per_bucket)[["ts", *features]].to_parquet(paths[side], index=False)
+    return paths
+
+
 def run_nannyml(spec: dict[str, Any]) -> dict[str, Any]:
     proc = subprocess.run([str(nannyml_python()), str(RUNNER), json.dumps(spec)], capture_output=True, text=True,
                           check=False, env={**os.environ, "NML_DISABLE_USAGE_LOGGING": "1"})
@@ -165,6 +193,16 @@ def dre_diff(buckets: pd.DataFrame, nml: dict[str, Any]) -> tuple[float, bool]:
     return worst, alerts and len(nml["chunks"]) == len(buckets)
 
 
+def dc_diff(buckets: pd.DataFrame, nml: dict[str, Any]) -> tuple[float, bool]:
+    ours = buckets.set_index("bucket")
+    worst, alerts = 0.0, True
+    for chunk in nml["chunks"]:
+        row, theirs = ours.loc[pd.Timestamp(chunk["key"])], chunk["domain_classifier_auroc"]
+        worst = max(worst, _diff(row["value"], theirs["value"]))
+        alerts &= bool(row["alert"]) == bool(theirs["alert"])
+    return worst, alerts and len(nml["chunks"]) == len(buckets)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ref-rows", type=int, default=1_000_000)
@@ -183,7 +221,7 @@ def main() -> None:
         ctx = Context(load_settings(CONFIG))
         load(ctx, make_arrays(args.ref_rows, REFERENCE_DAYS, ref.start, 1, 0.0), "r", 1.0, 2)
         load(ctx, make_arrays(args.rows, CURRENT_DAYS, cur.start, 3, 0.5), "c", 0.2, 4)
-        paths = export(ctx, Path(tmp), ref, cur)
+        paths = {**export(ctx, Path(tmp), ref, cur), **export_sample(ctx, Path(tmp), ref, cur)}
         got: dict[str, Any] = {}
 
         def cbpe() -> None:
@@ -192,17 +230,26 @@ def main() -> None:
         def dre() -> None:
             got["dre"] = compute_reconstruction(ctx, MODEL, cur, reference=ref, bucket="day")
 
+        def dc() -> None:
+            got["dc"] = compute_classifier(ctx, MODEL, cur, reference=ref, bucket="day")
+
         cbpe_s = median_seconds(cbpe, args.repeats)
         dre_s = median_seconds(dre, args.repeats)
+        dc_s = median_seconds(dc, args.repeats)
         vigil_rss = peak_rss_mb()
         nml_cbpe = run_nannyml({"method": "cbpe", "reference": paths["cbpe_reference"],
                                 "analysis": paths["cbpe_analysis"], "timestamp": "ts", "chunk_period": "D"})
         nml_dre = run_nannyml({"method": "reconstruction", "reference": paths["dre_reference"],
                                "analysis": paths["dre_analysis"], "timestamp": "ts", "chunk_period": "D",
                                "columns": list(ctx.model(MODEL).features)})
+        nml_dc = run_nannyml({"method": "domain_classifier", "reference": paths["dc_reference"],
+                              "analysis": paths["dc_analysis"], "timestamp": "ts", "chunk_period": "D",
+                              "columns": list(ctx.model(MODEL).features),
+                              "options": {"hyperparameters": LGBM_PARAMS}})
         nml_rss = peak_rss_mb(children=True)
     cbpe_d, cbpe_alerts = cbpe_diff(got["cbpe"].buckets, nml_cbpe)
     dre_d, dre_alerts = dre_diff(got["dre"].buckets, nml_dre)
+    dc_d, dc_alerts = dc_diff(got["dc"].buckets, nml_dc)
     vigil_s, ref_s = cbpe_s + dre_s, float(nml_cbpe["seconds"]) + float(nml_dre["seconds"])
     result = {"rows": args.rows, "reference_rows": args.ref_rows, "chunks": f"{CURRENT_DAYS} days",
               "vigil_seconds": vigil_s, "reference": "nannyml 0.13 (CBPE + DataReconstructionDriftCalculator)",
@@ -212,8 +259,10 @@ def main() -> None:
               "reconstruction_reference_seconds": nml_dre["seconds"],
               "reconstruction_speedup": nml_dre["seconds"] / dre_s,
               "peak_rss_mb": vigil_rss, "reference_peak_rss_mb": nml_rss,
-              "max_abs_diff": max(cbpe_d, dre_d), "cbpe_max_abs_diff": cbpe_d, "reconstruction_max_abs_diff": dre_d,
-              "alerts_equal": cbpe_alerts and dre_alerts,
+              "classifier_vigil_seconds": dc_s, "classifier_reference_seconds": nml_dc["seconds"],
+              "classifier_sample": got["dc"].sample_note,
+              "max_abs_diff": max(cbpe_d, dre_d, dc_d), "cbpe_max_abs_diff": cbpe_d, "reconstruction_max_abs_diff": dre_d,
+              "classifier_max_abs_diff": dc_d, "alerts_equal": cbpe_alerts and dre_alerts and dc_alerts,
               "calibration_equal": got["cbpe"].calibration.applied == nml_cbpe["needs_calibration"]}
     if args.output:
         args.output.write_text(json.dumps({"name": "nannyml", **result}, indent=2, default=str))
@@ -221,7 +270,8 @@ def main() -> None:
         write_result("nannyml", result)
     print(f"nannyml: {args.ref_rows:,} reference + {args.rows:,} current rows, Vigil {vigil_s:.2f} s vs NannyML "
           f"{ref_s:.2f} s (speedup {result['speedup']:.1f}x; CBPE {result['cbpe_speedup']:.1f}x, reconstruction "
-          f"{result['reconstruction_speedup']:.1f}x), peak RSS {vigil_rss:.0f} vs {nml_rss:.0f} MB, "
+          f"{result['reconstruction_speedup']:.1f}x; domain classifier on its sample {dc_s:.1f} s vs "
+          f"{float(nml_dc['seconds']):.1f} s), peak RSS {vigil_rss:.0f} vs {nml_rss:.0f} MB, "
           f"max_abs_diff {result['max_abs_diff']:.1e}, alerts equal {result['alerts_equal']}")
 
 

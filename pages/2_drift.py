@@ -9,8 +9,9 @@ import streamlit as st
 
 from connectors.windows import Window
 from dashboard.charts.drift import distribution_figure, heatmap_figure, share_figure
-from dashboard.charts.estimation import reconstruction_figure
+from dashboard.charts.estimation import classifier_figure, reconstruction_figure
 from dashboard.errors import USER_ERRORS
+from dashboard.monitoring.domain_classifier import CV_FOLDS, ClassifierReport, compute_classifier
 from dashboard.monitoring.drift import (
     DriftResult,
     champion_version,
@@ -66,6 +67,47 @@ def _multivariate(model: str, span: str, version: str | None, bucket: str, data_
     a, b = span.split("|")
     return compute_reconstruction(state.context(), model, Window(datetime.fromisoformat(a), datetime.fromisoformat(b)),
                                   bucket=bucket, version=version)
+
+
+@st.cache_data(ttl=600, show_spinner="Training the domain classifier per bucket (LightGBM, on a bounded sample)…")
+def _classifier(model: str, span: str, version: str | None, bucket: str, data_version: str) -> ClassifierReport:
+    a, b = span.split("|")
+    return compute_classifier(state.context(), model, Window(datetime.fromisoformat(a), datetime.fromisoformat(b)),
+                              bucket=bucket, version=version)
+
+
+def _render_reconstruction(mv: ReconstructionReport) -> None:
+    mv_s = mv.summary()
+    st.plotly_chart(reconstruction_figure(mv.buckets, mv.lower_threshold, mv.upper_threshold,
+                                          window=mv.window, bucket=mv.bucket), width="stretch")
+    first_alert = "no alert" if mv.first_alert is None else f"first alert {mv.first_alert:%Y-%m-%d %H:%M} UTC"
+    st.caption(f"A PCA fitted on {fmt_window(mv.reference)} ({mv.n_reference:,} rows) keeps "
+               f"{mv_s['components']} of {len(mv.fit.columns)} components ({mv_s['variance_kept']:.0%} of the "
+               "variance); each bucket's value is its rows' mean distance to their reconstruction, as "
+               "NannyML's DataReconstructionDriftCalculator computes it. A change in how the features move "
+               "together raises it even when no column drifts on its own. Thresholds: mean ± 3 standard "
+               f"deviations over the reference's buckets; {mv_s['alerting_buckets']} of {mv_s['buckets']} "
+               f"{mv.bucket}s alert ({first_alert}).")
+
+
+def _render_classifier(dc: ClassifierReport) -> None:
+    s = dc.summary()
+    st.plotly_chart(classifier_figure(dc.buckets, dc.lower_threshold, dc.upper_threshold, window=dc.window,
+                                      bucket=dc.bucket), width="stretch")
+    first_alert = "no alert" if dc.first_alert is None else f"first alert {dc.first_alert:%Y-%m-%d %H:%M} UTC"
+    st.caption(f"For each {dc.bucket}, the domain classifier (LightGBM, NannyML's DomainClassifierCalculator) learns "
+               f"to tell its rows from those of the reference {fmt_window(dc.reference)}; the value is its "
+               f"{CV_FOLDS}-fold cross-validated ROC AUC: 0.5 = the {dc.bucket} looks like the reference, 1 = every "
+               f"row is told apart. A {dc.bucket} inside the reference is told from the rest of it. Thresholds "
+               f"{dc.lower_threshold:g} and {dc.upper_threshold:g} (NannyML's defaults). It was "
+               f"{dc.sample_note}. {s['alerting_buckets']} of {s['buckets']} {dc.bucket}s alert "
+               f"({first_alert}).")
+    st.dataframe(clip_frame(dc.table()), hide_index=True, width="stretch",
+                 column_config={"ROC AUC": st.column_config.NumberColumn(format="%.3f"),
+                                "alert": st.column_config.CheckboxColumn("alert")})
+
+
+MV_METHODS = {"PCA reconstruction error": "pca", "Domain classifier (LightGBM)": "classifier"}
 
 
 @st.cache_data(ttl=600, show_spinner=False)
@@ -159,22 +201,18 @@ if model and ctx is not None and span is not None:
             st.plotly_chart(share_figure(share_by_bucket(over), result.drift_share_threshold),
                             width="stretch")
 
-        st.subheader("Multivariate drift (PCA reconstruction error)")
+        st.subheader("Multivariate drift")
+        method = MV_METHODS[st.radio("Method", list(MV_METHODS), horizontal=True, key="drift_mv_method")]
         whole = Window(datetime.combine(lo, datetime.min.time()), datetime.combine(hi, datetime.min.time())
                        + timedelta(days=1))
-        mv = state.guarded(_multivariate, model, _key(whole), version, bucket, dv)
-        if mv is not None:
-            mv_s = mv.summary()
-            st.plotly_chart(reconstruction_figure(mv.buckets, mv.lower_threshold, mv.upper_threshold,
-                                                  window=mv.window, bucket=mv.bucket), width="stretch")
-            first_alert = "no alert" if mv.first_alert is None else f"first alert {mv.first_alert:%Y-%m-%d %H:%M} UTC"
-            st.caption(f"A PCA fitted on {fmt_window(mv.reference)} ({mv.n_reference:,} rows) keeps "
-                       f"{mv_s['components']} of {len(mv.fit.columns)} components ({mv_s['variance_kept']:.0%} of the "
-                       "variance); each bucket's value is its rows' mean distance to their reconstruction, as "
-                       "NannyML's DataReconstructionDriftCalculator computes it. A change in how the features move "
-                       "together raises it even when no column drifts on its own. Thresholds: mean ± 3 standard "
-                       f"deviations over the reference's buckets; {mv_s['alerting_buckets']} of {mv_s['buckets']} "
-                       f"{mv.bucket}s alert ({first_alert}).")
+        if method == "pca":
+            mv = state.guarded(_multivariate, model, _key(whole), version, bucket, dv)
+            if mv is not None:
+                _render_reconstruction(mv)
+        else:
+            dc = state.guarded(_classifier, model, _key(whole), version, bucket, dv)
+            if dc is not None:
+                _render_classifier(dc)
 
         st.subheader("Evidently report")
         max_rows = st.number_input("Rows per side (a random sample when a window is larger)", min_value=1000,

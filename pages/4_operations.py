@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from connectors.windows import Window
-from dashboard.charts.estimation import contribution_figure, estimate_figure
+from dashboard.charts.estimation import contribution_figure, estimate_figure, segment_drift_figure
 from dashboard.charts.operations import (
     errors_throughput_figure,
     label_delay_figure,
@@ -27,6 +27,7 @@ from dashboard.monitoring.operations import (
     logged_versions,
 )
 from dashboard.monitoring.quality import CBPE_ASSUMPTIONS, QualityReport, compute_quality
+from dashboard.monitoring.segment_drift import DRIFT_SHARE, SegmentDrift, compute_segment_drift
 from dashboard.monitoring.segments import METRICS as SEGMENT_METRICS
 from dashboard.monitoring.segments import SegmentChange, compute_segment_change, segment_columns
 from dashboard.ui import state
@@ -75,6 +76,13 @@ def _segments(model: str, data_version: str, start: datetime, split: datetime, e
                                   metric=metric, version=version)
 
 
+@st.cache_data(ttl=300, show_spinner="Testing drift within each segment…")
+def _segment_drift(model: str, data_version: str, start: datetime, split: datetime, end: datetime, column: str,
+                   version: str | None) -> SegmentDrift:
+    return compute_segment_drift(state.context(), model, Window(start, split), Window(split, end), (column,),
+                                 version=version)
+
+
 METRIC_LABELS = {"roc_auc": "ROC AUC", "f1": "F1", "precision": "precision", "recall": "recall",
                  "specificity": "specificity", "accuracy": "accuracy"}
 
@@ -107,12 +115,15 @@ def _render_segments(model: str, dv: str, start: datetime, end: datetime, versio
         return
     c = st.columns(3)
     column = c[0].selectbox("Segment by", columns, key="ops_segment_column", format_func=clip)
-    metric = c[1].selectbox("Metric", list(SEGMENT_METRICS), key="ops_segment_metric")
+    metric = c[1].selectbox("Metric", [*SEGMENT_METRICS, DRIFT_SHARE], key="ops_segment_metric")
     days = max(1, (end - start).days)
     split_day = 1 if days <= 2 else c[2].slider(
         "Change from day", 1, days - 1, value=max(1, days - 7), key="ops_segment_split",
         help="before = the window's days up to this one, after = from it on")
     split = start + timedelta(days=split_day)
+    if metric == DRIFT_SHARE:
+        _render_segment_drift(state.guarded(_segment_drift, model, dv, start, split, end, column, version))
+        return
     ch = state.guarded(_segments, model, dv, start, split, end, column, metric, version)
     if ch is None:
         return
@@ -127,6 +138,20 @@ def _render_segments(model: str, dv: str, start: datetime, end: datetime, versio
         st.dataframe(clip_frame(table), hide_index=True, width="stretch",
                      column_config={k: st.column_config.NumberColumn(format="%.2f") for k in
                                     ("contribution", "mix", "performance")})
+
+
+def _render_segment_drift(sd: SegmentDrift | None) -> None:
+    if sd is None:
+        return
+    st.write(md_text(sd.headline()))
+    st.caption(f"Before {fmt_window(sd.before)} is the reference, after {fmt_window(sd.after)} the current window; "
+               "within each segment, the share of features that drift (the Drift page's tests and thresholds, "
+               f"on the segment's rows), highest first. Segments with fewer than {sd.min_rows} rows in a window "
+               "are pooled and not tested.")
+    if sd.ranking["drift_share"].notna().any():
+        st.plotly_chart(segment_drift_figure(sd.ranking, sd.drift_share_threshold), width="stretch")
+    st.dataframe(clip_frame(sd.ranking), hide_index=True, width="stretch",
+                 column_config={"drift_share": st.column_config.NumberColumn("drift share", format="%.2f")})
 
 
 def _ms(x: float | None) -> str:

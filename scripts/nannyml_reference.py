@@ -62,22 +62,22 @@ def cbpe(spec: dict[str, Any], ref: pd.DataFrame, cur: pd.DataFrame) -> dict[str
 def multivariate(spec: dict[str, Any], ref: pd.DataFrame, cur: pd.DataFrame) -> dict[str, Any]:
     import nannyml as nml
 
-    kwargs = dict(column_names=spec["columns"], timestamp_column_name=spec["timestamp"],
-                  chunk_period=spec["chunk_period"])
+    kwargs = dict(timestamp_column_name=spec["timestamp"], chunk_period=spec["chunk_period"])
     if spec["method"] == "reconstruction":
-        calc = nml.DataReconstructionDriftCalculator(**kwargs)
+        calc = nml.DataReconstructionDriftCalculator(column_names=spec["columns"], **kwargs)
         metric = "reconstruction_error"
-    else:
-        calc = nml.DomainClassifierCalculator(**kwargs, **spec.get("options", {}))
+    else:  # options: e.g. {"hyperparameters": {...}} (LightGBM's, replacing NannyML's defaults)
+        calc = nml.DomainClassifierCalculator(feature_column_names=spec["columns"], **kwargs,
+                                              **spec.get("options", {}))
         metric = "domain_classifier_auroc"
     t0 = time.perf_counter()
     calc.fit(ref)
     res = calc.calculate(cur)
     seconds = time.perf_counter() - t0
-    data = res.filter(period="analysis").to_df()
     fields = ["value", "sampling_error", "upper_confidence_boundary", "lower_confidence_boundary",
               "upper_threshold", "lower_threshold", "alert"]
-    return {"seconds": seconds, "chunks": _records(data, [metric], fields)}
+    return {"seconds": seconds, "chunks": _records(res.filter(period="analysis").to_df(), [metric], fields),
+            "reference_chunks": _records(res.filter(period="reference").to_df(), [metric], fields)}
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:

@@ -140,3 +140,7 @@ def test_label_drift_counts_the_joined_labels_while_other_columns_skip_the_join(
     assert "current_labels" in src.sql and "current_labels" not in narrow.sql and "bucket" in narrow.sql
     assert narrow.columns == ("age",) and narrow.params == (cur.start, cur.end)
     assert src.narrow(["label", "not-a-column"]).columns == ("label",)
+    one = refq.window_source(schema, cur.start, cur.end, ("age", "label"), rows=refq.RowFilter("t.purpose = ?",
+                                                                                                 ("business",)))
+    kept = one.narrow(["age"])  # a segment stays a segment when fewer columns are read
+    assert "t.purpose = ?" in kept.sql and kept.params == (cur.start, cur.end, "business")

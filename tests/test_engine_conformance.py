@@ -134,6 +134,7 @@ DUCKDB_ONLY = {
     "estimation.score_counts", "estimation.reference_rows", "estimation.estimated_sums",
     "estimation.realised_counts", "multivariate.imputation", "multivariate.shares", "multivariate.moments",
     "multivariate.covariance", "multivariate.error_by_bucket", "segments.segment_counts",
+    "domain_classifier.sampled_rows",
 }
 
 

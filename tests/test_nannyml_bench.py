@@ -22,6 +22,7 @@ def test_bench_script_runs_at_tiny_size(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads(out.read_text())
     assert data["max_abs_diff"] < 1e-9 and data["alerts_equal"] and data["calibration_equal"]
+    assert data["classifier_max_abs_diff"] < 1e-9 and "at most 2,000 rows per day" in data["classifier_sample"]
     for key in ("name", "rows", "vigil_seconds", "reference", "reference_seconds", "speedup", "peak_rss_mb"):
         assert key in data
     assert "speedup" in proc.stdout

@@ -56,6 +56,14 @@ class Source:
         return self.rebuild(keep)
 
 
+@dataclass(frozen=True)
+class RowFilter:
+    """A condition on the log table's rows (alias ``t``), e.g. one segment: SQL and its parameters."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+
 def reference_table(model: str, version: str) -> str:
     """Name of the materialised training-data table of ``model`` version ``version``."""
     return f"ref_{sql_identifier(model)}__v{re.sub(r'[^A-Za-z0-9_]', '_', version)}"
@@ -123,8 +131,10 @@ def table_source(model: str, version: str, columns: tuple[str, ...], label: str)
 
 
 def window_source(schema: LogSchema, start: datetime, end: datetime, columns: tuple[str, ...],
-                  version: str | None = None, bucket: str | None = None, label: str = "") -> Source:
-    """Rows of the model's logs in ``[start, end)`` (optionally one model version) as a :class:`Source`.
+                  version: str | None = None, bucket: str | None = None, label: str = "",
+                  rows: RowFilter | None = None) -> Source:
+    """Rows of the model's logs in ``[start, end)`` (optionally one model version, and only the ``rows``
+    the filter keeps) as a :class:`Source`.
 
     ``label`` joins the latest ground truth of each prediction (``current_labels``); rows without a label
     carry NULL there and are dropped like any missing value. ``bucket`` adds a ``bucket`` column
@@ -147,9 +157,12 @@ def window_source(schema: LogSchema, start: datetime, end: datetime, columns: tu
     if version is not None:
         where += " AND t.model_version = ?"
         params.append(version)
+    if rows is not None:
+        where += f" AND ({rows.sql})"
+        params += rows.params
     sql = f"SELECT {', '.join(exprs) or '1 AS one'} FROM {schema.table} t{join} WHERE {where}"
     return Source(sql=sql, params=tuple(params), columns=columns, label=label,
-                  rebuild=lambda keep: window_source(schema, start, end, keep, version, bucket, label))
+                  rebuild=lambda keep: window_source(schema, start, end, keep, version, bucket, label, rows))
 
 
 @engine_function

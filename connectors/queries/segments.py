@@ -16,11 +16,25 @@ import duckdb
 import pandas as pd
 
 from connectors.engines.base import duckdb_function
+from connectors.queries.reference import RowFilter
 from connectors.schema import LogSchema, nan_as_null, quote
+
+MISSING = "(missing)"
 
 
 def _literal(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
+
+
+def _key(column: str) -> str:
+    """A segment column's value as the segment's key (NULL read as '(missing)')."""
+    return f"coalesce(CAST(t.{quote(column)} AS VARCHAR), {_literal(MISSING)})"
+
+
+def segment_filter(columns: Sequence[str], values: Sequence[str]) -> RowFilter:
+    """The rows of one segment (the values :func:`segment_counts` reports for ``columns``), for other
+    queries over the same log table (drift within the segment)."""
+    return RowFilter(" AND ".join(f"{_key(c)} = ?" for c in columns), tuple(str(v) for v in values))
 
 
 @duckdb_function
@@ -31,7 +45,7 @@ def segment_counts(con: duckdb.DuckDBPyConnection, schema: LogSchema, columns: S
     arms = " ".join(f"WHEN {_literal(c)} THEN {col}" for c, col in proba.items())
     conf = f"coalesce(CASE t.prediction {arms} ELSE NULL END, {nan_as_null('t.score')})"
     ok = "t.status = 'ok' AND t.prediction IS NOT NULL"
-    keys = ", ".join(f"coalesce(CAST(t.{quote(c)} AS VARCHAR), '(missing)') AS s{i}" for i, c in enumerate(columns))
+    keys = ", ".join(f"{_key(c)} AS s{i}" for i, c in enumerate(columns))
     fav = f"count(*) FILTER (WHERE {ok} AND t.prediction = {_literal(favourable)})" if favourable else "0"
     where = "t.ts >= ? AND t.ts < ?"
     params: list[Any] = [start, end]
@@ -55,4 +69,4 @@ def segment_counts(con: duckdb.DuckDBPyConnection, schema: LogSchema, columns: S
     return df
 
 
-__all__: Sequence[str] = ("segment_counts",)
+__all__: Sequence[str] = ("MISSING", "segment_counts", "segment_filter")

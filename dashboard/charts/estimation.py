@@ -1,6 +1,7 @@
-"""Plot builders for estimated performance (CBPE bands), multivariate drift and segment contributions.
+"""Plot builders for estimated performance (CBPE bands), multivariate drift and segment metrics.
 
-They take the frames :mod:`dashboard.monitoring.estimation`, ``.multivariate`` and ``.segments`` return
+They take the frames :mod:`dashboard.monitoring.estimation`, ``.multivariate``, ``.domain_classifier`` and
+``.segments`` return
 and give plotly figures; segment names come from logged values, so they pass through ``plot_text``.
 """
 
@@ -68,6 +69,30 @@ def reconstruction_figure(buckets: pd.DataFrame, lower: float | None, upper: flo
     return fig
 
 
+def classifier_figure(buckets: pd.DataFrame, lower: float, upper: float, *, window: Window | None = None,
+                      bucket: str = "day") -> go.Figure:
+    """Domain-classifier ROC AUC per bucket, NannyML's constant thresholds and the alerting buckets (a bucket
+    inside the reference is drawn hollow: it is compared with the rest of the reference)."""
+    b = buckets.sort_values("bucket")
+    fig = go.Figure()
+    fig.add_scatter(x=b["bucket"], y=b["value"], name="ROC AUC (5-fold cross-validated)", mode="lines+markers",
+                    line={"color": palette.ESTIMATE}, connectgaps=False, **bucket_trace(bucket))
+    inside = b[b["period"] == "reference"]
+    if len(inside):
+        fig.add_scatter(x=inside["bucket"], y=inside["value"], name="inside the reference", mode="markers",
+                        marker={"color": "white", "line": {"color": palette.ESTIMATE, "width": 2}, "size": 9},
+                        **bucket_trace(bucket))
+    hit = b[b["alert"].astype(bool)]
+    if len(hit):
+        fig.add_scatter(x=hit["bucket"], y=hit["value"], name="alert", mode="markers",
+                        marker={"color": palette.BAD, "size": 11, "symbol": "x"}, **bucket_trace(bucket))
+    _thresholds(fig, lower, upper)
+    fig.update_yaxes(title_text="domain classifier ROC AUC")
+    fig.update_layout(xaxis=bucket_axis(b["bucket"], bucket, window), legend={"orientation": "h", "y": 1.15},
+                      margin=_MARGIN, height=340)
+    return fig
+
+
 def contribution_figure(ranking: pd.DataFrame, top: int = 10) -> go.Figure:
     """Each segment's contribution to the change in points, split into mix and performance."""
     r = ranking.head(top).iloc[::-1]
@@ -79,4 +104,20 @@ def contribution_figure(ranking: pd.DataFrame, top: int = 10) -> go.Figure:
     fig.update_layout(barmode="relative", xaxis_title="contribution to the change (points)",
                       legend={"orientation": "h", "y": 1.15}, margin={**_MARGIN, "l": 10},
                       height=120 + 28 * len(r))
+    return fig
+
+
+def segment_drift_figure(ranking: pd.DataFrame, threshold: float, top: int = 10) -> go.Figure:
+    """Each segment's drift share (drifted / judged features), highest first, and the dataset-drift share."""
+    r = ranking[ranking["drift_share"].notna()].head(top).iloc[::-1]
+    names = [plot_text(s) for s in r["segment"]]
+    colours = [palette.BAD if v >= threshold else palette.ESTIMATE for v in r["drift_share"]]
+    fig = go.Figure()
+    fig.add_bar(y=names, x=r["drift_share"], orientation="h", marker_color=colours, name="drift share",
+                customdata=list(zip(r["n_drifted"], r["n_judged"], strict=True)),
+                hovertemplate="%{y}: %{x:.2f} (%{customdata[0]} of %{customdata[1]} features)<extra></extra>")
+    fig.add_vline(x=threshold, line={"dash": "dash", "color": palette.THRESHOLD},
+                  annotation_text=f"dataset drift at {threshold:g}", annotation_position="top")
+    fig.update_layout(xaxis={"title": "share of features drifting within the segment", "range": [0, 1]},
+                      margin={**_MARGIN, "l": 10}, height=120 + 28 * len(r), showlegend=False)
     return fig

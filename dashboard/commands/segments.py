@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import click
 
 from dashboard.charts.text import clip
 from dashboard.commands.common import analysis_window, echo_json, get_context
+from dashboard.monitoring.segment_drift import (
+    DRIFT_SHARE,
+    SegmentDrift,
+    compute_segment_drift,
+    rank_columns_by_drift,
+)
 from dashboard.monitoring.segments import (
     METRICS,
     MIN_ROWS,
@@ -25,10 +34,12 @@ def _pts(x: object) -> str:
 @click.option("--to", "after_text", required=True, help="The 'after' window: FROM..TO or a relative window.")
 @click.option("--column", "-c", "columns", multiple=True,
               help="Segment column (twice for a pair); default: rank every categorical column.")
-@click.option("--metric", type=click.Choice(list(METRICS)), default="accuracy", show_default=True,
-              help="The metric whose change is decomposed.")
+@click.option("--metric", type=click.Choice([*METRICS, DRIFT_SHARE]), default="accuracy", show_default=True,
+              help="The metric whose change is decomposed; drift_share: the share of features drifting within "
+                   "each segment from --from (the reference) to --to, segments ranked by it.")
 @click.option("--min-rows", type=int, default=MIN_ROWS, show_default=True,
-              help="Segments with fewer rows (in both windows) are pooled as '(small segments)'.")
+              help="Segments with fewer rows (in both windows; drift_share: in either) are pooled as "
+                   "'(small segments)'.")
 @click.option("--version", default=None, help="Only this model version.")
 @click.option("--top", type=int, default=5, show_default=True, help="Segments shown per column.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -36,10 +47,16 @@ def _pts(x: object) -> str:
 def command(ctx: click.Context, model: str, before_text: str, after_text: str, columns: tuple[str, ...],
             metric: str, min_rows: int, version: str | None, top: int, as_json: bool) -> None:
     """Which segments explain the change of METRIC between two windows: each segment's contribution
-    (mix: its share changed; performance: its own metric changed), adding up to the overall change."""
+    (mix: its share changed; performance: its own metric changed), adding up to the overall change.
+    With --metric drift_share: the share of features drifting within each segment, highest first."""
     context = get_context(ctx)
     before = analysis_window(context, model, before_text, version)
     after = analysis_window(context, model, after_text, version)
+    if metric == DRIFT_SHARE:
+        drifts = ([compute_segment_drift(context, model, before, after, tuple(columns), min_rows, version)]
+                  if columns else rank_columns_by_drift(context, model, before, after, min_rows, version))
+        _print_drift(model, before.label, after.label, drifts, top, as_json)
+        return
     if columns:
         changes: list[SegmentChange] = [compute_segment_change(context, model, before, after, tuple(columns),
                                                                metric, min_rows, version)]
@@ -55,3 +72,27 @@ def command(ctx: click.Context, model: str, before_text: str, after_text: str, c
         for r in c.ranking.head(top).to_dict(orient="records"):
             click.echo(f"    {clip(str(r['segment'])):<40} {_pts(r['contribution']):>7} = {_pts(r['mix']):>7} "
                        f"+ {_pts(r['performance']):>7}   rows {r['n_before']} -> {r['n_after']}")
+
+
+def _share(r: Mapping[Any, Any]) -> str:
+    share = r["drift_share"]
+    if share is None or share != share:
+        return "n/a"
+    return f"{float(share):.2f} ({r['n_drifted']}/{r['n_judged']})"
+
+
+def _print_drift(model: str, before: str, after: str, drifts: list[SegmentDrift], top: int, as_json: bool) -> None:
+    """Per column, its segments by drift share: drifted / judged features, rows, the drifted features."""
+    if as_json:
+        echo_json({"changes": [{**d.summary(), "ranking": d.ranking} for d in drifts]})
+        return
+    click.echo(f"{model}: drift share per segment, before {before} (reference) vs after {after} (current)")
+    click.echo(f"  {clip(drifts[0].headline())}")
+    for d in drifts:
+        click.echo(f"  by {' x '.join(d.columns)}:  (drift share = drifted / judged features; dataset drift at "
+                   f">= {d.drift_share_threshold:g})")
+        for r in d.ranking.head(top).to_dict(orient="records"):
+            flag = "  DRIFT" if r["dataset_drift"] is True else ""
+            detail = clip(str(r["drifted"]) or str(r["note"]))
+            click.echo(f"    {clip(str(r['segment'])):<40} {_share(r):>12}{flag:<8} rows {r['n_before']} -> "
+                       f"{r['n_after']}   {detail}")

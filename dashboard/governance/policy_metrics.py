@@ -298,6 +298,41 @@ def multivariate_alert_share(ev: EvalInput, spec: PolicySpec) -> list[Measuremen
                         f"thresholds" + (f", first {s['first_alert']}" if s["first_alert"] else ""))]
 
 
+def _classifier(ev: EvalInput, spec: PolicySpec) -> Any:
+    from dashboard.monitoring.domain_classifier import MAX_BUCKET_ROWS, MAX_REFERENCE_ROWS, compute_classifier
+
+    ref = _window_param(ev, spec, "reference")
+    bucket = str(spec.params.get("bucket", "day"))
+    try:
+        max_rows = int(spec.params.get("max_rows", MAX_BUCKET_ROWS))
+        max_ref = int(spec.params.get("max_reference_rows", MAX_REFERENCE_ROWS))
+    except (TypeError, ValueError):
+        raise VigilError(f"policy {spec.name}: max_rows and max_reference_rows are numbers of rows") from None
+    return ev.cached(("domain_classifier", ev.window, ev.version, ref, bucket, max_rows, max_ref),
+                     lambda: compute_classifier(ev.ctx, ev.model, ev.window, reference=ref, bucket=bucket,
+                                                version=ev.version, max_rows=max_rows, max_reference_rows=max_ref))
+
+
+def domain_classifier_auroc(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+    """The highest domain-classifier ROC AUC of the window's buckets (the subject names that bucket)."""
+    r = _classifier(ev, spec)
+    s = r.summary()
+    rows = int(r.buckets["n_sampled"].sum())
+    if s["max_auroc"] is None:
+        return [Measurement(None, rows, "no bucket had enough rows for the domain classifier; " + r.sample_note)]
+    return [Measurement(_f(s["max_auroc"]), rows, f"highest of {s['scored_buckets']} {r.bucket}s' ROC AUC; "
+                        f"reference {r.reference.label}; {r.sample_note}", subject=str(s["max_auroc_bucket"])[:16])]
+
+
+def domain_classifier_alert_share(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+    r = _classifier(ev, spec)
+    s = r.summary()
+    return [Measurement(_f(s["alert_share"]), int(r.buckets["n_sampled"].sum()),
+                        f"{s['alerting_buckets']} of {s['scored_buckets']} {r.bucket}s outside the domain classifier's "
+                        f"ROC AUC thresholds {r.lower_threshold}..{r.upper_threshold}"
+                        + (f", first {s['first_alert']}" if s["first_alert"] else "") + f"; {r.sample_note}")]
+
+
 def segment_contribution(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
     """The largest contribution of one segment of ``column`` to the change of ``segment_metric`` (default
     accuracy) from the preceding window of the same length (or ``before``) to the policy's window."""
@@ -595,6 +630,10 @@ def providers() -> dict[str, tuple[Provider, str, str, str]]:
                                  PROD),
         "multivariate_alert_share": (multivariate_alert_share, "share of buckets outside the reconstruction-error "
                                      "thresholds", "data", PROD),
+        "domain_classifier_auroc": (domain_classifier_auroc, "highest domain-classifier ROC AUC of the window's "
+                                    "buckets (multivariate drift, on a bounded sample)", "data", PROD),
+        "domain_classifier_alert_share": (domain_classifier_alert_share, "share of buckets outside the domain "
+                                          "classifier's ROC AUC thresholds (0.45..0.65)", "data", PROD),
         "segment_contribution": (segment_contribution, "largest contribution of one segment to a metric's change "
                                  "from the preceding window", "data", PROD),
         "ingest_rejects": (ingest_rejects, "files rejected at ingestion", "wall", PROD),

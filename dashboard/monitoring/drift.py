@@ -185,16 +185,22 @@ class _Plan:
 # ----------------------------------------------------------------------------- public API
 
 def compute_drift(ctx: Context, model: str, current: Window, reference: Window | str = "training",
-                  version: str | None = None) -> DriftResult:
+                  version: str | None = None, rows: refq.RowFilter | None = None,
+                  columns: tuple[str, ...] | None = None) -> DriftResult:
     """Drift of ``model``'s features, prediction and (where labelled) label between ``reference``
     ("training" = the champion's training data, "config" = the model's configured reference, a
     ``Window`` or "FROM..TO") and the ``current`` window; ``version`` restricts the logs to one model
-    version (and, with a training reference, uses that version's training data)."""
+    version (and, with a training reference, uses that version's training data).
+
+    ``rows`` keeps only the log rows the filter keeps, on both sides (one segment: the reference must
+    then be a window of the logs); ``columns`` tests only those drift columns."""
     cfg = ctx.model(model)
     ref_label, plan_ref = _reference(ctx, cfg, reference, version)
+    if rows is not None and plan_ref.window is None:
+        raise VigilError("drift within a segment compares two windows of the logs, not the training data")
     _ensure_reference(ctx, cfg, plan_ref)
     with ctx.connect(model) as con:
-        plan = _plan(ctx, con, cfg, plan_ref, current, version, bucket=None)
+        plan = _plan(ctx, con, cfg, plan_ref, current, version, bucket=None, rows=rows, only=columns)
         n_cur = q.row_count(con, plan.cur.narrow(()))
         if n_cur == 0:
             raise VigilError(f"the current window {current.label} has no logged predictions for '{model}'"
@@ -333,7 +339,8 @@ def _all_types(ctx: Context, cfg: ModelConfig, con: duckdb.DuckDBPyConnection | 
 
 
 def _plan(ctx: Context, con: duckdb.DuckDBPyConnection, cfg: ModelConfig, spec: _RefSpec, current: Window,
-          version: str | None, bucket: str | None) -> _Plan:
+          version: str | None, bucket: str | None, rows: refq.RowFilter | None = None,
+          only: tuple[str, ...] | None = None) -> _Plan:
     schema = ctx.schema(cfg.name)
     have = set(refq.log_columns(con, schema))
     if not have:
@@ -341,6 +348,8 @@ def _plan(ctx: Context, con: duckdb.DuckDBPyConnection, cfg: ModelConfig, spec: 
                          "<files>` (or `vigil demo`) first")
     labels = refq.has_labels(con, cfg.name)
     types = _all_types(ctx, cfg, con, labels)
+    if only is not None:
+        types = {c: t for c, t in types.items() if c in only}
     missing: dict[str, str] = {}
     for c in list(types):
         if c != LABEL_COLUMN and c not in have:
@@ -348,7 +357,7 @@ def _plan(ctx: Context, con: duckdb.DuckDBPyConnection, cfg: ModelConfig, spec: 
     if spec.window is not None:
         ref_cols = tuple(c for c in types if c not in missing)
         ref = refq.window_source(schema, spec.window.start, spec.window.end, ref_cols, version,
-                                 label=f"window {spec.window.label}")
+                                 label=f"window {spec.window.label}", rows=rows)
         n_ref = q.row_count(con, ref.narrow(()))
         if n_ref == 0:
             raise VigilError(f"the reference window {spec.window.label} has no logged predictions for "
@@ -373,7 +382,7 @@ def _plan(ctx: Context, con: duckdb.DuckDBPyConnection, cfg: ModelConfig, spec: 
             raise VigilError(f"the training data of '{cfg.name}' version {spec.training_version} has no rows")
     cols = tuple(c for c in types if c not in missing)
     cur = refq.window_source(schema, current.start, current.end, cols, version, bucket=bucket,
-                             label=f"window {current.label}")
+                             label=f"window {current.label}", rows=rows)
     return _Plan(ref=ref, cur=cur, types={c: types[c] for c in cols}, missing=missing, n_ref_rows=n_ref)
 
 

@@ -13,6 +13,9 @@ there), and the contributions add up to the overall change ΔM. Segments are ran
 
 Segments with fewer than ``min_rows`` rows (in both windows) are shown pooled as "(small segments)",
 so the sum still holds but no tiny segment tops the ranking by noise.
+
+The drift share per segment, which is not a weighted mean of segment values and so has no such
+decomposition, is :mod:`dashboard.monitoring.segment_drift`.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from connectors.windows import Window
 from dashboard.context import Context
 from dashboard.errors import VigilError
 
-__all__ = ["METRICS", "MIN_ROWS", "SMALL", "SegmentChange", "compute_segment_change", "segment_columns",
-           "segment_metrics"]
+__all__ = ["METRICS", "MIN_ROWS", "SMALL", "SegmentChange", "check_columns", "compute_segment_change",
+           "segment_columns", "segment_metrics"]
 
 #: metric -> (numerator count, denominator count): the metric is num / den, its weight den / Σ den.
 METRICS: dict[str, tuple[str, str]] = {
@@ -48,7 +51,8 @@ def segment_columns(ctx: Context, model: str) -> list[str]:
     return [c for c, t in schema.columns.items() if t == "categorical"]
 
 
-def _check_columns(ctx: Context, model: str, columns: tuple[str, ...]) -> None:
+def check_columns(ctx: Context, model: str, columns: tuple[str, ...]) -> None:
+    """One or two categorical columns of the model, else a message naming the choices."""
     allowed = segment_columns(ctx, model)
     if not 1 <= len(columns) <= 2:
         raise VigilError("segment by one column or a pair of columns (--column A [--column B])")
@@ -174,7 +178,7 @@ def compute_segment_change(ctx: Context, model: str, before: Window, after: Wind
     contribution to the change of ``metric``."""
     if metric not in METRICS:
         raise VigilError(f"segment metric '{metric}' is not one of {', '.join(METRICS)}")
-    _check_columns(ctx, model, columns)
+    check_columns(ctx, model, columns)
     cfg = ctx.model(model)
     schema = ctx.schema(model)
     with ctx.connect(model) as con:
