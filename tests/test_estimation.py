@@ -159,3 +159,28 @@ def test_cli_estimate(ctx, store, schema, logs_factory, write_file, monkeypatch,
                          "--reference", "2025-01-01..2025-01-02"])
     captured = capsys.readouterr()
     assert code == 2 and "Traceback" not in captured.err and "--reference" in captured.err
+
+
+def test_the_reference_fit_is_kept_until_the_data_changes(ctx, store, schema, logs_factory, write_file,
+                                                          monkeypatch):
+    from dashboard.monitoring import estimation
+
+    df, truth = scenario(logs_factory, 8, 2.0, 0.3)  # overconfident: the isotonic calibration applies
+    load(store, schema, write_file, df, truth, 8)
+    fits = []
+    original = estimation.fit_calibration
+    monkeypatch.setattr(estimation, "fit_calibration", lambda *a, **k: fits.append(1) or original(*a, **k))
+    first = compute_estimation(ctx, "credit-risk", CURRENT, reference=REFERENCE)
+    again = compute_estimation(ctx, "credit-risk", CURRENT, reference=REFERENCE)
+    assert len(fits) == 1 and first.calibration.applied and again.calibration.applied
+    pd.testing.assert_frame_equal(first.calibration.knots, again.calibration.knots)
+    pd.testing.assert_frame_equal(first.buckets, again.buckets)
+    pd.testing.assert_frame_equal(first.overall, again.overall)
+    assert again.n_reference == first.n_reference == 7 * ROWS_PER_DAY
+    compute_estimation(ctx, "credit-risk", CURRENT, reference=REFERENCE, calibration="never")
+    assert len(fits) == 2  # another calibration mode is another fit
+    more = logs_factory(50, seed=99, id_prefix="more-")
+    more["ts"] = pd.Timestamp("2026-01-03 12:00", tz="UTC")
+    store.ingest([write_file(more, "more.parquet")], schema)
+    assert compute_estimation(ctx, "credit-risk", CURRENT, reference=REFERENCE).n_reference == 7 * ROWS_PER_DAY
+    assert len(fits) == 3  # new logs in the reference: fitted again (the new rows carry no label)

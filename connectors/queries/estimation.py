@@ -62,7 +62,9 @@ def score_counts(con: duckdb.DuckDBPyConnection, schema: LogSchema, positive: st
                  end: datetime, version: str | None = None) -> tuple[int, int]:
     """Successful predictions of the window and how many of them carry no usable probability."""
     rel, params = qq.relation(schema, positive, start, end, version)
-    row = con.execute(f"SELECT count(*), count(*) FILTER (WHERE p_pos IS NULL) FROM {rel}", params).fetchone()
+    # fetchall: a result left half-read (fetchone) makes the connection refuse register() until it is done
+    row = next(iter(con.execute(f"SELECT count(*), count(*) FILTER (WHERE p_pos IS NULL) FROM {rel}",
+                                params).fetchall()), None)
     assert row is not None
     return int(row[0]), int(row[1])
 

@@ -30,14 +30,20 @@ Heavy work runs in the engine (:mod:`connectors.queries.estimation`); Python hol
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
+from connectors import kept_results
+from connectors.logstore import LogStoreError
 from connectors.queries import estimation as q
 from connectors.windows import Window
 from dashboard.context import Context
@@ -313,6 +319,7 @@ def compute_estimation(ctx: Context, model: str, window: Window, reference: Wind
     pos = cfg.classes[1]
     ref_window = reference or default_reference(ctx, model)
     schema = ctx.schema(model)
+    data_version, key, kept = _kept_fit(ctx, model, ref_window, version, bucket, calibration)
     with ctx.connect(model) as con:
         ctx.store.ensure_model(schema, con)
         n_all, n_no_score = q.score_counts(con, schema, pos, window.start, window.end, version)
@@ -320,21 +327,17 @@ def compute_estimation(ctx: Context, model: str, window: Window, reference: Wind
             from dashboard.monitoring.quality import _span_message
 
             raise VigilError(_span_message(ctx, model, window, version))
-        ref_rel, ref_params = q.scored_relation(schema, pos, ref_window.start, ref_window.end, version, bucket)
-        ref = q.reference_rows(con, ref_rel, ref_params)
-        _check_reference(ref, model, ref_window)
-        y_t, y_p, u = (ref["yt"].to_numpy(int), ref["yp"].to_numpy(int), ref["u"].to_numpy(float))
-        cal = fit_calibration(y_t, u, calibration)
-        comps = sampling_components(y_t, y_p, u)
-        ref_real = q.realised_counts(con, ref_rel, ref_params)
-        per_ref = [realised_metrics(r) for r in ref_real.to_dict(orient="records")]
-        limits = {m: thresholds([r[m] for r in per_ref]) for m in METRICS}
+        fit = kept or _fit_reference(con, schema, pos, model, ref_window, version, bucket, calibration)
+        cal, comps, limits = fit.calibration, fit.components, fit.limits
         rel_b, params_b = q.scored_relation(schema, pos, window.start, window.end, version, bucket)
         rel_o, params_o = q.scored_relation(schema, pos, window.start, window.end, version, None)
         sums_b = q.estimated_sums(con, rel_b, params_b, cal.knots)
         sums_o = q.estimated_sums(con, rel_o, params_o, cal.knots)
         real_b = q.realised_counts(con, rel_b, params_b)
         real_o = q.realised_counts(con, rel_o, params_o)
+    if kept is None:
+        with suppress(LogStoreError, duckdb.Error):  # a busy store: fitted again next time
+            kept_results.save(ctx.store, model, data_version, {key: fit.to_json()})
     if sums_o.empty or int(sums_o["n"].sum()) == 0:
         raise VigilError(f"none of the {n_all} predictions of {model} in {window.label} carries a score; log the "
                          "positive class's probability (proba_<class>) or the predicted class's `score`")
@@ -346,8 +349,62 @@ def compute_estimation(ctx: Context, model: str, window: Window, reference: Wind
     n_lab = int(real_o["n_labelled"].sum()) if len(real_o) else 0
     return EstimationReport(model=model, window=window, reference=ref_window, version=version, bucket=bucket,
                             positive_class=pos, n_rows=int(sums_o["n"].sum()), n_labelled=n_lab,
-                            n_reference=len(ref), rows_without_score=n_no_score, calibration=cal,
+                            n_reference=fit.n_reference, rows_without_score=n_no_score, calibration=cal,
                             overall=overall, buckets=per_bucket, notes=tuple(notes))
+
+
+@dataclass(frozen=True)
+class ReferenceFit:
+    """What CBPE learns on the reference: the calibration, the sampling-error components and the
+    thresholds of every metric (from the reference buckets' realised values)."""
+
+    calibration: Calibration
+    components: dict[str, tuple[float, float]]
+    limits: dict[str, tuple[float | None, float | None]]
+    n_reference: int
+
+    def to_json(self) -> dict[str, Any]:
+        knots = self.calibration.knots
+        return {"applied": self.calibration.applied, "mode": self.calibration.mode,
+                "knots": None if knots is None else {"x": knots["x"].tolist(), "y": knots["y"].tolist()},
+                "components": self.components, "limits": self.limits, "n_reference": self.n_reference}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ReferenceFit:
+        knots = None if d["knots"] is None else pd.DataFrame({"x": d["knots"]["x"], "y": d["knots"]["y"]},
+                                                             dtype=float)
+        return cls(Calibration(bool(d["applied"]), str(d["mode"]), knots),
+                   {k: (v[0], v[1]) for k, v in d["components"].items()},
+                   {k: (v[0], v[1]) for k, v in d["limits"].items()}, int(d["n_reference"]))
+
+
+def _kept_fit(ctx: Context, model: str, ref_window: Window, version: str | None, bucket: str,
+              calibration: str) -> tuple[str, str, ReferenceFit | None]:
+    """(data version, key, the kept fit or None). The reference's fit is kept under the model's data
+    version (:mod:`connectors.kept_results`): it pulls up to 2M labelled rows and runs NannyML's
+    calibration test (10 isotonic fits), seconds on every page visit, for a result that only changes
+    with the data or the configuration."""
+    data_version = ctx.data_version(model)
+    digest = hashlib.sha256(json.dumps([repr(ctx.model(model)), ref_window.start.isoformat(),
+                                        ref_window.end.isoformat(), version, bucket, calibration]).encode())
+    key = f"cbpe-reference:{kept_results.code_version()}:{digest.hexdigest()}"
+    kept = kept_results.load(ctx.store, model, data_version, [key]).get(key)
+    if kept is not None:
+        with suppress(KeyError, TypeError, ValueError):  # another shape: fit again
+            return data_version, key, ReferenceFit.from_json(kept)
+    return data_version, key, None
+
+
+def _fit_reference(con: Any, schema: Any, pos: str, model: str, ref_window: Window, version: str | None,
+                   bucket: str, calibration: str) -> ReferenceFit:
+    ref_rel, ref_params = q.scored_relation(schema, pos, ref_window.start, ref_window.end, version, bucket)
+    ref = q.reference_rows(con, ref_rel, ref_params)
+    _check_reference(ref, model, ref_window)
+    y_t, y_p, u = (ref["yt"].to_numpy(int), ref["yp"].to_numpy(int), ref["u"].to_numpy(float))
+    ref_real = q.realised_counts(con, ref_rel, ref_params)
+    per_ref = [realised_metrics(r) for r in ref_real.to_dict(orient="records")]
+    return ReferenceFit(fit_calibration(y_t, u, calibration), sampling_components(y_t, y_p, u),
+                        {m: thresholds([r[m] for r in per_ref]) for m in METRICS}, len(ref))
 
 
 def _check_reference(ref: pd.DataFrame, model: str, window: Window) -> None:
