@@ -9,11 +9,11 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from connectors.logstore import LogStore
 from connectors.registry import Registry
 from dashboard.cli import cli
 from dashboard.demo.population import FEATURES, training_frame
@@ -26,11 +26,9 @@ SMALL = 3_000
 
 
 def q(folder: Path, sql: str, params: list[object] | None = None) -> pd.DataFrame:
-    con = duckdb.connect(str(folder / "vigil.duckdb"), read_only=True)
-    try:
-        return con.execute(sql, params or []).df()
-    finally:
-        con.close()
+    """Read the workspace's store the way every Vigil process does: through its owner when one lives
+    (the app under test owns the shared demo workspace and writes kept results there)."""
+    return LogStore(folder / "vigil.duckdb").query_df(sql, params)
 
 
 def one(folder: Path, sql: str, params: list[object] | None = None) -> float:

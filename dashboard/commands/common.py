@@ -16,7 +16,9 @@ from typing import Any
 import click
 
 from connectors.windows import RELATIVE_WINDOW, Window, WindowError, parse_window
+from dashboard import progress
 from dashboard.access.roles import Actor
+from dashboard.commands.progress_line import TerminalLine
 from dashboard.context import Context, load_context
 from dashboard.errors import USER_ERRORS, VigilError
 
@@ -107,7 +109,13 @@ def echo_json(obj: Any) -> None:
 
 
 def run_cli(group: click.Group, argv: Sequence[str] | None) -> int:
-    """Run the group; user-caused errors print one message and exit 2."""
+    """Run the group; user-caused errors print one message and exit 2. On a terminal, stderr shows the
+    step in progress (:mod:`dashboard.commands.progress_line`)."""
+    with progress.reporting(TerminalLine.for_stderr()):
+        return _run(group, argv)
+
+
+def _run(group: click.Group, argv: Sequence[str] | None) -> int:
     try:
         # Without standalone mode, click returns ctx.exit(code) codes instead of raising them.
         code = group.main(args=list(argv) if argv is not None else None, prog_name="vigil", standalone_mode=False)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dashboard import progress
 from dashboard.access.roles import Actor, require
 from dashboard.audit import anchor, checkpoints
 from dashboard.audit import trail as audit
@@ -58,6 +59,7 @@ def _jsonl(rows: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
 
 
+@progress.step("building the evidence pack")
 def build_pack(ctx: Context, actor: Actor | None, model: str, version: str | None = None,
                window: str | None = None, include_pdf: bool = True) -> tuple[bytes, str]:
     """The pack's bytes and its digest (``evidence.export``; the export is audited with the digest).

@@ -35,6 +35,7 @@ import pandas as pd
 from connectors.logstore import LogStoreError
 from connectors.queries.operations import time_range
 from connectors.windows import Window, WindowError, parse_window
+from dashboard import progress
 from dashboard.context import Context
 from dashboard.errors import VigilError
 from dashboard.governance import kept_measurements
@@ -430,7 +431,8 @@ def evaluate(ctx: Context, model: str, version: str | None = None, window: str |
             if key is not None and key in kept:
                 measurements = kept[key]
             else:
-                measurements = entry[0](ev, spec)
+                with progress.step(f"policy {spec.name}"):
+                    measurements = entry[0](ev, spec)
                 if key is not None:
                     measured[key] = measurements
         except Exception as exc:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from dashboard import progress
 from dashboard.access.roles import Actor, require
 from dashboard.audit import anchor
 from dashboard.audit import trail as audit
@@ -194,6 +195,7 @@ def _fig(fig: Any, include_js: bool, caption: str) -> str:
     return f"<figure class='chart'>{plot}<figcaption>{_e(caption)}</figcaption></figure>"
 
 
+@progress.step("building the compliance report")
 def build_report(ctx: Context, actor: Actor | None, model: str, version: str | None = None, window: str | None = None,
                  evaluation: Evaluation | None = None) -> str:
     """The report as an HTML string (``report.export``; the export is recorded in the audit trail).

@@ -32,6 +32,7 @@ from connectors.queries import reference as refq
 from connectors.queries.reference import Source
 from connectors.schema import quote
 from connectors.windows import Window
+from dashboard import progress
 from dashboard.context import Context
 from dashboard.errors import VigilError
 from dashboard.monitoring import expectations as ex
@@ -101,6 +102,7 @@ def _examples_text(examples: list[tuple[str, int]]) -> str:
 
 # ----------------------------------------------------------------------------------- public API
 
+@progress.step("data quality: missing, unseen, out-of-range values")
 def compute_data_quality(ctx: Context, model: str, window: Window, version: str | None = None,
                          reference: Window | str = "config", examples: bool = True) -> DataQualityResult:
     """Monitors and expectations of ``model`` on ``window`` (one version's logs when given)."""

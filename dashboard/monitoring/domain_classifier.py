@@ -57,6 +57,7 @@ from connectors.queries import domain_classifier as q
 from connectors.queries import reference as refq
 from connectors.queries.reference import Source
 from connectors.windows import Window
+from dashboard import progress
 from dashboard.context import Context
 from dashboard.errors import VigilError
 
@@ -196,6 +197,7 @@ def _value(X: pd.DataFrame, y: np.ndarray, numerical: list[str], categorical: li
     return classifier_auroc(X, y, numerical, categorical), ""
 
 
+@progress.step("multivariate drift: domain classifier per bucket")
 def compute_classifier(ctx: Context, model: str, window: Window, reference: Window | None = None,
                        bucket: str = "day", version: str | None = None, max_rows: int = MAX_BUCKET_ROWS,
                        max_reference_rows: int = MAX_REFERENCE_ROWS,

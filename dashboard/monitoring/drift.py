@@ -39,6 +39,7 @@ from connectors.queries import operations as opsq
 from connectors.queries import reference as refq
 from connectors.queries.reference import LABEL_COLUMN, PREDICTION_COLUMN, Source
 from connectors.windows import Window, parse_window
+from dashboard import progress
 from dashboard.context import Context
 from dashboard.errors import VigilError
 from dashboard.monitoring import drift_stats as ds
@@ -205,7 +206,8 @@ def compute_drift(ctx: Context, model: str, current: Window, reference: Window |
         if n_cur == 0:
             raise VigilError(f"the current window {current.label} has no logged predictions for '{model}'"
                              + (f" version {version}" if version else "") + "; " + _span_hint(ctx, con, model))
-        per_bucket = _evaluate(con, plan, cfg, bucketed=False)
+        with progress.step(f"drift: testing {len(plan.types)} columns in DuckDB"):
+            per_bucket = _evaluate(con, plan, cfg, bucketed=False)
     cols = per_bucket.get(_EPOCH, [])
     if not cols:
         cols = [_untested(c, t, plan, 0, "no values in the current window") for c, t in plan.types.items()]
@@ -230,7 +232,8 @@ def drift_over_time(ctx: Context, model: str, window: Window, bucket: str = "day
     _ensure_reference(ctx, cfg, plan_ref)
     with ctx.connect(model) as con:
         plan = _plan(ctx, con, cfg, plan_ref, window, version, bucket=bucket)
-        per_bucket = _evaluate(con, plan, cfg, bucketed=True)
+        with progress.step(f"drift per {bucket}: testing {len(plan.types)} columns in DuckDB"):
+            per_bucket = _evaluate(con, plan, cfg, bucketed=True)
     rows = [row for b, cols in sorted(per_bucket.items()) for row in _bucket_rows(b, cols, cfg.thresholds.drift_share)]
     return pd.DataFrame(rows, columns=[*_CELL_COLUMNS, *_BUCKET_COLUMNS])
 
@@ -305,7 +308,8 @@ def _reference(ctx: Context, cfg: ModelConfig, reference: Window | str,
         w = parse_window(reference)
         return f"window {w.label}", _RefSpec(window=w)
     alias = version or "champion"
-    info = ctx.registry.resolve(cfg.name, alias)
+    with progress.step(f"looking up {'version ' + alias if version else 'the champion'} in MLflow"):
+        info = ctx.registry.resolve(cfg.name, alias)
     label = f"training data of version {info.version}" + (" (champion)" if alias == "champion" else "")
 
     def load() -> pd.DataFrame:
@@ -322,7 +326,8 @@ def _ensure_reference(ctx: Context, cfg: ModelConfig, spec: _RefSpec) -> None:
     with ctx.connect(cfg.name) as con:
         if refq.materialised_columns(con, cfg.name, spec.training_version) is not None:
             return
-    frame = spec.frame_loader()
+    with progress.step(f"reading the training data of version {spec.training_version} from MLflow"):
+        frame = spec.frame_loader()
     types = _all_types(ctx, cfg, None, labels=True)
     with ctx.connect(cfg.name, exclusive=True) as con:
         if refq.materialised_columns(con, cfg.name, spec.training_version) is None:  # not stored meanwhile

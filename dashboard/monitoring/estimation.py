@@ -46,6 +46,7 @@ from connectors import kept_results
 from connectors.logstore import LogStoreError
 from connectors.queries import estimation as q
 from connectors.windows import Window
+from dashboard import progress
 from dashboard.context import Context
 from dashboard.errors import VigilError
 
@@ -304,6 +305,7 @@ def _rows(sums: pd.DataFrame, real: pd.DataFrame, comps: dict[str, tuple[float, 
     return pd.DataFrame(out, columns=cols)
 
 
+@progress.step("estimating performance (CBPE)")
 def compute_estimation(ctx: Context, model: str, window: Window, reference: Window | None = None,
                        bucket: str = "day", version: str | None = None,
                        calibration: str = "auto") -> EstimationReport:

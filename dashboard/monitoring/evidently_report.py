@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.windows import Window
+from dashboard import progress
 from dashboard.access.roles import Actor, require
 from dashboard.charts.offline import with_offline_policy
 from dashboard.context import Context
@@ -62,6 +63,7 @@ class EvidentlyReport:
                 f"{self.sample_current} of {self.n_current} current rows")
 
 
+@progress.step("building the Evidently report")
 def build_report(ctx: Context, model: str, current: Window, reference: Window | str = "training",
                  version: str | None = None, max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0,
                  progress: Callable[[str], None] | None = None) -> EvidentlyReport:

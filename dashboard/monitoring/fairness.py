@@ -22,6 +22,7 @@ import pandas as pd
 from connectors.queries import fairness as q
 from connectors.schema import quote
 from connectors.windows import Window
+from dashboard import progress
 from dashboard.context import Context
 from dashboard.errors import VigilError
 from dashboard.monitoring.fairness_metrics import (
@@ -260,6 +261,7 @@ def _privileged_for(attr: ProtectedAttribute, attribute: str | None,
 
 # ------------------------------------------------------------------------------------------ public API
 
+@progress.step("fairness: confusion counts per group")
 def compute_fairness(ctx: Context, model: str, window: Window, attribute: str | None = None,
                      version: str | None = None, privileged: Sequence[str] | None = None) -> FairnessReport:
     """Fairness metrics of ``model`` over ``window`` per protected attribute (or just ``attribute``).

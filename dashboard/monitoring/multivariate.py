@@ -39,6 +39,7 @@ from connectors.queries import reference as refq
 from connectors.queries.reference import Source
 from connectors.schema import quote
 from connectors.windows import Window
+from dashboard import progress
 from dashboard.context import Context
 from dashboard.errors import VigilError
 
@@ -199,6 +200,7 @@ def _rows(df: pd.DataFrame, lo: float | None, hi: float | None) -> pd.DataFrame:
     return out.drop(columns="std")
 
 
+@progress.step("multivariate drift: PCA reconstruction error")
 def compute_reconstruction(ctx: Context, model: str, window: Window, reference: Window | None = None,
                            bucket: str = "day", version: str | None = None) -> ReconstructionReport:
     """PCA reconstruction error of ``model``'s features per ``bucket`` of ``window``, fitted on

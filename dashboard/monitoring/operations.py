@@ -32,6 +32,7 @@ import pandas as pd
 
 from connectors.queries import operations as q
 from connectors.windows import Window
+from dashboard import progress
 from dashboard.context import Context
 from dashboard.errors import VigilError
 from dashboard.settings import ModelConfig
@@ -336,6 +337,7 @@ def _no_rows_message(ctx: Context, model: str, window: Window, version: str | No
             f"{first:%Y-%m-%d %H:%M}..{last:%Y-%m-%d %H:%M} UTC: choose a window inside that range")
 
 
+@progress.step("operations: latency, errors and throughput per bucket")
 def compute_operations(ctx: Context, model: str, window: Window, bucket: str = "hour",
                        version: str | None = None) -> OpsReport:
     """Latency, error rate, throughput and the latency SLO of ``model`` over ``window``.

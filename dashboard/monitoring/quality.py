@@ -30,6 +30,7 @@ import pandas as pd
 
 from connectors.queries import quality as q
 from connectors.windows import Window
+from dashboard import progress
 from dashboard.context import Context
 from dashboard.errors import VigilError
 
@@ -187,6 +188,7 @@ def _span_message(ctx: Context, model: str, window: Window, version: str | None)
             f"{first:%Y-%m-%d %H:%M}..{last:%Y-%m-%d %H:%M} UTC: choose a window inside that range")
 
 
+@progress.step("quality and calibration")
 def compute_quality(ctx: Context, model: str, window: Window, version: str | None = None,
                     bucket: str = "day") -> QualityReport:
     """Realised quality on labelled rows, CBPE estimates, label coverage and delay, and both per bucket.

@@ -23,6 +23,7 @@ import pandas as pd
 
 from connectors.queries import segments as q
 from connectors.windows import Window
+from dashboard import progress
 from dashboard.context import Context
 from dashboard.monitoring.drift import compute_drift
 from dashboard.monitoring.segments import MIN_ROWS, SMALL, check_columns, segment_columns
@@ -81,6 +82,7 @@ def _segments(counts: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     return out[["segment", "values", "n"]]
 
 
+@progress.step("segments: drift share per segment")
 def compute_segment_drift(ctx: Context, model: str, before: Window, after: Window, columns: tuple[str, ...],
                           min_rows: int = MIN_ROWS, version: str | None = None) -> SegmentDrift:
     """Drift share of ``model``'s features within each segment of ``columns``, ``before`` as the reference

@@ -28,6 +28,7 @@ import pandas as pd
 
 from connectors.queries import segments as q
 from connectors.windows import Window
+from dashboard import progress
 from dashboard.context import Context
 from dashboard.errors import VigilError
 
@@ -171,6 +172,7 @@ def decompose(before: pd.DataFrame, after: pd.DataFrame, metric: str) -> tuple[p
     return out, mb_all, ma_all
 
 
+@progress.step("segments: metric per segment in both windows")
 def compute_segment_change(ctx: Context, model: str, before: Window, after: Window,
                            columns: tuple[str, ...], metric: str = "accuracy", min_rows: int = MIN_ROWS,
                            version: str | None = None) -> SegmentChange:
