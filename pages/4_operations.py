@@ -8,7 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from connectors.windows import Window
-from dashboard.charts.estimation import contribution_figure, estimate_figure, segment_drift_figure
+from dashboard.charts.estimation import (
+    contribution_figure,
+    estimate_figure,
+    segment_drift_figure,
+    segment_fairness_figure,
+)
 from dashboard.charts.operations import (
     errors_throughput_figure,
     label_delay_figure,
@@ -28,6 +33,7 @@ from dashboard.monitoring.operations import (
 )
 from dashboard.monitoring.quality import CBPE_ASSUMPTIONS, QualityReport, compute_quality
 from dashboard.monitoring.segment_drift import DRIFT_SHARE, SegmentDrift, compute_segment_drift
+from dashboard.monitoring.segment_fairness import FAIRNESS_METRICS, SegmentFairness, compute_segment_fairness
 from dashboard.monitoring.segments import METRICS as SEGMENT_METRICS
 from dashboard.monitoring.segments import SegmentChange, compute_segment_change, segment_columns
 from dashboard.ui import state
@@ -83,6 +89,13 @@ def _segment_drift(model: str, data_version: str, start: datetime, split: dateti
                                  version=version)
 
 
+@st.cache_data(ttl=300, show_spinner="Computing fairness within each segment…")
+def _segment_fairness(model: str, data_version: str, start: datetime, split: datetime, end: datetime, column: str,
+                      metric: str, attribute: str, version: str | None) -> SegmentFairness:
+    return compute_segment_fairness(state.context(), model, Window(start, split), Window(split, end), (column,),
+                                    metric=metric, attribute=attribute, version=version)
+
+
 METRIC_LABELS = {"roc_auc": "ROC AUC", "f1": "F1", "precision": "precision", "recall": "recall",
                  "specificity": "specificity", "accuracy": "accuracy"}
 
@@ -113,9 +126,18 @@ def _render_segments(model: str, dv: str, start: datetime, end: datetime, versio
     if not columns or end - start < timedelta(days=2):
         st.info("Segments need a categorical column and a window of at least two days to compare.")
         return
+    attributes = list(ctx.model(model).protected_names) if ctx is not None else []
+    metrics = [*SEGMENT_METRICS, DRIFT_SHARE, *(FAIRNESS_METRICS if attributes else ())]
     c = st.columns(3)
+    metric = c[1].selectbox("Metric", metrics, key="ops_segment_metric",
+                            help="accuracy to selection rate: the change decomposed by segment; drift_share: the "
+                                 "share of features drifting within each segment; the fairness metrics: a protected "
+                                 "attribute's metric within each segment")
+    attribute = None
+    if metric in FAIRNESS_METRICS:
+        attribute = c[0].selectbox("Protected attribute", attributes, key="ops_segment_attribute", format_func=clip)
+        columns = [col for col in columns if col != attribute]
     column = c[0].selectbox("Segment by", columns, key="ops_segment_column", format_func=clip)
-    metric = c[1].selectbox("Metric", [*SEGMENT_METRICS, DRIFT_SHARE], key="ops_segment_metric")
     days = max(1, (end - start).days)
     split_day = 1 if days <= 2 else c[2].slider(
         "Change from day", 1, days - 1, value=max(1, days - 7), key="ops_segment_split",
@@ -123,6 +145,10 @@ def _render_segments(model: str, dv: str, start: datetime, end: datetime, versio
     split = start + timedelta(days=split_day)
     if metric == DRIFT_SHARE:
         _render_segment_drift(state.guarded(_segment_drift, model, dv, start, split, end, column, version))
+        return
+    if attribute is not None:
+        _render_segment_fairness(state.guarded(_segment_fairness, model, dv, start, split, end, column, metric,
+                                               attribute, version))
         return
     ch = state.guarded(_segments, model, dv, start, split, end, column, metric, version)
     if ch is None:
@@ -152,6 +178,21 @@ def _render_segment_drift(sd: SegmentDrift | None) -> None:
         st.plotly_chart(segment_drift_figure(sd.ranking, sd.drift_share_threshold), width="stretch")
     st.dataframe(clip_frame(sd.ranking), hide_index=True, width="stretch",
                  column_config={"drift_share": st.column_config.NumberColumn("drift share", format="%.2f")})
+
+
+def _render_segment_fairness(sf: SegmentFairness | None) -> None:
+    if sf is None:
+        return
+    st.write(md_text(sf.headline()))
+    st.caption(f"{md_text(sf.label)} of '{md_text(sf.attribute)}' within each segment, after {fmt_window(sf.after)} "
+               f"(bars; the marker: before {fmt_window(sf.before)}), the Fairness page's definitions and threshold "
+               f"({md_text(sf.threshold)}). Failing segments first, then the farthest from fair; segments with fewer "
+               f"than {sf.min_rows} rows after are pooled.")
+    if sf.ranking["value_after"].notna().any():
+        st.plotly_chart(segment_fairness_figure(sf.ranking, sf.ideal, sf.label), width="stretch")
+    st.dataframe(clip_frame(sf.ranking), hide_index=True, width="stretch",
+                 column_config={k: st.column_config.NumberColumn(format="%.3f")
+                                for k in ("value_before", "value_after", "change", "distance")})
 
 
 def _ms(x: float | None) -> str:

@@ -121,3 +121,23 @@ def segment_drift_figure(ranking: pd.DataFrame, threshold: float, top: int = 10)
     fig.update_layout(xaxis={"title": "share of features drifting within the segment", "range": [0, 1]},
                       margin={**_MARGIN, "l": 10}, height=120 + 28 * len(r), showlegend=False)
     return fig
+
+
+def segment_fairness_figure(ranking: pd.DataFrame, ideal: float, label: str, top: int = 10) -> go.Figure:
+    """A fairness metric per segment in the after window (red where it fails), the before window's value as
+    a marker, and the metric's ideal as a line."""
+    r = ranking[ranking["value_after"].notna()].head(top).iloc[::-1]
+    names = [plot_text(s) for s in r["segment"]]
+    colours = [palette.BAD if v == "fail" else palette.ESTIMATE for v in r["verdict"]]
+    fig = go.Figure()
+    fig.add_bar(y=names, x=r["value_after"], orientation="h", marker_color=colours, name="after",
+                customdata=[plot_text(v) for v in r["verdict"]],
+                hovertemplate="%{y}: %{x:.3f} (%{customdata})<extra>after</extra>")
+    fig.add_scatter(y=names, x=r["value_before"], mode="markers", name="before",
+                    marker={"color": palette.NEUTRAL, "symbol": "line-ns", "size": 16, "line": {"width": 3}},
+                    hovertemplate="%{y}: %{x:.3f}<extra>before</extra>")
+    fig.add_vline(x=ideal, line={"dash": "dash", "color": palette.THRESHOLD}, annotation_text=f"fair = {ideal:g}",
+                  annotation_position="top")
+    fig.update_layout(xaxis_title=plot_text(label), legend={"orientation": "h", "y": 1.15},
+                      margin={**_MARGIN, "l": 10}, height=140 + 28 * len(r))
+    return fig

@@ -354,6 +354,35 @@ def segment_contribution(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
                         subject=str(top["segment"]))]
 
 
+def segment_fairness(ev: EvalInput, spec: PolicySpec) -> list[Measurement]:
+    """A fairness metric (``fairness_metric``, default disparate impact) of ``attribute`` (default: the first
+    protected one) within each segment of ``column`` over the policy's window: one measurement per segment
+    with a verdict, the segment as subject, so every segment is held to the threshold. Segments below
+    ``min_rows`` (default 100) rows or with a side under ``min_group_size`` are left out and counted in the
+    detail; with none left, the measurement is "no data"."""
+    from dashboard.monitoring.segment_fairness import compute_segment_fairness
+
+    column = spec.params.get("column")
+    if not column:
+        raise VigilError(f"policy {spec.name}: segment_fairness needs column = \"<a categorical column>\"")
+    metric = str(spec.params.get("fairness_metric", "disparate_impact"))
+    attribute = spec.params.get("attribute")
+    min_rows = int(spec.params.get("min_rows", 100))
+    sf = ev.cached(("segment_fairness", ev.window, ev.version, str(column), metric, attribute, min_rows),
+                   lambda: compute_segment_fairness(ev.ctx, ev.model, None, ev.window, (str(column),), metric,
+                                                    None if attribute is None else str(attribute), min_rows,
+                                                    ev.version))
+    judged = sf.ranking[sf.ranking["distance"].notna()]
+    left = len(sf.ranking) - len(judged)
+    tail = f"; {left} segment(s) too small to judge" if left else ""
+    if judged.empty:
+        return [Measurement(None, 0, sf.headline() + tail, subject=f"{sf.attribute} by {column}")]
+    return [Measurement(_f(r["value_after"]), int(r["n_after"]),
+                        f"{sf.label} of '{sf.attribute}' within {r['segment']}: {r['n_privileged']} privileged, "
+                        f"{r['n_unprivileged']} unprivileged rows{tail}", subject=f"{sf.attribute} in {r['segment']}")
+            for r in judged.to_dict(orient="records")]
+
+
 # ---------------------------------------------------------------------------------- data quality
 
 def _data_quality(ev: EvalInput) -> Any:
@@ -636,6 +665,8 @@ def providers() -> dict[str, tuple[Provider, str, str, str]]:
                                           "classifier's ROC AUC thresholds (0.45..0.65)", "data", PROD),
         "segment_contribution": (segment_contribution, "largest contribution of one segment to a metric's change "
                                  "from the preceding window", "data", PROD),
+        "segment_fairness": (segment_fairness, "a fairness metric of a protected attribute within each segment of "
+                             "a column (one verdict per segment)", "data", PROD),
         "ingest_rejects": (ingest_rejects, "files rejected at ingestion", "wall", PROD),
         "table_problems": (table_problems, "rows (or columns) of the whole log table failing the ingest checks "
                            "(missing columns, wrong types, duplicate ids, scores outside [0, 1])", "wall", PROD),

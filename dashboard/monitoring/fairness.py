@@ -12,7 +12,7 @@ all of these successful predictions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
@@ -40,8 +40,8 @@ from dashboard.monitoring.fairness_metrics import (
 from dashboard.settings import ModelConfig, PolicySpec, ProtectedAttribute, Thresholds
 
 __all__ = ["LEFT_OUT_REASON", "METRIC_KEYS", "MISSING", "ROWS_USED", "AttributeFairness", "FairnessReport",
-           "Intersection", "MetricValue", "compute_fairness", "fairness_over_time", "metrics_from_counts",
-           "model_versions"]
+           "Intersection", "MetricValue", "attribute_fairness", "compute_fairness", "counts_frame",
+           "fairness_over_time", "metrics_from_counts", "model_versions", "pick_attributes"]
 
 MISSING = "(missing)"
 #: Which rows the metrics use, and why the others are left out (said on the page and by the CLI).
@@ -132,7 +132,8 @@ def _attribute_expr(cfg: ModelConfig, attr: ProtectedAttribute) -> str:
     return q.category_expr(attr.name)
 
 
-def _pick_attributes(cfg: ModelConfig, attribute: str | None) -> list[ProtectedAttribute]:
+def pick_attributes(cfg: ModelConfig, attribute: str | None) -> list[ProtectedAttribute]:
+    """The model's protected attributes, or just ``attribute`` (an error names the configured ones)."""
     if not cfg.protected:
         raise VigilError(f"model '{cfg.name}' has no protected attribute; add [[models.\"{cfg.name}\".protected]] "
                          "tables with name and privileged values to vigil.toml")
@@ -145,10 +146,14 @@ def _pick_attributes(cfg: ModelConfig, attribute: str | None) -> list[ProtectedA
                      f"(configured: {', '.join(cfg.protected_names)})")
 
 
-def _counts_frame(ctx: Context, cfg: ModelConfig, window: Window, version: str | None,
-                  attrs: Sequence[ProtectedAttribute], bucket: str | None = None) -> pd.DataFrame:
+def counts_frame(ctx: Context, cfg: ModelConfig, window: Window, version: str | None,
+                 attrs: Sequence[ProtectedAttribute], bucket: str | None = None,
+                 extra_groups: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Confusion counts per group of ``attrs`` (and per ``extra_groups``: alias -> SQL expression, e.g.
+    segment columns), over ``window``; a missing attribute value reads as '(missing)'."""
     schema = ctx.schema(cfg.name)
     groups = {a.name: _attribute_expr(cfg, a) for a in attrs}
+    groups.update(extra_groups or {})
     where, params = q.window_filter(window.start, window.end, version)
     with ctx.connect(cfg.name) as con:
         ctx.store.ensure_model(schema, con)
@@ -190,8 +195,9 @@ def _split(values: Sequence[str], privileged: Sequence[str]) -> tuple[tuple[str,
     return priv, unpriv
 
 
-def _attribute_fairness(df: pd.DataFrame, attr: ProtectedAttribute, privileged: Sequence[str],
-                        t: Thresholds, policies: Sequence[PolicySpec] = ()) -> AttributeFairness:
+def attribute_fairness(df: pd.DataFrame, attr: ProtectedAttribute, privileged: Sequence[str],
+                       t: Thresholds, policies: Sequence[PolicySpec] = ()) -> AttributeFairness:
+    """One attribute's groups and metrics from the counts of :func:`counts_frame` (summed over other keys)."""
     by = df.groupby(attr.name, dropna=False)[list(q.COUNT_COLUMNS)].sum()
     counts = {str(v): Counts.from_mapping(r) for v, r in by.iterrows()}
     order = list(attr.bucket_labels()) if attr.is_binned else sorted(counts, key=lambda v: (v == MISSING, v))
@@ -274,10 +280,10 @@ def compute_fairness(ctx: Context, model: str, window: Window, attribute: str | 
         raise VigilError("privileged values apply to one attribute: choose the attribute too")
     if privileged is not None and not privileged:
         raise VigilError("choose at least one privileged value")
-    chosen = _pick_attributes(cfg, attribute)
+    chosen = pick_attributes(cfg, attribute)
     t = cfg.thresholds
-    df = _counts_frame(ctx, cfg, window, version, cfg.protected)
-    attrs = [_attribute_fairness(df, a, _privileged_for(a, attribute, privileged), t, cfg.policies)
+    df = counts_frame(ctx, cfg, window, version, cfg.protected)
+    attrs = [attribute_fairness(df, a, _privileged_for(a, attribute, privileged), t, cfg.policies)
              for a in chosen]
     inters = [_intersection(df, a.name, b.name, t) for a, b in combinations(cfg.protected, 2)]
     everyone = _sum(df)
@@ -298,10 +304,10 @@ def fairness_over_time(ctx: Context, model: str, window: Window, attribute: str,
     if bucket not in q.BUCKETS:
         raise VigilError(f"bucket must be one of {', '.join(q.BUCKETS)}, got '{bucket}'")
     cfg = ctx.model(model)
-    attr = _pick_attributes(cfg, attribute)[0]
+    attr = pick_attributes(cfg, attribute)[0]
     priv = tuple(privileged) if privileged is not None else attr.privileged
     t = cfg.thresholds
-    df = _counts_frame(ctx, cfg, window, version, [attr], bucket=bucket)
+    df = counts_frame(ctx, cfg, window, version, [attr], bucket=bucket)
     rows = []
     for when, part in df.groupby("bucket"):
         values = [str(v) for v in part[attr.name]]
@@ -327,8 +333,8 @@ def group_rates_over_time(ctx: Context, model: str, window: Window, attribute: s
                           version: str | None = None) -> pd.DataFrame:
     """Selection rate per group and bucket with Wilson intervals (for the per-group trend chart)."""
     cfg = ctx.model(model)
-    attr = _pick_attributes(cfg, attribute)[0]
-    df = _counts_frame(ctx, cfg, window, version, [attr], bucket=bucket)
+    attr = pick_attributes(cfg, attribute)[0]
+    df = counts_frame(ctx, cfg, window, version, [attr], bucket=bucket)
     rows = []
     for key, part in df.groupby(["bucket", attr.name]):
         when, group = key
@@ -350,5 +356,5 @@ def model_versions(ctx: Context, model: str) -> list[str]:
 
 def attribute_values(cfg: ModelConfig, attribute: str) -> tuple[str, ...]:
     """Known group values of a binned attribute (empty for categorical ones: read them from a report)."""
-    attr = _pick_attributes(cfg, attribute)[0]
+    attr = pick_attributes(cfg, attribute)[0]
     return attr.bucket_labels() if attr.is_binned else ()
