@@ -16,6 +16,7 @@ from dashboard.monitoring.drift import (
     DriftResult,
     champion_version,
     compute_drift,
+    configured_reference_window,
     default_windows,
     distribution,
     drift_over_time,
@@ -34,7 +35,8 @@ from dashboard.ui.session import current_actor
 
 st.title("Drift")
 st.caption("Evidently-compatible drift of the model's features, prediction and label between a reference "
-           "and a current window, computed inside DuckDB; and drift per day over time.")
+           "and a current window, computed inside the model's query engine (DuckDB, or Spark for a lake); and "
+           "drift per day over time.")
 
 
 def _window(pick: object) -> Window | None:
@@ -144,10 +146,14 @@ if model and ctx is not None and span is not None:
     dv = state.data_version(model)
     ref_default, cur_default = default_windows(first, last)
     lo, hi = first.date(), last.date()
+    configured = state.guarded(configured_reference_window, ctx, model)
+    if configured is not None and lo <= configured.start.date() and (configured.end - timedelta(days=1)).date() <= hi:
+        ref_default = configured
     with st.container(border=True):
         c1, c2, c3 = st.columns([2, 2, 1])
         ref_kind = c1.radio("Reference", ["Training data (champion)", "Time window"], horizontal=True,
-                            key="drift_ref_kind")
+                            key="drift_ref_kind", index=0 if configured is None else 1,
+                            help="The model's configured reference ([models.NAME.reference]) is the default")
         ref_pick = c1.date_input("Reference window", (ref_default.start.date(),
                                                       (ref_default.end - timedelta(days=1)).date()),
                                  min_value=lo, max_value=hi, key="drift_ref_window",

@@ -107,6 +107,8 @@ def _numbers(obj: Any) -> Any:
     ("drift", "--current", "2026-03-03..2026-03-06", "--json"),
     ("fairness", "--window", "2026-03-01..2026-03-06", "--json"),
     ("ops", "--window", "2026-03-01..2026-03-06", "--bucket", "day", "--json"),
+    ("segments", "--from", "2026-03-01..2026-03-02", "--to", "2026-03-03..2026-03-06", "--metric", "disparate_impact",
+     "--column", "c", "--min-rows", "20", "--json"),
 ])
 def test_commands_agree(configs: dict[str, Path], command: tuple[str, ...]) -> None:
     duck = run(configs["duckdb"], command[0], "--model", "m", *command[1:])

@@ -716,6 +716,16 @@ def default_windows(first: datetime, last: datetime, days: int = 7) -> tuple[Win
     return Window(start, ref_end), Window(cur_start, end)
 
 
+def configured_reference_window(ctx: Context, model: str) -> Window | None:
+    """The model's configured reference window (``[models.M.reference] source = "window"``), or None when
+    its reference is the champion's training data: a model without MLflow (a lake read by Spark, logs of
+    a model trained elsewhere) has no training data to compare with, so its pages start from the window."""
+    ref = ctx.model(model).reference
+    if ref.source != "window" or not ref.window:
+        return None
+    return parse_window(ref.window)
+
+
 def champion_version(ctx: Context, model: str) -> str:
     """The version the "champion" alias points to (where reports are stored by default)."""
     return ctx.registry.resolve(model, "champion").version
