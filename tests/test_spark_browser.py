@@ -15,7 +15,7 @@ from dashboard.monitoring.operations import compute_operations
 from tests.fixtures.access import PASSWORD, ensure_user
 from tests.fixtures.app import AppServer, app_env
 from tests.fixtures.spark import Twins
-from tests.test_browser import assert_no_exception, sign_in, wait_idle
+from tests.test_browser import assert_no_exception, wait_idle
 from tests.test_spark_cli import write_config
 
 pytestmark = pytest.mark.browser
@@ -36,6 +36,17 @@ def spark_app(twins: Twins, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         server.stop()
 
 
+def _sign_in_on_drift(page, server: AppServer, name: str) -> None:
+    """Sign in on the Drift page (the first page a session opens computes; Drift is one this test visits),
+    waiting as long as Spark's first jobs take."""
+    page.goto(f"{server.url}/drift")
+    page.get_by_role("textbox", name="Username").fill(name, timeout=SLOW_MS)
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_test_id("stSidebarNav").wait_for(timeout=SLOW_MS)
+    wait_idle(page, SLOW_MS)
+
+
 def _visit(page, title: str) -> str:
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
     page.get_by_role("heading", name=title, exact=False).first.wait_for(timeout=SLOW_MS)
@@ -49,7 +60,7 @@ def test_drift_fairness_and_operations_on_a_spark_model(spark_app: AppServer, ch
     context = chromium.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     try:
-        sign_in(page, spark_app, "ana", PASSWORD)
+        _sign_in_on_drift(page, spark_app, "ana")
         drift = _visit(page, "Drift")
         fairness = _visit(page, "Fairness")
         operations = _visit(page, "Operations")
