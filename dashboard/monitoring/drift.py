@@ -301,7 +301,7 @@ def _reference(ctx: Context, cfg: ModelConfig, reference: Window | str,
                version: str | None) -> tuple[str, _RefSpec]:
     """Resolve the reference to a window or a training-data version (materialised lazily)."""
     if isinstance(reference, str) and reference == "config":
-        reference = cfg.reference.window or "training" if cfg.reference.source == "window" else "training"
+        reference = configured_reference_window(ctx, cfg.name) or "training"
     if isinstance(reference, Window):
         return f"window {reference.label}", _RefSpec(window=reference)
     if reference != "training":

@@ -26,7 +26,7 @@ from connectors.windows import Window
 from dashboard import progress
 from dashboard.context import Context
 from dashboard.monitoring.drift import compute_drift
-from dashboard.monitoring.segments import MIN_ROWS, SMALL, check_columns, segment_columns
+from dashboard.monitoring.segments import MIN_ROWS, SMALL, check_columns, segment_columns, segment_label
 
 __all__ = ["DRIFT_SHARE", "SegmentDrift", "compute_segment_drift", "rank_columns_by_drift"]
 
@@ -78,7 +78,7 @@ def _segments(counts: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     keys = [f"s{i}" for i in range(len(columns))]
     out = counts[[*keys, "n"]].copy()
     out["values"] = [tuple(str(v) for v in vals) for vals in out[keys].itertuples(index=False)]
-    out["segment"] = [", ".join(f"{c} = {v}" for c, v in zip(columns, vals, strict=True)) for vals in out["values"]]
+    out["segment"] = [segment_label(columns, vals) for vals in out["values"]]
     return out[["segment", "values", "n"]]
 
 

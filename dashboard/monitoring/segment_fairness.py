@@ -29,7 +29,7 @@ from dashboard.context import Context
 from dashboard.errors import VigilError
 from dashboard.monitoring.fairness import MISSING, attribute_fairness, counts_frame, pick_attributes
 from dashboard.monitoring.fairness_metrics import METRIC_KEYS, SPECS, MetricValue
-from dashboard.monitoring.segments import MIN_ROWS, SMALL, check_columns, segment_columns
+from dashboard.monitoring.segments import MIN_ROWS, SMALL, check_columns, segment_columns, segment_label
 
 __all__ = ["FAIRNESS_METRICS", "RANKING_COLUMNS", "SegmentFairness", "compute_segment_fairness",
            "rank_columns_by_fairness"]
@@ -113,8 +113,8 @@ def _fmt(value: float | None) -> str:
 def _segment_key(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
     aliases = [_SEGMENT_ALIAS.format(i) for i in range(len(columns))]
     values = frame[aliases].astype(object).where(frame[aliases].notna(), MISSING)
-    return pd.Series([", ".join(f"{c} = {v}" for c, v in zip(columns, row, strict=True))
-                      for row in values.itertuples(index=False)], index=frame.index, dtype=object)
+    return pd.Series([segment_label(columns, row) for row in values.itertuples(index=False)], index=frame.index,
+                     dtype=object)
 
 
 @progress.step("segments: fairness per segment")

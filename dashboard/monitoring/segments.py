@@ -20,6 +20,7 @@ decomposition, is :mod:`dashboard.monitoring.segment_drift`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,7 @@ from dashboard.context import Context
 from dashboard.errors import VigilError
 
 __all__ = ["METRICS", "MIN_ROWS", "SMALL", "SegmentChange", "check_columns", "compute_segment_change",
-           "segment_columns", "segment_metrics"]
+           "segment_columns", "segment_label", "segment_metrics"]
 
 #: metric -> (numerator count, denominator count): the metric is num / den, its weight den / Σ den.
 METRICS: dict[str, tuple[str, str]] = {
@@ -63,12 +64,16 @@ def check_columns(ctx: Context, model: str, columns: tuple[str, ...]) -> None:
                          f"{', '.join(allowed)}")
 
 
+def segment_label(columns: Sequence[str], values: Sequence[Any]) -> str:
+    """A segment's name, "purpose = business, housing = rent": the same in every segment view and policy."""
+    return ", ".join(f"{c} = {v}" for c, v in zip(columns, values, strict=True))
+
+
 def segment_metrics(counts: pd.DataFrame, columns: tuple[str, ...], min_rows: int = MIN_ROWS) -> pd.DataFrame:
     """Per segment: its label, rows, share of rows and each metric (None below ``min_rows`` rows)."""
     keys = [f"s{i}" for i in range(len(columns))]
     df = counts.copy()
-    df["segment"] = [", ".join(f"{c} = {v}" for c, v in zip(columns, vals, strict=True))
-                     for vals in df[keys].itertuples(index=False)]
+    df["segment"] = [segment_label(columns, vals) for vals in df[keys].itertuples(index=False)]
     total = df["n"].sum()
     df["share"] = df["n"] / total if total else np.nan
     df["small"] = df["n"] < min_rows
