@@ -73,10 +73,15 @@ def test_registry_webhooks_gate_new_versions_and_report_alias_moves_outside_vigi
     assert (details["alias"], details["previous_version"], details["version"], details["seen_by"]) == \
         ("champion", str(champion.version), str(new.version), "webhook")
     assert entries["actor"].iloc[0] == "vigil serve" and entries["role"].iloc[0] == "service"
-    alerts = ctx.store.query_df("SELECT subject, severity, state, count, page FROM alerts WHERE kind = "
-                                "'external_change' AND model = ?", [MODEL])
-    assert alerts.to_dict(orient="records") == [{"subject": "alias champion", "severity": "blocking",
-                                                 "state": "open", "count": 1, "page": "7_models.py"}]
+
+    def alerts() -> list[dict]:
+        return ctx.store.query_df("SELECT subject, severity, state, count, page FROM alerts WHERE kind = "
+                                  "'external_change' AND model = ?", [MODEL]).to_dict(orient="records")
+
+    # The audit entry is written first and the alert a moment later, by the same handler.
+    wait_for(what="the external-change alert", predicate=alerts)
+    assert alerts() == [{"subject": "alias champion", "severity": "blocking", "state": "open", "count": 1,
+                         "page": "7_models.py"}]
     # The poller, which covers missed webhooks, sees nothing new: one change is reported once.
     assert registry_watch.poll(ctx, MODEL, datetime.now(UTC)) == []
     assert len(trail.entries(ctx.store, action="registry.external_change")) == 1
