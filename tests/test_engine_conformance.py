@@ -126,7 +126,7 @@ CASES: dict[str, Calls] = {
     "reference.has_labels": lambda s: [(("m",), {}), (("other",), {})],
 }
 #: Queries checked by their own tests below (state they write, or results that are samples).
-OWN_TESTS = {"reference.materialise", "reference.materialised_columns"}
+OWN_TESTS = {"reference.materialise", "reference.materialised_columns", "quality.labelled_rows"}
 #: Queries not on Spark yet (estimated performance, multivariate drift, segments): on a Spark-backed model
 #: they refuse with a clear message (tested below). This list only shrinks: a query missing from it and
 #: without a counterpart fails the suite.
@@ -270,6 +270,42 @@ def test_materialised_reference(twins: Twins) -> None:
             results.append((cols, _capped(dq.numeric_summary(con, src, _cur(ctx.schema("m")), NUM)),
                             dq.categorical_counts(con, src, _cur(ctx.schema("m")), ["c"])))
     assert_same(results[0], results[1], "materialised reference")
+
+
+def _kept_names(ctx: Any, con: Any) -> set[str]:
+    if ctx.settings.engine_of("m") == "spark":
+        return {t.name for t in con.spark.catalog.listTables() if t.name.startswith("vigil_kept_")}
+    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'vigil_kept_%'")
+            .fetchall()}
+
+
+def test_kept_labelled_rows_give_the_label_queries_their_numbers(twins: Twins) -> None:
+    """The label queries on the kept labelled rows equal the same queries on the whole relation, on both
+    engines; the kept rows are gone after the block, also when a query in it fails."""
+    results = []
+    for ctx in (twins.duck, twins.spark):
+        schema = ctx.schema("m")
+        for version in (None, "2"):
+            rel, params = _qrel(schema, version)
+
+            def label_queries(con: Any, r: str, p: list[Any]) -> tuple[Any, ...]:
+                return (qq.confusion(con, r, p), qq.roc_auc(con, r, p, "yes"), qq.calibration_bins(con, r, p, "yes"),
+                        qq.label_delay(con, r, p, max_days=2))
+
+            with ctx.connect("m") as con:
+                ctx.store.ensure_model(schema, con)
+                whole = label_queries(con, rel, params)
+                with qq.labelled_rows(con, rel, params) as (kept, kept_params):
+                    assert len(_kept_names(ctx, con)) == 1
+                    assert kept_params == []
+                    on_kept = label_queries(con, kept, kept_params)
+                assert _kept_names(ctx, con) == set()
+                with pytest.raises(Exception, match="no_such_column"), qq.labelled_rows(con, rel, params) as (kept, _):
+                    con.execute(f"SELECT no_such_column FROM {kept}").fetchall()
+                assert _kept_names(ctx, con) == set()
+            assert_same(whole, on_kept, f"kept labelled rows, version {version}")
+            results.append(on_kept)
+    assert_same(results[:2], results[2:], "kept labelled rows on both engines")
 
 
 def test_a_duckdb_only_query_on_a_spark_model_says_so(twins: Twins) -> None:

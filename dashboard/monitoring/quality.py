@@ -204,18 +204,20 @@ def compute_quality(ctx: Context, model: str, window: Window, version: str | Non
     rel, params = q.relation(schema, pos, window.start, window.end, version)
     with ctx.connect(model) as con:
         ctx.store.ensure_model(schema, con)
-        totals = q.bucket_sums(con, rel, params, None).iloc[0]
-        n_rows = int(totals["n"])
+        per_bucket = q.bucket_sums(con, rel, params, bucket)
+        totals = per_bucket.drop(columns="bucket").sum(min_count=1)  # every column is a count or a sum
+        n_rows = int(per_bucket["n"].sum())
         if n_rows == 0:
             raise VigilError(_span_message(ctx, model, window, version))
-        per_bucket = q.bucket_sums(con, rel, params, bucket)
-        confusion = q.confusion(con, rel, params)
-        auc: float | None = None
-        reliability = pd.DataFrame(columns=["bin", "n", "mean_proba", "frac_positive"])
-        if pos is not None and int(totals["n_labelled"]):
-            auc, _, _ = q.roc_auc(con, rel, params, pos)
-            reliability = q.calibration_bins(con, rel, params, pos)
-        delay_summary, delay_hist = q.label_delay(con, rel, params)
+        # One join of the window's logs with their labels for the four label queries.
+        with q.labelled_rows(con, rel, params) as (labelled, labelled_params):
+            confusion = q.confusion(con, labelled, labelled_params)
+            auc: float | None = None
+            reliability = pd.DataFrame(columns=["bin", "n", "mean_proba", "frac_positive"])
+            if pos is not None and int(totals["n_labelled"]):
+                auc, _, _ = q.roc_auc(con, labelled, labelled_params, pos)
+                reliability = q.calibration_bins(con, labelled, labelled_params, pos)
+            delay_summary, delay_hist = q.label_delay(con, labelled, labelled_params)
 
     n_labelled = int(totals["n_labelled"])
     notes: list[str] = []

@@ -3,7 +3,9 @@ the label delay (DuckDB's ``epoch`` and list quantiles are spelled differently i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pandas as pd
@@ -17,6 +19,25 @@ confusion = same_sql(q.confusion)
 roc_auc = same_sql(q.roc_auc)
 calibration_bins = same_sql(q.calibration_bins)
 bucket_sums = same_sql(q.bucket_sums)
+
+
+def labelled_rows(con: SparkHandle, rel: str,
+                  params: Sequence[Any]) -> AbstractContextManager[tuple[str, list[Any]]]:
+    """The labelled rows cached in memory as a temporary view of the session (its own name; unpersisted
+    and dropped at the end), so the label queries read the lake and join the labels once."""
+    return _cached_view(con, q.labelled_rows_sql(rel), params)
+
+
+@contextmanager
+def _cached_view(con: SparkHandle, sql: str, params: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
+    name = f"vigil_kept_{uuid.uuid4().hex}"
+    frame = con.frame(sql, list(params)).cache()
+    frame.createOrReplaceTempView(name)
+    try:
+        yield name, []
+    finally:
+        con.spark.catalog.dropTempView(name)
+        frame.unpersist()
 
 
 def label_delay(con: SparkHandle, rel: str, params: Sequence[Any],
