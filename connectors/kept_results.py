@@ -5,6 +5,10 @@ again (on a 10M-row store, seconds each). A result is kept under a key its calle
 the result depends on besides the data, and under the model's data version (which every ingest and label
 sync changes); a lookup with another data version finds nothing, so a kept result is never stale. Saving
 drops the model's results of other data versions, which can never match again.
+
+A result whose key already holds a digest of every input row (content-addressed: e.g. CBPE's reference fit,
+keyed on a hash of the reference's labelled rows) is kept under :data:`CONTENT` instead: it stays valid
+across ingests that do not touch those rows, and the newest :data:`CONTENT_KEEP` of a model are kept.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from functools import cache
 from typing import Any
 
 TABLE = "kept_results"
+#: The data version of content-addressed results: valid whatever the model's data version.
+CONTENT = "content"
+CONTENT_KEEP = 16
 _DDL = (f"CREATE TABLE IF NOT EXISTS {TABLE} (key VARCHAR PRIMARY KEY, model VARCHAR, data_version VARCHAR, "
         "created TIMESTAMP, payload VARCHAR)")
 
@@ -68,9 +75,14 @@ def save(store: Any, model: str, data_version: str, payloads: Mapping[str, Any])
         con.execute(_DDL)
         con.execute("BEGIN")
         try:
-            con.execute(f"DELETE FROM {TABLE} WHERE model = ? AND data_version <> ?", [model, data_version])
+            con.execute(f"DELETE FROM {TABLE} WHERE model = ? AND data_version NOT IN (?, ?)",
+                        [model, data_version, CONTENT])
             con.execute(f"DELETE FROM {TABLE} WHERE key IN (SELECT unnest(?))", [list(payloads)])
             con.executemany(f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?)", rows)
+            if data_version == CONTENT:
+                con.execute(f"DELETE FROM {TABLE} WHERE model = ? AND data_version = ? AND key NOT IN ("
+                            f"SELECT key FROM {TABLE} WHERE model = ? AND data_version = ? "
+                            "ORDER BY created DESC, key DESC LIMIT ?)", [model, CONTENT, model, CONTENT, CONTENT_KEEP])
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")

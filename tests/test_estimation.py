@@ -161,7 +161,17 @@ def test_cli_estimate(ctx, store, schema, logs_factory, write_file, monkeypatch,
     assert code == 2 and "Traceback" not in captured.err and "--reference" in captured.err
 
 
-def test_the_reference_fit_is_kept_until_the_data_changes(ctx, store, schema, logs_factory, write_file,
+def first_labelled_reference_row(ctx) -> tuple[str, str]:
+    """(prediction_id, label) of one labelled prediction of the reference window."""
+    with ctx.store.connect() as con:
+        row = con.execute(f"SELECT t.prediction_id, l.label FROM {ctx.schema('credit-risk').table} t JOIN "
+                          "current_labels l ON l.prediction_id = t.prediction_id WHERE t.ts < ? "
+                          "ORDER BY t.prediction_id LIMIT 1", [REFERENCE.end]).fetchone()
+    assert row is not None
+    return str(row[0]), str(row[1])
+
+
+def test_the_reference_fit_is_kept_until_its_rows_change(ctx, store, schema, logs_factory, write_file,
                                                           monkeypatch):
     from dashboard.monitoring import estimation
 
@@ -179,8 +189,29 @@ def test_the_reference_fit_is_kept_until_the_data_changes(ctx, store, schema, lo
     assert again.n_reference == first.n_reference == 7 * ROWS_PER_DAY
     compute_estimation(ctx, "credit-risk", CURRENT, reference=REFERENCE, calibration="never")
     assert len(fits) == 2  # another calibration mode is another fit
+    # The fit reads the reference's labelled rows only: new logs (in the reference without labels, or after
+    # it with labels) change the data version but not those rows, so the kept fit still holds.
     more = logs_factory(50, seed=99, id_prefix="more-")
     more["ts"] = pd.Timestamp("2026-01-03 12:00", tz="UTC")
-    store.ingest([write_file(more, "more.parquet")], schema)
-    assert compute_estimation(ctx, "credit-risk", CURRENT, reference=REFERENCE).n_reference == 7 * ROWS_PER_DAY
-    assert len(fits) == 3  # new logs in the reference: fitted again (the new rows carry no label)
+    later = logs_factory(30, seed=98, id_prefix="later-")
+    later["ts"] = pd.Timestamp("2026-01-10 12:00", tz="UTC")
+    before = ctx.data_version("credit-risk")
+    store.ingest([write_file(more, "more.parquet"), write_file(later, "later.parquet")], schema)
+    store.add_labels(schema, pd.DataFrame({"prediction_id": later["prediction_id"], "label": "good"}),
+                     source="ground_truth")
+    assert ctx.data_version("credit-risk") != before
+    later_report = compute_estimation(ctx, "credit-risk", CURRENT, reference=REFERENCE)
+    assert later_report.n_reference == 7 * ROWS_PER_DAY and later_report.n_rows == first.n_rows + 30
+    assert len(fits) == 2
+    # A label arriving for a reference row changes what the fit reads: fitted again.
+    store.add_labels(schema, pd.DataFrame({"prediction_id": more["prediction_id"].iloc[:5], "label": "bad"}),
+                     source="ground_truth")
+    assert compute_estimation(ctx, "credit-risk", CURRENT, reference=REFERENCE).n_reference == 7 * ROWS_PER_DAY + 5
+    assert len(fits) == 3
+    # So does a corrected label of a row the fit read (same count of rows, another value).
+    relabel = first_labelled_reference_row(ctx)
+    store.add_labels(schema, pd.DataFrame({"prediction_id": [relabel[0]],
+                                           "label": ["bad" if relabel[1] == "good" else "good"]}),
+                     source="ground_truth")
+    compute_estimation(ctx, "credit-risk", CURRENT, reference=REFERENCE)
+    assert len(fits) == 4

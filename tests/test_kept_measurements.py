@@ -163,3 +163,17 @@ def test_the_model_summary_is_kept_until_the_data_changes(ctx: Context, tmp_path
     assert type(again["last_ingest"]) is type(first["last_ingest"]) and again["rows"] == 300
     ingest(ctx, tmp_path, "b.parquet", n=100, id_prefix="b", start="2026-01-01 15:00")
     assert ctx.summary(MODEL)["rows"] == 400 and seen["summary"] == 2
+
+
+def test_content_addressed_results_outlive_data_versions_and_stay_bounded(ctx: Context) -> None:
+    """A result whose key holds its inputs' digest survives saves under new data versions; the newest
+    CONTENT_KEEP of a model are kept, the results of an old data version are not."""
+    kept_results.save(ctx.store, MODEL, "v1", {"by-version": 1})
+    for i in range(kept_results.CONTENT_KEEP + 3):
+        kept_results.save(ctx.store, MODEL, kept_results.CONTENT, {f"fit-{i:02d}": i})
+    kept_results.save(ctx.store, MODEL, "v2", {"by-version": 2})
+    assert kept_results.load(ctx.store, MODEL, "v1", ["by-version"]) == {}
+    assert kept_results.load(ctx.store, MODEL, "v2", ["by-version"]) == {"by-version": 2}
+    names = [f"fit-{i:02d}" for i in range(kept_results.CONTENT_KEEP + 3)]
+    content = kept_results.load(ctx.store, MODEL, kept_results.CONTENT, names)
+    assert sorted(content) == names[3:]  # the oldest three made room

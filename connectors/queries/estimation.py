@@ -80,6 +80,15 @@ def reference_rows(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[An
                        "ORDER BY ts, u, yp, yt", list(params)).df()
 
 
+@duckdb_function
+def labelled_fingerprint(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[Any]) -> str:
+    """Count and order-free hash sum of the labelled rows (ts, bucket, u, yp, yt) of ``rel``: everything
+    the reference's fit reads, so a fit kept under it is valid until one of those rows changes."""
+    row = con.execute(f"SELECT count(*), sum(hash(ts, bucket, u, yp, yt)) FROM {rel} WHERE yt IS NOT NULL",
+                      list(params)).fetchall()[0]
+    return f"{int(row[0])}:{row[1]}"
+
+
 def _calibrated(rel: str, with_knots: bool) -> str:
     if not with_knots:
         return f"(SELECT *, u AS c FROM {rel})"
@@ -90,36 +99,54 @@ def _calibrated(rel: str, with_knots: bool) -> str:
             f"arg_max(y, x) AS y_max FROM {KNOTS_VIEW}) b)")
 
 
+def _scopes(per_bucket: str, whole: str, overall: bool) -> str:
+    """The per-bucket query, and with ``overall`` the same query over the whole relation appended (its
+    ``bucket`` NULL, ``overall`` true): one read of the relation for both, as the page shows both."""
+    first = f"SELECT FALSE AS overall, * FROM ({per_bucket})"
+    return f"{first} UNION ALL SELECT TRUE AS overall, * FROM ({whole})" if overall else first
+
+
 @duckdb_function
 def estimated_sums(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[Any],
-                   knots: pd.DataFrame | None) -> pd.DataFrame:
-    """Per bucket: rows, expected confusion sums from calibrated probabilities, and the estimated ROC AUC.
+                   knots: pd.DataFrame | None, overall: bool = False) -> pd.DataFrame:
+    """Per bucket: rows, expected confusion sums from calibrated probabilities, and the estimated ROC AUC;
+    with ``overall`` also one row for the whole relation (``overall`` true, ``bucket`` NULL).
 
-    ``knots`` (x, y sorted by x) is the calibration map, or None for uncalibrated scores.
+    ``knots`` (x, y sorted by x) is the calibration map, or None for uncalibrated scores. The calibrated
+    rows are computed once (a materialised CTE) and sorted once per bucket and once overall.
     """
     if knots is not None:
         k = knots[["x", "y"]].sort_values("x").reset_index(drop=True)
         k["x_next"] = k["x"].shift(-1)
         k["y_next"] = k["y"].shift(-1)
         con.register(KNOTS_VIEW, k)
+
+    def sums(key: str) -> str:
+        return (f"SELECT {key} AS bucket, count(*) AS n, sum(yp * c) AS tp, sum(yp * (1 - c)) AS fp, "
+                f"sum((1 - yp) * c) AS fn, sum((1 - yp) * (1 - c)) AS tn, sum(c) AS sum_c FROM cal"
+                + (" GROUP BY bucket" if key == "bucket" else ""))
+
+    def area(key: str, partition: str) -> str:
+        # one sort: the previous point is this one less this row's c (and 1 - c); both coordinates only
+        # grow along the curve, so the last point is the maximum
+        return f"""
+            SELECT bucket, sum((fps - fps0) * (tps + tps0) / 2.0) / (max(tps) * max(fps)) AS roc_auc
+            FROM (SELECT bucket, round(cs, 5) AS tps, round(k - cs, 5) AS fps,
+                         round(cs - c, 5) AS tps0, round(k - 1 - (cs - c), 5) AS fps0
+                  FROM (SELECT {key} AS bucket, c, sum(c) OVER w AS cs, row_number() OVER w AS k FROM cal
+                        WINDOW w AS ({partition}ORDER BY u DESC ROWS UNBOUNDED PRECEDING)))
+            GROUP BY bucket"""
+
+    null = "CAST(NULL AS TIMESTAMP)"
     try:
         cal = _calibrated(rel, knots is not None)
         df = con.execute(f"""
-            WITH cal AS {cal},
-            sums AS (
-                SELECT bucket, count(*) AS n, sum(yp * c) AS tp, sum(yp * (1 - c)) AS fp,
-                       sum((1 - yp) * c) AS fn, sum((1 - yp) * (1 - c)) AS tn, sum(c) AS sum_c
-                FROM cal GROUP BY bucket),
-            curve AS (  -- one sort: the previous point is this one less this row's c (and 1 - c)
-                SELECT bucket, round(cs, 5) AS tps, round(k - cs, 5) AS fps,
-                       round(cs - c, 5) AS tps0, round(k - 1 - (cs - c), 5) AS fps0
-                FROM (SELECT bucket, c, sum(c) OVER w AS cs, row_number() OVER w AS k FROM cal
-                      WINDOW w AS (PARTITION BY bucket ORDER BY u DESC ROWS UNBOUNDED PRECEDING))),
-            area AS (  -- both coordinates only grow along the curve, so the last point is the maximum
-                SELECT bucket, sum((fps - fps0) * (tps + tps0) / 2.0) / (max(tps) * max(fps)) AS roc_auc
-                FROM curve GROUP BY bucket)
-            SELECT s.*, a.roc_auc FROM sums s LEFT JOIN area a ON s.bucket IS NOT DISTINCT FROM a.bucket
-            ORDER BY s.bucket
+            WITH cal AS MATERIALIZED {cal},
+            sums AS ({_scopes(sums("bucket"), sums(null), overall)}),
+            area AS ({_scopes(area("bucket", "PARTITION BY bucket "), area(null, ""), overall)})
+            SELECT s.*, a.roc_auc FROM sums s LEFT JOIN area a
+                ON s.overall = a.overall AND s.bucket IS NOT DISTINCT FROM a.bucket
+            ORDER BY s.overall, s.bucket
         """, list(params)).df()
     finally:
         if knots is not None:
@@ -129,30 +156,44 @@ def estimated_sums(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[An
 
 
 @duckdb_function
-def realised_counts(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[Any]) -> pd.DataFrame:
+def realised_counts(con: duckdb.DuckDBPyConnection, rel: str, params: Sequence[Any],
+                    overall: bool = False) -> pd.DataFrame:
     """Per bucket, on labelled rows: confusion counts and the exact ROC AUC of the logged probability
-    (Mann-Whitney with ties counted one half, equal to scikit-learn's)."""
+    (Mann-Whitney with ties counted one half, equal to scikit-learn's); with ``overall`` also one row for
+    the whole relation (``overall`` true, ``bucket`` NULL), from the same read of the labelled rows."""
+
+    def counts(key: str) -> str:
+        return (f"SELECT {key} AS bucket, count(*) AS n_labelled, "
+                "count(*) FILTER (WHERE yp = 1 AND yt = 1) AS r_tp, count(*) FILTER (WHERE yp = 1 AND yt = 0) AS r_fp, "
+                "count(*) FILTER (WHERE yp = 0 AND yt = 1) AS r_fn, count(*) FILTER (WHERE yp = 0 AND yt = 0) AS r_tn "
+                "FROM lab" + (" GROUP BY bucket" if key == "bucket" else ""))
+
+    def auc(key: str) -> str:
+        part = "PARTITION BY bucket " if key == "bucket" else ""
+        return f"""
+            SELECT bucket, sum(CAST(pos AS DOUBLE) * (neg_below + neg / 2.0)) AS mw, sum(pos) AS n_pos,
+                   sum(neg) AS n_neg
+            FROM (SELECT bucket, pos, neg, coalesce(sum(neg) OVER (
+                         {part}ORDER BY u ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS neg_below
+                  FROM (SELECT {key} AS bucket, u, count(*) FILTER (WHERE yt = 1) AS pos,
+                               count(*) FILTER (WHERE yt = 0) AS neg
+                        FROM lab GROUP BY ALL))
+            GROUP BY bucket"""
+
+    null = "CAST(NULL AS TIMESTAMP)"
     df = con.execute(f"""
-        WITH lab AS (SELECT bucket, u, yp, yt FROM {rel} WHERE yt IS NOT NULL),
-        counts AS (
-            SELECT bucket, count(*) AS n_labelled,
-                   count(*) FILTER (WHERE yp = 1 AND yt = 1) AS r_tp, count(*) FILTER (WHERE yp = 1 AND yt = 0) AS r_fp,
-                   count(*) FILTER (WHERE yp = 0 AND yt = 1) AS r_fn, count(*) FILTER (WHERE yp = 0 AND yt = 0) AS r_tn
-            FROM lab GROUP BY bucket),
-        g AS (SELECT bucket, u, count(*) FILTER (WHERE yt = 1) AS pos, count(*) FILTER (WHERE yt = 0) AS neg
-              FROM lab GROUP BY bucket, u),
-        c AS (SELECT bucket, pos, neg, coalesce(sum(neg) OVER (PARTITION BY bucket ORDER BY u ROWS BETWEEN
-                     UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS neg_below FROM g),
-        auc AS (SELECT bucket, sum(CAST(pos AS DOUBLE) * (neg_below + neg / 2.0)) AS mw, sum(pos) AS n_pos,
-                       sum(neg) AS n_neg FROM c GROUP BY bucket)
+        WITH lab AS MATERIALIZED (SELECT bucket, u, yp, yt FROM {rel} WHERE yt IS NOT NULL),
+        counts AS ({_scopes(counts("bucket"), counts(null), overall)}),
+        auc AS ({_scopes(auc("bucket"), auc(null), overall)})
         SELECT counts.*, CASE WHEN auc.n_pos > 0 AND auc.n_neg > 0
                               THEN auc.mw / (CAST(auc.n_pos AS DOUBLE) * auc.n_neg) END AS r_roc_auc
-        FROM counts LEFT JOIN auc ON counts.bucket IS NOT DISTINCT FROM auc.bucket ORDER BY counts.bucket
+        FROM counts LEFT JOIN auc ON counts.overall = auc.overall AND counts.bucket IS NOT DISTINCT FROM auc.bucket
+        ORDER BY counts.overall, counts.bucket
     """, list(params)).df()
     for col in ("n_labelled", "r_tp", "r_fp", "r_fn", "r_tn"):
         df[col] = df[col].astype("int64")
     return df
 
 
-__all__: Sequence[str] = ("BUCKETS", "estimated_sums", "realised_counts", "reference_rows", "score_counts",
-                          "scored_relation")
+__all__: Sequence[str] = ("BUCKETS", "estimated_sums", "labelled_fingerprint", "realised_counts",
+                          "reference_rows", "score_counts", "scored_relation")

@@ -321,7 +321,6 @@ def compute_estimation(ctx: Context, model: str, window: Window, reference: Wind
     pos = cfg.classes[1]
     ref_window = reference or default_reference(ctx, model)
     schema = ctx.schema(model)
-    data_version, key, kept = _kept_fit(ctx, model, ref_window, version, bucket, calibration)
     with ctx.connect(model) as con:
         ctx.store.ensure_model(schema, con)
         n_all, n_no_score = q.score_counts(con, schema, pos, window.start, window.end, version)
@@ -329,17 +328,15 @@ def compute_estimation(ctx: Context, model: str, window: Window, reference: Wind
             from dashboard.monitoring.quality import _span_message
 
             raise VigilError(_span_message(ctx, model, window, version))
+        key, kept = _kept_fit(ctx, con, model, ref_window, version, bucket, calibration)
         fit = kept or _fit_reference(con, schema, pos, model, ref_window, version, bucket, calibration)
         cal, comps, limits = fit.calibration, fit.components, fit.limits
-        rel_b, params_b = q.scored_relation(schema, pos, window.start, window.end, version, bucket)
-        rel_o, params_o = q.scored_relation(schema, pos, window.start, window.end, version, None)
-        sums_b = q.estimated_sums(con, rel_b, params_b, cal.knots)
-        sums_o = q.estimated_sums(con, rel_o, params_o, cal.knots)
-        real_b = q.realised_counts(con, rel_b, params_b)
-        real_o = q.realised_counts(con, rel_o, params_o)
+        rel, params = q.scored_relation(schema, pos, window.start, window.end, version, bucket)
+        sums_b, sums_o = _split(q.estimated_sums(con, rel, params, cal.knots, overall=True))
+        real_b, real_o = _split(q.realised_counts(con, rel, params, overall=True))
     if kept is None:
         with suppress(LogStoreError, duckdb.Error):  # a busy store: fitted again next time
-            kept_results.save(ctx.store, model, data_version, {key: fit.to_json()})
+            kept_results.save(ctx.store, model, kept_results.CONTENT, {key: fit.to_json()})
     if sums_o.empty or int(sums_o["n"].sum()) == 0:
         raise VigilError(f"none of the {n_all} predictions of {model} in {window.label} carries a score; log the "
                          "positive class's probability (proba_<class>) or the predicted class's `score`")
@@ -353,6 +350,12 @@ def compute_estimation(ctx: Context, model: str, window: Window, reference: Wind
                             positive_class=pos, n_rows=int(sums_o["n"].sum()), n_labelled=n_lab,
                             n_reference=fit.n_reference, rows_without_score=n_no_score, calibration=cal,
                             overall=overall, buckets=per_bucket, notes=tuple(notes))
+
+
+def _split(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-bucket rows, the overall row) of a query run with ``overall=True``."""
+    scope = df.pop("overall").astype(bool)
+    return df[~scope].reset_index(drop=True), df[scope].reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -380,21 +383,25 @@ class ReferenceFit:
                    {k: (v[0], v[1]) for k, v in d["limits"].items()}, int(d["n_reference"]))
 
 
-def _kept_fit(ctx: Context, model: str, ref_window: Window, version: str | None, bucket: str,
-              calibration: str) -> tuple[str, str, ReferenceFit | None]:
-    """(data version, key, the kept fit or None). The reference's fit is kept under the model's data
-    version (:mod:`connectors.kept_results`): it pulls up to 2M labelled rows and runs NannyML's
-    calibration test (10 isotonic fits), seconds on every page visit, for a result that only changes
-    with the data or the configuration."""
-    data_version = ctx.data_version(model)
+def _kept_fit(ctx: Context, con: Any, model: str, ref_window: Window, version: str | None, bucket: str,
+              calibration: str) -> tuple[str, ReferenceFit | None]:
+    """(key, the kept fit or None). The reference's fit pulls up to 2M labelled rows and runs NannyML's
+    calibration test (10 isotonic fits): 15 s on 10M rows, for a result that changes only with the
+    reference's labelled rows or the configuration. So it is kept (:mod:`connectors.kept_results`) under
+    a key holding a fingerprint of those rows: valid across ingests of newer logs or labels of other rows,
+    refitted as soon as a row it read changes."""
+    ref_rel, ref_params = q.scored_relation(ctx.schema(model), ctx.model(model).classes[1], ref_window.start,
+                                            ref_window.end, version, bucket)
+    fingerprint = q.labelled_fingerprint(con, ref_rel, ref_params)
     digest = hashlib.sha256(json.dumps([repr(ctx.model(model)), ref_window.start.isoformat(),
-                                        ref_window.end.isoformat(), version, bucket, calibration]).encode())
+                                        ref_window.end.isoformat(), version, bucket, calibration,
+                                        fingerprint]).encode())
     key = f"cbpe-reference:{kept_results.code_version()}:{digest.hexdigest()}"
-    kept = kept_results.load(ctx.store, model, data_version, [key]).get(key)
+    kept = kept_results.load(ctx.store, model, kept_results.CONTENT, [key]).get(key)
     if kept is not None:
         with suppress(KeyError, TypeError, ValueError):  # another shape: fit again
-            return data_version, key, ReferenceFit.from_json(kept)
-    return data_version, key, None
+            return key, ReferenceFit.from_json(kept)
+    return key, None
 
 
 def _fit_reference(con: Any, schema: Any, pos: str, model: str, ref_window: Window, version: str | None,
@@ -403,7 +410,7 @@ def _fit_reference(con: Any, schema: Any, pos: str, model: str, ref_window: Wind
     ref = q.reference_rows(con, ref_rel, ref_params)
     _check_reference(ref, model, ref_window)
     y_t, y_p, u = (ref["yt"].to_numpy(int), ref["yp"].to_numpy(int), ref["u"].to_numpy(float))
-    ref_real = q.realised_counts(con, ref_rel, ref_params)
+    ref_real = q.realised_counts(con, ref_rel, ref_params).drop(columns="overall")
     per_ref = [realised_metrics(r) for r in ref_real.to_dict(orient="records")]
     return ReferenceFit(fit_calibration(y_t, u, calibration), sampling_components(y_t, y_p, u),
                         {m: thresholds([r[m] for r in per_ref]) for m in METRICS}, len(ref))
