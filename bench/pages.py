@@ -181,6 +181,18 @@ def in_process(workspace: Path) -> dict[str, Any]:
     }
 
 
+def forget_kept(workspace: Path, forget: bool) -> int:
+    """Drop the store's kept results when ``forget``; how many the pages will find when they start."""
+    from connectors import kept_results
+    from dashboard.context import Context
+    from dashboard.settings import load_settings
+
+    store = Context(load_settings(workspace / "vigil.toml")).store
+    if forget:
+        kept_results.clear(store)
+    return kept_results.count(store)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -188,6 +200,10 @@ def main() -> None:
     parser.add_argument("--pages", default=None, help="comma-separated page paths (default: every page)")
     parser.add_argument("--port", type=int, default=8578)
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--forget-kept", action="store_true",
+                        help="drop every kept result (summaries, CBPE fits, measurements) before the pages are "
+                             "timed, so cold visits compute everything; by default they find what earlier runs "
+                             "kept over the same data, as a restarted app does")
     args = parser.parse_args()
     workspace = (args.dir or REPO / "bench" / "results" / f"workspace-{args.rows}").resolve()
     build_workspace(workspace, args.rows)
@@ -214,6 +230,7 @@ def main() -> None:
     start, end = work["window"]
     scan = scan_seconds(workspace, start, end)
     hourly_cold, hourly_warm = drift_page_30d_hourly((start.date(), (end - timedelta(days=1)).date()))
+    kept_at_start = forget_kept(workspace, args.forget_kept)
     log = workspace / "bench-pages-app.log"
     cold, warm, app_peak = time_pages(workspace, args.port, pages, log)
     cold["drift_30d_hourly"], warm["drift_30d_hourly"] = hourly_cold, hourly_warm
@@ -235,6 +252,7 @@ def main() -> None:
         "cli_compute_seconds": {k: round(v, 3) for k, v in compute.items()},
         "cli_overhead": {k: round(v, 3) for k, v in overhead.items()},
         "bare_import_seconds": round(bare, 3),
+        "kept_results_forgotten": args.forget_kept, "kept_results_at_page_start": kept_at_start,
         "peak_rss_mb": round(app_peak, 1), "bench_process_peak_rss_mb": round(peak_rss_mb(), 1),
     }
     path = write_result("pages", result) if args.output is None else args.output

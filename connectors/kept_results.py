@@ -87,3 +87,18 @@ def save(store: Any, model: str, data_version: str, payloads: Mapping[str, Any])
         except Exception:
             con.execute("ROLLBACK")
             raise
+
+
+def clear(store: Any) -> None:
+    """Drop every kept result (they are recomputed on demand): for benchmarks that time a first computation."""
+    with store.connect() as con:
+        con.execute(_DDL)
+        con.execute(f"DELETE FROM {TABLE}")
+
+
+def count(store: Any) -> int:
+    """How many results the store keeps."""
+    with store.connect() as con:
+        con.execute(_DDL)
+        row = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
+    return int(row[0]) if row else 0

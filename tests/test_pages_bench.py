@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_bench_runs_at_tiny_size_and_reports_its_targets(tmp_path: Path) -> None:
     out = tmp_path / "pages.json"
     proc = subprocess.run([sys.executable, str(REPO / "bench/pages.py"), "--rows", "20000", "--dir",
-                           str(tmp_path / "workspace"), "--pages", "overview,drift", "--output", str(out)],
+                           str(tmp_path / "workspace"), "--pages", "overview,drift", "--output", str(out),
+                           "--forget-kept"],
                           cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "pages: 20,000 rows: cold max" in proc.stdout
@@ -25,4 +26,5 @@ def test_bench_runs_at_tiny_size_and_reports_its_targets(tmp_path: Path) -> None
         assert key in result, key
     assert set(result["page_cold_seconds"]) == {"overview", "drift", "drift_30d_hourly"}
     assert all(v > 0 for v in result["page_warm_seconds"].values())
+    assert result["kept_results_forgotten"] is True and result["kept_results_at_page_start"] == 0
     assert result["scan_seconds"] > 0 and set(result["cli_wall_seconds"]) == {"drift", "check", "help"}
