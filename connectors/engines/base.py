@@ -19,6 +19,9 @@ ENGINES: dict[str, str] = {
     "spark": "connectors.engines.spark",
 }
 
+#: Engine name -> how messages name it ("testing 11 columns in DuckDB").
+ENGINE_LABELS: dict[str, str] = {"duckdb": "DuckDB", "spark": "Spark"}
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
