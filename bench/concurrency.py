@@ -83,10 +83,11 @@ def scientist_token(workspace: Path) -> str:
     return token
 
 
-def new_predictions(template: pd.DataFrame, batch: int, n: int, start: pd.Timestamp) -> pd.DataFrame:
-    """``n`` fresh predictions shaped like the store's rows (new ids, recent timestamps)."""
+def new_predictions(template: pd.DataFrame, run: str, batch: int, n: int, start: pd.Timestamp) -> pd.DataFrame:
+    """``n`` fresh predictions shaped like the store's rows (ids of this run, recent timestamps): a run on a
+    workspace an earlier run loaded adds new rows instead of having every batch refused as a re-ingest."""
     frame = template.sample(n=n, replace=True, random_state=batch).reset_index(drop=True)
-    frame["prediction_id"] = [f"load-{batch}-{i}" for i in range(n)]
+    frame["prediction_id"] = [f"load-{run}-{batch}-{i}" for i in range(n)]
     frame["ts"] = pd.date_range(start, periods=n, freq="s", tz="UTC")
     return frame
 
@@ -107,12 +108,12 @@ def sample_rows(workspace: Path) -> pd.DataFrame:
         return con.execute(f"SELECT {cols} FROM {table} USING SAMPLE 2000 ROWS").df()
 
 
-def count_ids(workspace: Path, env: dict[str, str]) -> tuple[int, int]:
+def count_ids(workspace: Path, env: dict[str, str], run: str) -> tuple[int, int]:
     code = ("import sys; from dashboard.context import load_context; c = load_context(); "
             f"t = c.schema('{MODEL}').table\n"
             "with c.store.connect() as con:\n"
             "    print(*con.execute(f\"SELECT count(*), count(DISTINCT prediction_id) FROM {t} "
-            "WHERE prediction_id LIKE 'load-%'\").fetchone())")
+            f"WHERE prediction_id LIKE 'load-{run}-%'\").fetchone())")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO, check=True)
     total, distinct = out.stdout.split()
     return int(total), int(distinct)
@@ -203,11 +204,12 @@ def main() -> None:
     app = App(workspace, args.port, workspace / "bench-app.log")
     stop = threading.Event()
     batch = [0]
+    run = time.strftime("%Y%m%d%H%M%S")
 
     def cron_ingest() -> None:
         batch[0] += 1
-        frame = new_predictions(template, batch[0], args.batch_rows, last_ts + timedelta(minutes=batch[0]))
-        path = ingest_dir / f"batch-{batch[0]}.parquet"
+        frame = new_predictions(template, run, batch[0], args.batch_rows, last_ts + timedelta(minutes=batch[0]))
+        path = ingest_dir / f"batch-{run}-{batch[0]}.parquet"
         frame.to_parquet(path, index=False)
         seconds, proc = run_vigil(["ingest", "--model", MODEL, str(path)], env)
         if proc.returncode != 0:
@@ -245,7 +247,7 @@ def main() -> None:
     finally:
         stop.set()
         app.stop()
-    total, distinct = count_ids(workspace, env)
+    total, distinct = count_ids(workspace, env, run)
     sent = len(rec.sent_ids)
     all_pages = [x for xs in rec.pages.values() for x in xs]
     ops_load = statistics.median(ops_under_load) if ops_under_load else float("nan")
