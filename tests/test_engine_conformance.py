@@ -132,8 +132,9 @@ OWN_TESTS = {"reference.materialise", "reference.materialised_columns", "quality
 #: without a counterpart fails the suite.
 DUCKDB_ONLY = {
     "estimation.score_counts", "estimation.reference_rows", "estimation.estimated_sums",
-    "estimation.realised_counts", "estimation.labelled_fingerprint", "multivariate.imputation", "multivariate.shares", "multivariate.moments",
-    "multivariate.covariance", "multivariate.error_by_bucket", "segments.segment_counts",
+    "estimation.realised_counts", "estimation.labelled_fingerprint", "multivariate.imputation",
+    "multivariate.shares", "multivariate.moments", "multivariate.covariance", "multivariate.error_by_bucket",
+    "segments.segment_counts",
     "domain_classifier.sampled_rows",
 }
 

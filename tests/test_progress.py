@@ -17,21 +17,9 @@ import pytest
 from dashboard import progress
 from dashboard.commands.progress_line import ERASE, TerminalLine
 from tests.fixtures.demo import ENV_KEYS
+from tests.fixtures.progress import Recorder
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class Recorder:
-    """A reporter keeping what it was told."""
-
-    def __init__(self) -> None:
-        self.events: list[str] = []
-
-    def enter(self, text: str) -> None:
-        self.events.append(f"+{text}")
-
-    def leave(self) -> None:
-        self.events.append("-")
 
 
 def test_a_step_is_a_no_op_when_nobody_listens() -> None:

@@ -128,29 +128,17 @@ def test_check_gives_the_same_verdicts(configs: dict[str, Path]) -> None:
     assert {name for name, _, _ in verdicts["spark"][1]} >= {"few_drifted", "fast", "parity", "labelled"}
 
 
-class _Steps:
-    """A progress reporter that remembers every step it is told."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def enter(self, text: str) -> None:
-        self.texts.append(text)
-
-    def leave(self) -> None:
-        pass
-
-
 def test_the_progress_line_names_the_engine_that_runs_the_drift_tests(twins: Twins) -> None:
     from connectors.windows import parse_window
     from dashboard import progress
     from dashboard.monitoring.drift import compute_drift
+    from tests.fixtures.progress import Recorder
 
     said = {}
     for name, ctx in (("duckdb", twins.duck), ("spark", twins.spark)):
-        steps = _Steps()
+        steps = Recorder()
         with progress.reporting(steps):
             compute_drift(ctx, "m", parse_window("2026-03-03..2026-03-06"), reference="config")
-        said[name] = [t for t in steps.texts if t.startswith("drift: testing")]
+        said[name] = [t for t in steps.events if t.startswith("+drift: testing")]
     assert [t.rsplit(" ", 1)[-1] for t in said["duckdb"]] == ["DuckDB"]
     assert [t.rsplit(" ", 1)[-1] for t in said["spark"]] == ["Spark"]

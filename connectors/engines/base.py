@@ -19,9 +19,6 @@ ENGINES: dict[str, str] = {
     "spark": "connectors.engines.spark",
 }
 
-#: Engine name -> how messages name it ("testing 11 columns in DuckDB").
-ENGINE_LABELS: dict[str, str] = {"duckdb": "DuckDB", "spark": "Spark"}
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -70,6 +67,8 @@ class QueryEngine(ABC):
     """One backend: opens handles that the query functions accept as their first argument."""
 
     name: str = ""
+    #: How messages name the engine ("testing 11 columns in DuckDB").
+    label: str = ""
 
     @abstractmethod
     def connect(self, exclusive: bool = False) -> AbstractContextManager[Any]:

@@ -13,6 +13,7 @@ class DuckDBEngine(QueryEngine):
     """Queries over the ingested log tables of one :class:`LogStore`."""
 
     name = "duckdb"
+    label = "DuckDB"
 
     def __init__(self, store: LogStore) -> None:
         self.store = store

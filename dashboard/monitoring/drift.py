@@ -34,7 +34,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from connectors.engines.base import ENGINE_LABELS
 from connectors.queries import drift as q
 from connectors.queries import operations as opsq
 from connectors.queries import reference as refq
@@ -207,7 +206,7 @@ def compute_drift(ctx: Context, model: str, current: Window, reference: Window |
         if n_cur == 0:
             raise VigilError(f"the current window {current.label} has no logged predictions for '{model}'"
                              + (f" version {version}" if version else "") + "; " + _span_hint(ctx, con, model))
-        with progress.step(f"drift: testing {len(plan.types)} columns in {_engine_label(ctx, model)}"):
+        with progress.step(f"drift: testing {len(plan.types)} columns in {ctx.engine(model).label}"):
             per_bucket = _evaluate(con, plan, cfg, bucketed=False)
     cols = per_bucket.get(_EPOCH, [])
     if not cols:
@@ -215,11 +214,6 @@ def compute_drift(ctx: Context, model: str, current: Window, reference: Window |
     cols += [ColumnDrift(c, cfg.features.get(c, "categorical"), None, None, None, False, 0, n_cur, note)
              for c, note in plan.missing.items()]
     return _result(cfg, cols, plan.n_ref_rows, n_cur, ref_label, current.label, version)
-
-
-def _engine_label(ctx: Context, model: str) -> str:
-    engine = ctx.settings.engine_of(model)
-    return ENGINE_LABELS.get(engine, engine)
 
 
 def drift_over_time(ctx: Context, model: str, window: Window, bucket: str = "day",
@@ -238,7 +232,7 @@ def drift_over_time(ctx: Context, model: str, window: Window, bucket: str = "day
     _ensure_reference(ctx, cfg, plan_ref)
     with ctx.connect(model) as con:
         plan = _plan(ctx, con, cfg, plan_ref, window, version, bucket=bucket)
-        with progress.step(f"drift per {bucket}: testing {len(plan.types)} columns in {_engine_label(ctx, model)}"):
+        with progress.step(f"drift per {bucket}: testing {len(plan.types)} columns in {ctx.engine(model).label}"):
             per_bucket = _evaluate(con, plan, cfg, bucketed=True)
     rows = [row for b, cols in sorted(per_bucket.items()) for row in _bucket_rows(b, cols, cfg.thresholds.drift_share)]
     return pd.DataFrame(rows, columns=[*_CELL_COLUMNS, *_BUCKET_COLUMNS])

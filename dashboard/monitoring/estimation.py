@@ -328,8 +328,9 @@ def compute_estimation(ctx: Context, model: str, window: Window, reference: Wind
             from dashboard.monitoring.quality import _span_message
 
             raise VigilError(_span_message(ctx, model, window, version))
-        key, kept = _kept_fit(ctx, con, model, ref_window, version, bucket, calibration)
-        fit = kept or _fit_reference(con, schema, pos, model, ref_window, version, bucket, calibration)
+        ref_rel, ref_params = q.scored_relation(schema, pos, ref_window.start, ref_window.end, version, bucket)
+        key, kept = _kept_fit(ctx, con, ref_rel, ref_params, model, ref_window, version, bucket, calibration)
+        fit = kept or _fit_reference(con, ref_rel, ref_params, model, ref_window, calibration)
         cal, comps, limits = fit.calibration, fit.components, fit.limits
         rel, params = q.scored_relation(schema, pos, window.start, window.end, version, bucket)
         sums_b, sums_o = _split(q.estimated_sums(con, rel, params, cal.knots, overall=True))
@@ -383,15 +384,13 @@ class ReferenceFit:
                    {k: (v[0], v[1]) for k, v in d["limits"].items()}, int(d["n_reference"]))
 
 
-def _kept_fit(ctx: Context, con: Any, model: str, ref_window: Window, version: str | None, bucket: str,
-              calibration: str) -> tuple[str, ReferenceFit | None]:
+def _kept_fit(ctx: Context, con: Any, ref_rel: str, ref_params: list[Any], model: str, ref_window: Window,
+              version: str | None, bucket: str, calibration: str) -> tuple[str, ReferenceFit | None]:
     """(key, the kept fit or None). The reference's fit pulls up to 2M labelled rows and runs NannyML's
     calibration test (10 isotonic fits): 15 s on 10M rows, for a result that changes only with the
     reference's labelled rows or the configuration. So it is kept (:mod:`connectors.kept_results`) under
     a key holding a fingerprint of those rows: valid across ingests of newer logs or labels of other rows,
     refitted as soon as a row it read changes."""
-    ref_rel, ref_params = q.scored_relation(ctx.schema(model), ctx.model(model).classes[1], ref_window.start,
-                                            ref_window.end, version, bucket)
     fingerprint = q.labelled_fingerprint(con, ref_rel, ref_params)
     digest = hashlib.sha256(json.dumps([repr(ctx.model(model)), ref_window.start.isoformat(),
                                         ref_window.end.isoformat(), version, bucket, calibration,
@@ -404,9 +403,8 @@ def _kept_fit(ctx: Context, con: Any, model: str, ref_window: Window, version: s
     return key, None
 
 
-def _fit_reference(con: Any, schema: Any, pos: str, model: str, ref_window: Window, version: str | None,
-                   bucket: str, calibration: str) -> ReferenceFit:
-    ref_rel, ref_params = q.scored_relation(schema, pos, ref_window.start, ref_window.end, version, bucket)
+def _fit_reference(con: Any, ref_rel: str, ref_params: list[Any], model: str, ref_window: Window,
+                   calibration: str) -> ReferenceFit:
     ref = q.reference_rows(con, ref_rel, ref_params)
     _check_reference(ref, model, ref_window)
     y_t, y_p, u = (ref["yt"].to_numpy(int), ref["yp"].to_numpy(int), ref["u"].to_numpy(float))

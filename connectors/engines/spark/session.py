@@ -123,6 +123,7 @@ class SparkEngine(QueryEngine):
     """One Spark session per process, and the lake views of the Spark-backed models."""
 
     name = "spark"
+    label = "Spark"
     _lock = threading.Lock()
 
     def __init__(self, master: str, app_name: str, conf: Mapping[str, str], lakes: Mapping[str, Lake],
